@@ -1,0 +1,27 @@
+# The two commands a new user needs: `make run` (the whole pipeline on the shipped data) and
+# `make test` (the test suite). Both create the environment from requirements.lock first.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test schema-candidate lock clean-outputs
+
+install:
+	@scripts/setup_env.sh
+
+run: install
+	$(PY) pipeline/local_runner.py
+
+test: install
+	$(PY) -m pytest
+
+# Write the newest SchemaGen inference next to the curated schema, with a diff, for review.
+schema-candidate: install
+	$(PY) scripts/update_schema.py
+
+# Re-resolve requirements.in into requirements.lock (needs network; review the diff).
+lock: install
+	$(PY) -m pip install -q "uv==0.13.9"
+	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock
+
+clean-outputs:
+	rm -rf tfx_output

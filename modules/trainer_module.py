@@ -1,0 +1,196 @@
+"""`run_fn` for the TFX Trainer: a Keras model on transformed features, saved with serving signatures.
+
+The saved model embeds the transform graph, so clients send raw features and get the probability that
+the trip is a big tipper.
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402
+from tfx_bsl.public import tfxio  # noqa: E402
+
+from modules import features  # noqa: E402
+
+# Signature names in the pushed SavedModel.
+SERVING_SIGNATURE = "serving_default"
+RAW_FEATURES_SIGNATURE = "serving_raw"
+TRANSFORM_SIGNATURE = "transform_features"
+
+DEFAULT_HYPERPARAMETERS = {
+    "batch_size": 128,
+    "eval_batch_size": 256,
+    "hidden_units": [64, 32],
+    "learning_rate": 0.003,
+    "epochs": 1,
+}
+
+
+def _numeric_keys() -> list[str]:
+    return features.DENSE_FLOAT_FEATURE_KEYS
+
+
+def _categorical_keys() -> list[str]:
+    return (
+        features.BUCKET_FEATURE_KEYS
+        + features.CATEGORICAL_FEATURE_KEYS
+        + features.VOCAB_FEATURE_KEYS
+    )
+
+
+def build_keras_model(hidden_units: list[int], learning_rate: float) -> tf.keras.Model:
+    """A feed-forward net over z-scored numbers and one-hot categories, ending in a sigmoid."""
+    inputs = {}
+    encoded = []
+    for key in _numeric_keys():
+        name = features.transformed_name(key)
+        inputs[name] = tf.keras.layers.Input(shape=(), name=name, dtype=tf.float32)
+        encoded.append(tf.keras.layers.Reshape((1,))(inputs[name]))
+    for key in _categorical_keys():
+        name = features.transformed_name(key)
+        inputs[name] = tf.keras.layers.Input(shape=(), name=name, dtype=tf.int64)
+        encoded.append(
+            tf.keras.layers.CategoryEncoding(
+                num_tokens=features.categorical_cardinality(key), output_mode="one_hot"
+            )(inputs[name])
+        )
+    hidden = tf.keras.layers.concatenate(encoded)
+    for units in hidden_units:
+        hidden = tf.keras.layers.Dense(units, activation="relu")(hidden)
+    output = tf.keras.layers.Dense(1, activation="sigmoid", name="big_tipper_probability")(hidden)
+    model = tf.keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=tf.keras.losses.BinaryCrossentropy(),
+        metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def model_inputs(model: tf.keras.Model, transformed: dict) -> dict:
+    """The transformed features the model takes, leaving out the label and anything else."""
+    return {name: transformed[name] for name in model.input_names}
+
+
+def _dataset(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+) -> tf.data.Dataset:
+    """Batches of (transformed features, label), repeated without end; steps bound the training."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL_KEY),
+        tf_transform_output.transformed_metadata.schema,
+    )
+
+
+def _raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
+    """Raw feature spec of a serving request: everything but the columns the label comes from."""
+    spec = tf_transform_output.raw_feature_spec()
+    for key in features.LABEL_SOURCE_KEYS:
+        spec.pop(key, None)
+    return spec
+
+
+def _raw_input_dtype(spec) -> tf.DType:
+    """Dtype of a feature in the raw-values signature: numbers as float64 (exact for ids up to 2**53)
+    so that NaN can mark a missing value, strings as strings with "" for missing."""
+    return tf.string if spec.dtype == tf.string else tf.float64
+
+
+def _dense_to_raw(values: tf.Tensor, spec) -> tf.Tensor | tf.SparseTensor:
+    """One raw feature from a [batch] tensor into the form Transform parsed it in during training.
+
+    A NaN number or an empty string stands for a missing value, which optional (VarLen) features
+    represent by an absent entry.
+    """
+    if isinstance(spec, tf.io.FixedLenFeature):
+        return tf.reshape(tf.cast(values, spec.dtype), [-1] + list(spec.shape))
+    if values.dtype == tf.string:
+        present = tf.not_equal(values, "")
+    else:
+        present = tf.logical_not(tf.math.is_nan(values))
+    rows = tf.where(present)[:, 0]
+    indices = tf.stack([rows, tf.zeros_like(rows)], axis=1)
+    return tf.SparseTensor(
+        indices,
+        tf.cast(tf.boolean_mask(values, present), spec.dtype),
+        tf.stack([tf.size(values, out_type=tf.int64), tf.constant(1, tf.int64)]),
+    )
+
+
+def make_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
+    """The SavedModel's signatures; each applies the embedded transform graph to raw features."""
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    serving_spec = _raw_serving_spec(tf_transform_output)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_tf_examples(serialized_examples):
+        raw = tf.io.parse_example(serialized_examples, serving_spec)
+        transformed = model.tft_layer(raw)
+        return {"outputs": model(model_inputs(model, transformed))}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def transform_features(serialized_examples):
+        raw = tf.io.parse_example(serialized_examples, tf_transform_output.raw_feature_spec())
+        return model.tft_layer(raw)
+
+    def serve_raw_features(**raw_values):
+        raw = {key: _dense_to_raw(raw_values[key], spec) for key, spec in serving_spec.items()}
+        transformed = model.tft_layer(raw)
+        return {"outputs": model(model_inputs(model, transformed))}
+
+    raw_signature = {
+        key: tf.TensorSpec(shape=[None], dtype=_raw_input_dtype(spec), name=key)
+        for key, spec in serving_spec.items()
+    }
+    return {
+        SERVING_SIGNATURE: serve_tf_examples.get_concrete_function(),
+        TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
+        RAW_FEATURES_SIGNATURE: tf.function(serve_raw_features).get_concrete_function(
+            **raw_signature
+        ),
+    }
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Train on the transformed training split, validate on eval, save the model for serving."""
+    hyperparameters = {**DEFAULT_HYPERPARAMETERS, **(fn_args.custom_config or {})}
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_dataset = _dataset(
+        fn_args.train_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        hyperparameters["batch_size"],
+    )
+    eval_dataset = _dataset(
+        fn_args.eval_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        hyperparameters["eval_batch_size"],
+    )
+    model = build_keras_model(hyperparameters["hidden_units"], hyperparameters["learning_rate"])
+    epochs = max(1, int(hyperparameters["epochs"]))
+    history = model.fit(
+        train_dataset,
+        epochs=epochs,
+        steps_per_epoch=max(1, fn_args.train_steps // epochs),
+        validation_data=eval_dataset,
+        validation_steps=max(1, fn_args.eval_steps),
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
+        verbose=0,
+    )
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
+        json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
+    model.save(
+        fn_args.serving_model_dir,
+        save_format="tf",
+        signatures=make_signatures(model, tf_transform_output),
+    )

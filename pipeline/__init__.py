@@ -1,0 +1,13 @@
+"""The Chicago taxi TFX pipeline: configuration, definition and one runner per orchestrator."""
+
+import os
+import warnings
+
+# TFX 1.16's Trainer breaks under Keras 3 ("`inputs` not connected to `outputs`"); tf-keras is the
+# Keras 2 it was built for. Every entry point imports this package before TensorFlow.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) is noise here; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Google client libraries warn at import about Python 3.10 support windows: nothing a user can act on
+# while TFX 1.16 requires Python <= 3.10.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")

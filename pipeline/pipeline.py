@@ -1,0 +1,205 @@
+"""The one definition of the pipeline, a pure function from configuration to a `tfx.dsl.Pipeline`.
+
+Every runner (local, Beam, Airflow, Kubeflow/Vertex, Luigi) and the notebook build their components
+here; none of them knows the pipeline's shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from modules import features
+from pipeline.configs import PipelineConfig
+
+RESOLVER_ID = "latest_blessed_model_resolver"
+CURATED_SCHEMA_ID = "CuratedSchemaImporter"
+# TFX reads this variable when a Transform or Trainer is constructed.
+_NO_PACKAGING_ENV = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
+
+
+def module_fingerprint(module_file: str) -> str:
+    """Content hash of a user module and of the feature definitions it imports.
+
+    It goes into the component's `custom_config`, so editing exactly the code a component runs
+    invalidates its cache, and nothing else's.
+    """
+    digest = hashlib.sha256()
+    for path in (module_file, features.__file__):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _user_module_packaging(enabled: bool) -> Iterator[None]:
+    """Whether TFX packages module files into wheels under pipeline_root.
+
+    Remote workers (Kubeflow, Vertex, Dataflow) need the wheels; in-process runners import the files
+    directly, which saves a wheel build per component at compile time and a pip install per use.
+    """
+    previous = os.environ.pop(_NO_PACKAGING_ENV, None)
+    if not enabled:
+        os.environ[_NO_PACKAGING_ENV] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(_NO_PACKAGING_ENV, None)
+        if previous is not None:
+            os.environ[_NO_PACKAGING_ENV] = previous
+
+
+def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA settings: overall and per-slice metrics, an absolute AUC floor and no regression."""
+    auc_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": config.eval_auc_lower_bound}
+        ),
+        # Ignored on the first run, when there is no blessed baseline yet.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -max(config.eval_auc_max_decrease, 1e-10)},
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=features.LABEL_KEY,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in config.slice_feature_keys],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="AUC",
+                        # Blessing judges the whole eval split: a small slice's AUC is noise.
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold
+                            )
+                        ],
+                    ),
+                    tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(class_name="Precision"),
+                    tfma.MetricConfig(class_name="Recall"),
+                    tfma.MetricConfig(class_name="MeanLabel"),
+                    tfma.MetricConfig(class_name="MeanPrediction"),
+                ]
+            )
+        ],
+    )
+
+
+def create_components(config: PipelineConfig) -> list:
+    """All components in topological order, wired to each other."""
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data_root,
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=config.input_pattern)]
+        ),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.train_hash_buckets),
+                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.eval_hash_buckets),
+                ]
+            )
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    # The inferred schema is a candidate for review (scripts/update_schema.py), not what the
+    # pipeline trusts: validation and training use the curated, committed one.
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
+    )
+    curated_schema = tfx.components.ImportSchemaGen(schema_file=config.schema_path).with_id(
+        CURATED_SCHEMA_ID
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=curated_schema.outputs["schema"],
+    )
+    with _user_module_packaging(config.package_user_modules):
+        transform = tfx.components.Transform(
+            examples=example_gen.outputs["examples"],
+            schema=curated_schema.outputs["schema"],
+            module_file=config.transform_module_file,
+            custom_config={
+                "module_fingerprint": module_fingerprint(config.transform_module_file)
+            },
+        )
+        trainer = tfx.components.Trainer(
+            module_file=config.trainer_module_file,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=curated_schema.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+            custom_config={
+                **config.hyperparameters,
+                "module_fingerprint": module_fingerprint(config.trainer_module_file),
+            },
+        )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=create_eval_config(config),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir
+            )
+        ),
+    )
+    return [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        curated_schema,
+        example_validator,
+        transform,
+        trainer,
+        model_resolver,
+        evaluator,
+        pusher,
+    ]
+
+
+def metadata_connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
+    """The SQLite ML Metadata store shared by every component and run."""
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection: metadata_store_pb2.ConnectionConfig | None = None,
+) -> tfx.dsl.Pipeline:
+    """The taxi pipeline for `config`; runners that manage their own store pass its connection."""
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=create_components(config),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection or metadata_connection_config(config),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

@@ -1,0 +1,232 @@
+"""What a pipeline run did, read back from ML Metadata: the closing summary of every runner.
+
+MLMD, not the runner's memory, is the record: the summary is the same whichever orchestrator ran the
+pipeline, and it covers components served from cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+
+_STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "executed",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+    metadata_store_pb2.Execution.NEW: "new",
+}
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    node_id: str
+    state: str
+    seconds: float
+    execution: metadata_store_pb2.Execution
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]
+
+    def output(self, key: str) -> metadata_store_pb2.Artifact | None:
+        artifacts = self.outputs.get(key)
+        return artifacts[0] if artifacts else None
+
+
+@dataclasses.dataclass
+class RunSummary:
+    pipeline_name: str
+    run_id: str
+    components: list[ComponentRun]
+    rows_per_split: dict[str, int]
+    anomalies: dict[str, list[str]]
+    eval_metrics: dict[str, float]
+    blessed: bool | None
+    pushed_to: str | None
+
+    def component(self, node_id: str) -> ComponentRun:
+        for run in self.components:
+            if run.node_id == node_id:
+                return run
+        raise KeyError(f"no component {node_id!r} in run {self.run_id}")
+
+
+def open_store(connection: metadata_store_pb2.ConnectionConfig) -> metadata_store.MetadataStore:
+    """A store that must already exist: reading never creates an empty SQLite file by accident."""
+    if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
+        raise FileNotFoundError(f"no ML Metadata store at {connection.sqlite.filename_uri}")
+    return metadata_store.MetadataStore(connection)
+
+
+def latest_run_context(
+    store: metadata_store.MetadataStore, pipeline_name: str
+) -> metadata_store_pb2.Context:
+    """The newest `pipeline_run` context that holds executions of `pipeline_name`."""
+    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_context is None:
+        raise LookupError(f"pipeline {pipeline_name!r} has never run against this store")
+    run_type = store.get_context_type("pipeline_run")
+    executions = store.get_executions_by_context(pipeline_context.id)
+    if not executions:
+        raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
+    newest = max(executions, key=lambda e: (e.create_time_since_epoch, e.id))
+    for context in store.get_contexts_by_execution(newest.id):
+        if context.type_id == run_type.id:
+            return context
+    raise LookupError(f"the newest execution of {pipeline_name!r} belongs to no pipeline run")
+
+
+def _node_ids(store: metadata_store.MetadataStore, execution_ids: list[int], pipeline_name: str):
+    node_type = store.get_context_type("node")
+    node_ids = {}
+    for execution_id in execution_ids:
+        for context in store.get_contexts_by_execution(execution_id):
+            if context.type_id == node_type.id:
+                node_ids[execution_id] = context.name.removeprefix(pipeline_name + ".")
+    return node_ids
+
+
+def component_runs(
+    store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context, pipeline_name: str
+) -> list[ComponentRun]:
+    """One entry per execution in the run, in the order they started."""
+    executions = sorted(
+        store.get_executions_by_context(run_context.id),
+        key=lambda e: (e.create_time_since_epoch, e.id),
+    )
+    node_ids = _node_ids(store, [e.id for e in executions], pipeline_name)
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([e.id for e in executions])
+        if e.type in _OUTPUT_EVENTS
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events})}
+    outputs: dict[int, dict[str, list]] = {e.id: {} for e in executions}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        outputs[event.execution_id].setdefault(key, []).append(artifacts[event.artifact_id])
+    return [
+        ComponentRun(
+            node_id=node_ids.get(execution.id, "?"),
+            state=_STATE_NAMES.get(execution.last_known_state, "unknown"),
+            seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch)
+            / 1000.0,
+            execution=execution,
+            outputs=outputs[execution.id],
+        )
+        for execution in executions
+    ]
+
+
+def _split_dirs(uri: str) -> dict[str, str]:
+    if not os.path.isdir(uri):
+        return {}
+    return {
+        name.removeprefix("Split-"): os.path.join(uri, name)
+        for name in sorted(os.listdir(uri))
+        if name.startswith("Split-")
+    }
+
+
+def rows_per_split(statistics_uri: str) -> dict[str, int]:
+    """Rows counted by StatisticsGen in each split."""
+    rows = {}
+    for split, path in _split_dirs(statistics_uri).items():
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(os.path.join(path, "FeatureStats.pb"), "rb") as f:
+            stats.ParseFromString(f.read())
+        rows[split] = sum(dataset.num_examples for dataset in stats.datasets)
+    return rows
+
+
+def anomalies_per_split(anomalies_uri: str) -> dict[str, list[str]]:
+    """ExampleValidator's findings per split, one line per feature."""
+    found = {}
+    for split, path in _split_dirs(anomalies_uri).items():
+        anomalies = anomalies_pb2.Anomalies()
+        with open(os.path.join(path, "SchemaDiff.pb"), "rb") as f:
+            anomalies.ParseFromString(f.read())
+        lines = [
+            f"{feature}: {info.short_description or info.description}"
+            for feature, info in sorted(anomalies.anomaly_info.items())
+        ]
+        if anomalies.HasField("dataset_anomaly_info"):
+            lines.append(f"(dataset): {anomalies.dataset_anomaly_info.description}")
+        found[split] = lines
+    return found
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    """The candidate model's metrics on the whole eval split."""
+    import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
+
+    metrics = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for key_and_value in slice_metrics.metric_keys_and_values:
+            if key_and_value.key.is_diff or not key_and_value.value.HasField("double_value"):
+                continue
+            metrics[key_and_value.key.name] = key_and_value.value.double_value.value
+    return metrics
+
+
+def summarize_latest_run(
+    connection: metadata_store_pb2.ConnectionConfig, pipeline_name: str
+) -> RunSummary:
+    """The summary of the newest run of `pipeline_name` in the store."""
+    store = open_store(connection)
+    run_context = latest_run_context(store, pipeline_name)
+    components = component_runs(store, run_context, pipeline_name)
+    by_output = {key: run.output(key) for run in components for key in run.outputs}
+
+    def custom_property(artifact, name):
+        if artifact is None or name not in artifact.custom_properties:
+            return None
+        value = artifact.custom_properties[name]
+        return value.int_value if value.HasField("int_value") else value.string_value
+
+    statistics = by_output.get("statistics")
+    anomalies = by_output.get("anomalies")
+    evaluation = by_output.get("evaluation")
+    blessing = by_output.get("blessing")
+    pushed = by_output.get("pushed_model")
+    blessed = custom_property(blessing, "blessed")
+    return RunSummary(
+        pipeline_name=pipeline_name,
+        run_id=run_context.name,
+        components=components,
+        rows_per_split=rows_per_split(statistics.uri) if statistics else {},
+        anomalies=anomalies_per_split(anomalies.uri) if anomalies else {},
+        eval_metrics=overall_metrics(evaluation.uri) if evaluation else {},
+        blessed=None if blessed is None else bool(blessed),
+        pushed_to=custom_property(pushed, "pushed_destination") if custom_property(pushed, "pushed") else None,
+    )
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The closing block a person reads after a run."""
+    lines = [f"Run {summary.run_id} of pipeline {summary.pipeline_name}:"]
+    for run in summary.components:
+        lines.append(f"  {run.node_id:<32} {run.state:<9} {run.seconds:7.1f}s")
+    rows = ", ".join(f"{split} {count:,}" for split, count in summary.rows_per_split.items())
+    lines.append(f"Rows read: {rows or 'unknown'}")
+    total = sum(len(found) for found in summary.anomalies.values())
+    lines.append(f"Anomalies against the curated schema: {total}")
+    for split, found in summary.anomalies.items():
+        lines.extend(f"  [{split}] {line}" for line in found)
+    if summary.eval_metrics:
+        shown = ", ".join(
+            f"{name} {value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{name} {value:g}"
+            for name, value in sorted(summary.eval_metrics.items())
+        )
+        lines.append(f"Eval metrics (overall): {shown}")
+    lines.append(
+        "Blessed: " + {True: "yes", False: "no", None: "not evaluated"}[summary.blessed]
+    )
+    lines.append(f"Pushed to: {summary.pushed_to}" if summary.pushed_to else "Pushed: no")
+    return "\n".join(lines)

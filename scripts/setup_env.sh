@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.10 from requirements.lock; a no-op when the lock and setup.py are unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMP="$VENV/.installed-from"
+
+is_python310() {
+  "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1
+}
+
+find_python310() {
+  local candidate
+  for candidate in "${PYTHON:-}" "$(command -v python3.10 || true)"; do
+    if [ -n "$candidate" ] && is_python310 "$candidate"; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  # A pyenv shim for python3.10 answers only when 3.10 is pyenv's selected version; use the
+  # installed interpreter directly.
+  local root="${PYENV_ROOT:-$HOME/.pyenv}"
+  if command -v pyenv >/dev/null 2>&1; then root="$(pyenv root)"; fi
+  for candidate in "$root"/versions/3.10*/bin/python3.10; do
+    if [ -x "$candidate" ] && is_python310 "$candidate"; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+wanted="$(cat requirements.lock setup.py | sha256sum | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$wanted" ]; then
+  exit 0
+fi
+
+if ! PYTHON310="$(find_python310)"; then
+  echo "error: Python 3.10 is required (TFX 1.16 supports 3.9 and 3.10) and none was found." >&2
+  echo "       Install it (e.g. 'pyenv install 3.10') or point PYTHON at a 3.10 interpreter." >&2
+  exit 1
+fi
+
+echo "Creating $VENV with $PYTHON310 from requirements.lock (a few minutes the first time)..."
+start=$SECONDS
+rm -rf "$VENV"
+"$PYTHON310" -m venv "$VENV"
+log="$VENV/install.log"
+if ! { "$VENV/bin/python" -m pip install --upgrade "pip==24.3.1" \
+       && "$VENV/bin/python" -m pip install -r requirements.lock \
+       && "$VENV/bin/python" -m pip install --no-deps -e . ; } >"$log" 2>&1; then
+  grep -v "^WARNING: Location" "$log" | tail -40 >&2
+  echo "error: installing the environment failed; full log in $log" >&2
+  exit 1
+fi
+echo "$wanted" >"$STAMP"
+echo "Environment ready in $((SECONDS - start))s."

@@ -1,0 +1,16 @@
+"""The taxi pipeline as an installable package, so every runner, worker and notebook imports the same code.
+
+Versions are pinned in requirements.lock, not here: install with `make install` (or
+`pip install -r requirements.lock && pip install -e . --no-deps`).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="taxi-tfx-pipeline",
+    version="0.1.0",
+    description="TFX reference pipeline for the Chicago taxi 'big tipper' task",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "modules", "modules.*"]),
+    install_requires=["tfx==1.16.0", "tf-keras>=2.16,<2.17"],
+)

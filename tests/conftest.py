@@ -1,0 +1,154 @@
+"""Shared fixtures: small samples of the real data and a helper that runs the pipeline as a user does."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
+from pipeline import configs
+
+PROJECT_ROOT = configs.PROJECT_ROOT
+DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
+
+
+def read_rows(path: Path = DATA_CSV) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[dict[str, str]]:
+    """A fixed random sample of the real data: same distributions, a fraction of the rows."""
+    rows = read_rows()
+    return random.Random(42).sample(rows, 1500)
+
+
+@pytest.fixture(scope="session")
+def sample_data_dir(tmp_path_factory, sample_rows) -> Path:
+    directory = tmp_path_factory.mktemp("sample_data")
+    write_rows(directory / "data.csv", sample_rows)
+    return directory
+
+
+def small_run_env(data_dir: Path, output_root: Path, modules_dir: Path | None = None) -> dict[str, str]:
+    """Environment for a fast pipeline run on a sample: few steps, everything under output_root."""
+    env = {
+        **os.environ,
+        "TAXI_DATA_ROOT": str(data_dir),
+        "TAXI_OUTPUT_ROOT": str(output_root),
+        "TAXI_TRAIN_STEPS": "60",
+        "TAXI_EVAL_STEPS": "4",
+        "TAXI_EPOCHS": "1",
+        "TAXI_EVAL_AUC_LOWER_BOUND": "0.6",
+    }
+    if modules_dir is not None:
+        env["TAXI_TRANSFORM_MODULE_FILE"] = str(modules_dir / "transform_module.py")
+        env["TAXI_TRAINER_MODULE_FILE"] = str(modules_dir / "trainer_module.py")
+    return env
+
+
+def copy_modules(destination: Path) -> Path:
+    """A private copy of modules/ that a test may edit without touching the repository."""
+    shutil.copytree(PROJECT_ROOT / "modules", destination, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination
+
+
+def run_command(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, timeout: int = 900) -> str:
+    """Run a command like a user would; fail the test with its output if it fails."""
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {result.returncode}\n--- stdout ---\n{result.stdout[-8000:]}"
+            f"\n--- stderr ---\n{result.stderr[-8000:]}"
+        )
+    return result.stdout
+
+
+def run_local_pipeline(env: dict[str, str]) -> str:
+    return run_command([sys.executable, str(PROJECT_ROOT / "pipeline" / "local_runner.py")], env)
+
+
+def curated_schema():
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    return io_utils.parse_pbtxt_file(configs.load_config().schema_path, schema_pb2.Schema())
+
+
+def _typed(value: str, feature_type: int):
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    if feature_type == schema_pb2.INT:
+        return int(float(value))
+    if feature_type == schema_pb2.FLOAT:
+        return float(value)
+    return value.encode()
+
+
+def csv_row_to_raw(row: dict[str, str], schema) -> dict[str, list]:
+    """A CSV row as CsvExampleGen decodes it: one typed value per cell, an empty list when empty."""
+    return {
+        feature.name: [] if row[feature.name] == "" else [_typed(row[feature.name], feature.type)]
+        for feature in schema.feature
+    }
+
+
+def csv_row_to_example(row: dict[str, str], schema, exclude=()) -> bytes:
+    """A serialized tf.Example of the row's raw features, as a gRPC/REST client would send it."""
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    example = tf.train.Example()
+    for name, values in csv_row_to_raw(row, schema).items():
+        if name in exclude:
+            continue
+        feature_type = next(f.type for f in schema.feature if f.name == name)
+        feature = example.features.feature[name]
+        if feature_type == schema_pb2.INT:
+            feature.int64_list.value.extend(values)
+        elif feature_type == schema_pb2.FLOAT:
+            feature.float_list.value.extend(values)
+        else:
+            feature.bytes_list.value.extend(values)
+    return example.SerializeToString()
+
+
+def csv_rows_to_raw_columns(rows: list[dict[str, str]], schema, exclude=()) -> dict:
+    """Raw feature values column by column, as the JSON-friendly signature takes them.
+
+    Numbers travel as float64 with NaN for an empty cell; strings with "" for an empty cell.
+    """
+    import numpy as np
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    columns = {}
+    for feature in schema.feature:
+        if feature.name in exclude:
+            continue
+        cells = [row[feature.name] for row in rows]
+        if feature.type == schema_pb2.BYTES:
+            columns[feature.name] = np.array([c.encode() for c in cells], dtype=object)
+        else:
+            columns[feature.name] = np.array(
+                [float(c) if c != "" else np.nan for c in cells], dtype=np.float64
+            )
+    return columns

@@ -1,0 +1,61 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline import configs
+
+
+def test_defaults_are_absolute_and_independent_of_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(configs.ENV_PREFIX):
+            monkeypatch.delenv(key)
+    config = configs.load_config()
+    assert config.data_root == str(configs.PROJECT_ROOT / "data")
+    assert Path(config.schema_path).is_file()
+    assert Path(config.transform_module_file).is_file()
+    assert Path(config.trainer_module_file).is_file()
+    assert config.metadata_path == str(
+        configs.PROJECT_ROOT / "tfx_output" / "metadata" / "chicago-taxi" / "metadata.db"
+    )
+    assert config.pipeline_root.startswith(str(configs.PROJECT_ROOT))
+
+
+def test_environment_overrides_are_parsed_to_the_field_types(monkeypatch, tmp_path):
+    monkeypatch.setenv("TAXI_TRAIN_STEPS", "7")
+    monkeypatch.setenv("TAXI_LEARNING_RATE", "0.5")
+    monkeypatch.setenv("TAXI_HIDDEN_UNITS", "8,4")
+    monkeypatch.setenv("TAXI_ENABLE_CACHE", "false")
+    monkeypatch.setenv("TAXI_BEAM_PIPELINE_ARGS", "--direct_num_workers=2 --direct_running_mode=multi_processing")
+    monkeypatch.setenv("TAXI_OUTPUT_ROOT", str(tmp_path))
+    config = configs.load_config()
+    assert config.train_steps == 7
+    assert config.learning_rate == 0.5
+    assert config.hidden_units == (8, 4)
+    assert config.enable_cache is False
+    assert config.beam_pipeline_args == ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    assert config.serving_model_dir == str(tmp_path / "serving_model" / "chicago-taxi")
+
+
+def test_explicit_overrides_win_over_the_environment(monkeypatch):
+    monkeypatch.setenv("TAXI_TRAIN_STEPS", "7")
+    assert configs.load_config(train_steps=3).train_steps == 3
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("TAXI_TRAIN_STEPS", "many")
+    with pytest.raises(ValueError, match="TAXI_TRAIN_STEPS='many' is not a valid int"):
+        configs.load_config()
+
+
+def test_out_of_range_values_are_refused():
+    with pytest.raises(ValueError, match="train_steps must be at least 1"):
+        configs.load_config(train_steps=0)
+    with pytest.raises(ValueError, match="eval_auc_lower_bound"):
+        configs.load_config(eval_auc_lower_bound=1.5)
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(TypeError, match="unknown pipeline settings: train_stpes"):
+        configs.load_config(train_stpes=3)

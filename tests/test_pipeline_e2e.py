@@ -1,0 +1,184 @@
+"""The whole pipeline on a sample of the data with the local runner, run as a user runs it.
+
+One module-scoped sequence of real runs (first run, unchanged re-run, re-run after a module edit,
+then the tfx CLI) feeds several focused tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import trainer_module
+from pipeline import configs, lineage, run_summary
+from pipeline import pipeline as taxi_pipeline
+from tests.conftest import (
+    PROJECT_ROOT,
+    copy_modules,
+    csv_row_to_example,
+    csv_rows_to_raw_columns,
+    curated_schema,
+    run_command,
+    run_local_pipeline,
+    small_run_env,
+)
+
+ALL_NODES = {
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "CuratedSchemaImporter",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    taxi_pipeline.RESOLVER_ID,
+    "Evaluator",
+    "Pusher",
+}
+
+
+@dataclasses.dataclass
+class Runs:
+    config: configs.PipelineConfig
+    env: dict
+    modules_dir: Path
+    outputs: list[str]
+    summaries: list[run_summary.RunSummary]
+
+
+def _summary(config):
+    return run_summary.summarize_latest_run(
+        taxi_pipeline.metadata_connection_config(config), config.pipeline_name
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, sample_data_dir) -> Runs:
+    modules_dir = copy_modules(tmp_path_factory.mktemp("user") / "modules")
+    output_root = tmp_path_factory.mktemp("output")
+    env = small_run_env(sample_data_dir, output_root, modules_dir)
+    config = configs.load_config(**configs.env_overrides(env))
+    outputs, summaries = [], []
+
+    outputs.append(run_local_pipeline(env))
+    summaries.append(_summary(config))
+
+    outputs.append(run_local_pipeline(env))
+    summaries.append(_summary(config))
+
+    trainer_file = modules_dir / "trainer_module.py"
+    trainer_file.write_text(
+        trainer_file.read_text().replace('"learning_rate": 0.003', '"learning_rate": 0.004')
+        + "\n# edited by the test\n"
+    )
+    outputs.append(run_local_pipeline(env))
+    summaries.append(_summary(config))
+    return Runs(config, env, modules_dir, outputs, summaries)
+
+
+def states(summary: run_summary.RunSummary) -> dict[str, str]:
+    return {run.node_id: run.state for run in summary.components}
+
+
+def test_first_run_executes_every_component_and_pushes_a_blessed_model(runs, sample_rows):
+    first = runs.summaries[0]
+    assert states(first) == {node: "executed" for node in ALL_NODES}
+    assert sum(first.rows_per_split.values()) == len(sample_rows)
+    assert set(first.rows_per_split) == {"train", "eval"}
+    assert first.rows_per_split["train"] > 2 * first.rows_per_split["eval"]
+    assert first.eval_metrics["auc"] > 0.6
+    assert first.blessed is True
+    assert Path(first.pushed_to, "saved_model.pb").is_file()
+    assert Path(first.pushed_to).parent == Path(runs.config.serving_model_dir)
+
+
+def test_run_prints_progress_and_a_closing_summary(runs):
+    output = runs.outputs[0]
+    for node in ("CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert f"{node:<32} started" in output
+        assert f"{node:<32} finished in " in output
+    assert "Rows read: " in output
+    assert "Anomalies against the curated schema: 0" in output
+    assert "Eval metrics (overall): " in output and "auc " in output
+    assert "Blessed: yes" in output
+    assert f"Pushed to: {runs.summaries[0].pushed_to}" in output
+
+
+def test_lineage_links_the_pushed_model_to_examples_schema_and_transform_graph(runs):
+    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(runs.config))
+    pushed = runs.summaries[0].component("Pusher").output("pushed_model")
+    ancestors = {(a.type_name, a.producer) for a in lineage.upstream(store, pushed.id)}
+    assert ("Model", "Trainer") in ancestors
+    assert ("ModelBlessing", "Evaluator") in ancestors
+    assert ("TransformGraph", "Transform") in ancestors
+    assert ("Examples", "Transform") in ancestors
+    assert ("Examples", "CsvExampleGen") in ancestors
+    assert ("Schema", taxi_pipeline.CURATED_SCHEMA_ID) in ancestors
+
+
+def test_pushed_model_predicts_raw_rows_through_both_signatures(runs, sample_rows):
+    model = tf.saved_model.load(runs.summaries[0].pushed_to)
+    schema = curated_schema()
+    rows = sample_rows[:25]
+    examples = tf.constant([csv_row_to_example(row, schema, exclude={"tips"}) for row in rows])
+    from_examples = model.signatures[trainer_module.SERVING_SIGNATURE](examples=examples)["outputs"]
+    columns = csv_rows_to_raw_columns(rows, schema, exclude={"tips"})
+    from_raw = model.signatures[trainer_module.RAW_FEATURES_SIGNATURE](
+        **{key: tf.constant(value) for key, value in columns.items()}
+    )["outputs"]
+    assert from_examples.shape == (25, 1)
+    assert ((from_examples.numpy() > 0) & (from_examples.numpy() < 1)).all()
+    np.testing.assert_allclose(from_examples.numpy(), from_raw.numpy(), rtol=1e-5, atol=1e-6)
+
+
+UPSTREAM_OF_EVALUATOR = {
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "CuratedSchemaImporter",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+}
+
+
+def test_unchanged_rerun_is_served_from_cache(runs):
+    second = states(runs.summaries[1])
+    assert {node: second[node] for node in UPSTREAM_OF_EVALUATOR} == {
+        node: "cached" for node in UPSTREAM_OF_EVALUATOR
+    }
+    # The Evaluator's inputs did change: the first run's model is now the blessed baseline.
+    assert second["Evaluator"] == "executed"
+    assert runs.summaries[1].run_id != runs.summaries[0].run_id
+
+
+def test_editing_the_trainer_module_invalidates_only_what_uses_it(runs):
+    third = states(runs.summaries[2])
+    for node in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform"):
+        assert third[node] == "cached", node
+    assert third["Trainer"] == "executed"
+    assert third["Evaluator"] == "executed"
+    assert third["Pusher"] == "executed"
+
+
+def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):
+    env = {**runs.env, "LOCAL_HOME": str(tmp_path / "local_home")}
+    tfx = str(Path(sys.executable).parent / "tfx")
+    created = run_command(
+        [tfx, "pipeline", "create", "--engine", "local", "--pipeline_path", "pipeline/local_runner.py"],
+        env,
+    )
+    assert f'Pipeline "{runs.config.pipeline_name}" created successfully.' in created
+    assert (tmp_path / "local_home" / runs.config.pipeline_name / "pipeline_args.json").is_file()
+    ran = run_command(
+        [tfx, "run", "create", "--engine", "local", "--pipeline_name", runs.config.pipeline_name], env
+    )
+    assert "Transform" in ran and "Blessed:" in ran
+    summary = _summary(runs.config)
+    assert summary.run_id not in {s.run_id for s in runs.summaries}
+    assert states(summary)["Transform"] == "cached"

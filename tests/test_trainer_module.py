@@ -1,0 +1,105 @@
+"""The model trains on a tiny transformed fixture and exports signatures that serve raw features."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+
+from modules import features, trainer_module
+from modules.transform_module import preprocessing_fn
+from tests.conftest import (
+    csv_row_to_example,
+    csv_row_to_raw,
+    csv_rows_to_raw_columns,
+    curated_schema,
+)
+
+
+@pytest.fixture(scope="module")
+def transform_output(tmp_path_factory, sample_rows):
+    """A real transform graph and transformed rows from 300 rows of the data."""
+    schema = curated_schema()
+    raw = [csv_row_to_raw(row, schema) for row in sample_rows[:300]]
+    output_dir = str(tmp_path_factory.mktemp("transform_output"))
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft_tmp")), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = (
+            raw,
+            dataset_metadata.DatasetMetadata(schema),
+        ) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=False)
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    # The Transform component also records the raw schema, which serving parses requests with.
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(schema),
+        os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR),
+    )
+    return tft.TFTransformOutput(output_dir), transformed
+
+
+def _dataset(transformed, batch_size=32):
+    columns = {key: np.array([row[key] for row in transformed]) for key in transformed[0]}
+    labels = columns.pop(features.LABEL_KEY)
+    return tf.data.Dataset.from_tensor_slices((columns, labels)).repeat().batch(batch_size)
+
+
+@pytest.fixture(scope="module")
+def trained_model(transform_output):
+    _, transformed = transform_output
+    tf.keras.utils.set_random_seed(0)
+    model = trainer_module.build_keras_model(hidden_units=[16, 8], learning_rate=0.01)
+    initial = [w.copy() for w in model.get_weights()]
+    history = model.fit(_dataset(transformed), steps_per_epoch=20, epochs=1, verbose=0)
+    return model, initial, history
+
+
+def test_model_takes_every_transformed_feature(trained_model):
+    model, _, _ = trained_model
+    expected = {features.transformed_name(key) for key in features.MODEL_FEATURE_KEYS}
+    assert set(model.input_names) == expected
+
+
+def test_a_few_steps_train_the_weights(trained_model, transform_output):
+    model, initial, history = trained_model
+    _, transformed = transform_output
+    assert np.isfinite(history.history["loss"]).all()
+    assert any(not np.allclose(a, b) for a, b in zip(initial, model.get_weights()))
+    batch, labels = next(iter(_dataset(transformed, batch_size=300)))
+    probabilities = model.predict(batch, verbose=0)
+    assert probabilities.shape == (300, 1)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_exported_signatures_agree_on_raw_rows(trained_model, transform_output, tmp_path, sample_rows):
+    model, _, _ = trained_model
+    tf_transform_output, _ = transform_output
+    export_dir = str(tmp_path / "model")
+    model.save(
+        export_dir, save_format="tf", signatures=trainer_module.make_signatures(model, tf_transform_output)
+    )
+    loaded = tf.saved_model.load(export_dir)
+    assert {
+        trainer_module.SERVING_SIGNATURE,
+        trainer_module.RAW_FEATURES_SIGNATURE,
+        trainer_module.TRANSFORM_SIGNATURE,
+    } <= set(loaded.signatures)
+
+    schema = curated_schema()
+    rows = sample_rows[300:340]  # rows the transform never saw, some with empty cells
+    assert any(value == "" for row in rows for value in row.values())
+    examples = tf.constant([csv_row_to_example(row, schema, exclude={"tips"}) for row in rows])
+    from_examples = loaded.signatures[trainer_module.SERVING_SIGNATURE](examples=examples)["outputs"]
+    columns = csv_rows_to_raw_columns(rows, schema, exclude={"tips"})
+    from_raw = loaded.signatures[trainer_module.RAW_FEATURES_SIGNATURE](
+        **{key: tf.constant(value) for key, value in columns.items()}
+    )["outputs"]
+    assert from_examples.shape == (40, 1)
+    np.testing.assert_allclose(from_examples.numpy(), from_raw.numpy(), rtol=1e-5, atol=1e-6)
+
+    # The transform signature, which the Evaluator uses, computes the label from tips.
+    with_tips = tf.constant([csv_row_to_example(row, schema) for row in rows])
+    labels = loaded.signatures[trainer_module.TRANSFORM_SIGNATURE](examples=with_tips)[features.LABEL_KEY]
+    expected = [int(float(r["tips"]) > 0.2 * float(r["fare"])) for r in rows]
+    assert labels.numpy().reshape(-1).tolist() == expected
