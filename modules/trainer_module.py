@@ -9,9 +9,11 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
+from scipy import stats  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from modules import features  # noqa: E402
@@ -29,6 +31,9 @@ DEFAULT_HYPERPARAMETERS = {
     "epochs": 1,
 }
 
+# Every tf.function here is built with autograph=False: AutoGraph's first conversion of Keras's
+# training internals costs about 30 s on two cores, and nothing here branches on tensor values.
+
 
 def _numeric_keys() -> list[str]:
     return features.DENSE_FLOAT_FEATURE_KEYS
@@ -42,7 +47,7 @@ def _categorical_keys() -> list[str]:
     )
 
 
-def build_keras_model(hidden_units: list[int], learning_rate: float) -> tf.keras.Model:
+def build_keras_model(hidden_units: list[int]) -> tf.keras.Model:
     """A feed-forward net over z-scored numbers and one-hot categories, ending in a sigmoid."""
     inputs = {}
     encoded = []
@@ -62,13 +67,63 @@ def build_keras_model(hidden_units: list[int], learning_rate: float) -> tf.keras
     for units in hidden_units:
         hidden = tf.keras.layers.Dense(units, activation="relu")(hidden)
     output = tf.keras.layers.Dense(1, activation="sigmoid", name="big_tipper_probability")(hidden)
-    model = tf.keras.Model(inputs=inputs, outputs=output)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=tf.keras.losses.BinaryCrossentropy(),
-        metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
-    return model
+    return tf.keras.Model(inputs=inputs, outputs=output)
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula; ties share their rank."""
+    labels = np.asarray(labels).reshape(-1).astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = stats.rankdata(np.asarray(scores).reshape(-1))
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def train(
+    model: tf.keras.Model,
+    train_dataset: tf.data.Dataset,
+    eval_dataset: tf.data.Dataset,
+    train_steps: int,
+    eval_steps: int,
+    learning_rate: float,
+    epochs: int = 1,
+) -> dict[str, list[float]]:
+    """Train with Adam on binary cross-entropy; after each epoch, measure loss and AUC on eval.
+
+    A plain loop instead of `Model.fit`, so that no function goes through AutoGraph.
+    """
+    optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+    loss_fn = tf.keras.losses.BinaryCrossentropy()
+
+    @tf.function(autograph=False)
+    def train_step(features_batch, labels):
+        with tf.GradientTape() as tape:
+            predictions = model(features_batch, training=True)
+            loss = loss_fn(tf.reshape(tf.cast(labels, tf.float32), [-1, 1]), predictions)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    @tf.function(autograph=False)
+    def predict_step(features_batch):
+        return model(features_batch, training=False)
+
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_auc": []}
+    train_batches = iter(train_dataset)
+    steps_per_epoch = max(1, train_steps // epochs)
+    for epoch in range(epochs):
+        steps = steps_per_epoch if epoch < epochs - 1 else train_steps - steps_per_epoch * epoch
+        losses = [float(train_step(*next(train_batches))) for _ in range(steps)]
+        labels, scores = [], []
+        for features_batch, label_batch in eval_dataset.take(eval_steps):
+            labels.append(label_batch.numpy().reshape(-1))
+            scores.append(predict_step(features_batch).numpy().reshape(-1))
+        labels, scores = np.concatenate(labels), np.concatenate(scores)
+        history["loss"].append(float(np.mean(losses)))
+        history["val_loss"].append(float(loss_fn(labels.reshape(-1, 1), scores.reshape(-1, 1))))
+        history["val_auc"].append(roc_auc(labels, scores))
+    return history
 
 
 def model_inputs(model: tf.keras.Model, transformed: dict) -> dict:
@@ -130,13 +185,19 @@ def make_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformO
     model.tft_layer = tf_transform_output.transform_features_layer()
     serving_spec = _raw_serving_spec(tf_transform_output)
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    @tf.function(
+        input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")],
+        autograph=False,
+    )
     def serve_tf_examples(serialized_examples):
         raw = tf.io.parse_example(serialized_examples, serving_spec)
         transformed = model.tft_layer(raw)
         return {"outputs": model(model_inputs(model, transformed))}
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    @tf.function(
+        input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")],
+        autograph=False,
+    )
     def transform_features(serialized_examples):
         raw = tf.io.parse_example(serialized_examples, tf_transform_output.raw_feature_spec())
         return model.tft_layer(raw)
@@ -153,9 +214,9 @@ def make_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformO
     return {
         SERVING_SIGNATURE: serve_tf_examples.get_concrete_function(),
         TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
-        RAW_FEATURES_SIGNATURE: tf.function(serve_raw_features).get_concrete_function(
-            **raw_signature
-        ),
+        RAW_FEATURES_SIGNATURE: tf.function(
+            serve_raw_features, autograph=False
+        ).get_concrete_function(**raw_signature),
     }
 
 
@@ -175,22 +236,32 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         tf_transform_output,
         hyperparameters["eval_batch_size"],
     )
-    model = build_keras_model(hyperparameters["hidden_units"], hyperparameters["learning_rate"])
-    epochs = max(1, int(hyperparameters["epochs"]))
-    history = model.fit(
+    model = build_keras_model(hyperparameters["hidden_units"])
+    history = train(
+        model,
         train_dataset,
-        epochs=epochs,
-        steps_per_epoch=max(1, fn_args.train_steps // epochs),
-        validation_data=eval_dataset,
-        validation_steps=max(1, fn_args.eval_steps),
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
-        verbose=0,
+        eval_dataset,
+        train_steps=fn_args.train_steps,
+        eval_steps=max(1, fn_args.eval_steps),
+        learning_rate=hyperparameters["learning_rate"],
+        epochs=max(1, int(hyperparameters["epochs"])),
     )
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
-        json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
-    model.save(
-        fn_args.serving_model_dir,
-        save_format="tf",
-        signatures=make_signatures(model, tf_transform_output),
-    )
+        json.dump(history, f)
+    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+
+
+def export_serving_model(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
+) -> None:
+    """Save the signatures and what they use (the model's variables, the transform graph).
+
+    Not `Model.save`: Keras's own serialization re-traces every layer through AutoGraph (16 s against
+    9 s here), and serving, TFMA and TF Serving only ever call the signatures.
+    """
+    signatures = make_signatures(model, tf_transform_output)
+    servable = tf.Module()
+    servable.model_variables = model.variables
+    servable.tft_layer = model.tft_layer
+    tf.saved_model.save(servable, export_dir, signatures=signatures)

@@ -37,12 +37,13 @@ class PipelineConfig:
     train_hash_buckets: int = 3
     eval_hash_buckets: int = 1
     # Training.
-    train_steps: int = 1000
-    eval_steps: int = 50
+    # About 3.4 passes over the 11k training rows: eval AUC peaks near here (1000 steps overfit).
+    train_steps: int = 300
+    eval_steps: int = 20
     batch_size: int = 128
     learning_rate: float = 0.003
     hidden_units: tuple[int, ...] = (64, 32)
-    epochs: int = 5
+    epochs: int = 3
     # Blessing: the candidate's eval AUC must reach this, and may not fall below the blessed baseline's
     # by more than the allowed decrease.
     eval_auc_lower_bound: float = 0.7
