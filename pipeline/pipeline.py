@@ -70,6 +70,9 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Evaluate through the exported signatures. Left unset, TFMA probes whether the
+                # model loads as Keras first, a full second load of the model.
+                model_type=tfma.TF_GENERIC,
                 signature_name="serving_default",
                 label_key=features.LABEL_KEY,
                 preprocessing_function_names=["transform_features"],
