@@ -169,9 +169,13 @@ def overall_metrics(evaluation_uri: str) -> dict[str, float]:
         if slice_metrics.slice_key.single_slice_keys:
             continue
         for key_and_value in slice_metrics.metric_keys_and_values:
-            if key_and_value.key.is_diff or not key_and_value.value.HasField("double_value"):
+            key = key_and_value.key
+            # With a baseline, TFMA also records the baseline's metrics and the differences.
+            if key.is_diff or key.model_name == tfma.BASELINE_KEY:
                 continue
-            metrics[key_and_value.key.name] = key_and_value.value.double_value.value
+            if not key_and_value.value.HasField("double_value"):
+                continue
+            metrics[key.name] = key_and_value.value.double_value.value
     return metrics
 
 

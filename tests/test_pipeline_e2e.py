@@ -164,6 +164,8 @@ def test_editing_the_trainer_module_invalidates_only_what_uses_it(runs):
     assert third["Trainer"] == "executed"
     assert third["Evaluator"] == "executed"
     assert third["Pusher"] == "executed"
+    # The summary reports the new candidate's metrics, not the baseline's (the first run's model).
+    assert runs.summaries[2].eval_metrics["auc"] != runs.summaries[0].eval_metrics["auc"]
 
 
 def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):
