@@ -16,6 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "TAXI_"
 
 
+class ConfigError(ValueError):
+    """A setting or input the user must fix; the message names it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Settings for one pipeline; paths are absolute."""
@@ -78,9 +82,9 @@ class PipelineConfig:
         for name in ("train_steps", "eval_steps", "batch_size", "epochs",
                      "train_hash_buckets", "eval_hash_buckets"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.eval_auc_lower_bound <= 1.0:
-            raise ValueError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
+            raise ConfigError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
 
     @property
     def hyperparameters(self) -> dict:
@@ -91,6 +95,22 @@ class PipelineConfig:
             "hidden_units": list(self.hidden_units),
             "epochs": self.epochs,
         }
+
+
+def check_local_inputs(config: PipelineConfig) -> None:
+    """Fail before any component starts when an input the run needs is missing on this machine."""
+    if not Path(config.data_root).is_dir():
+        raise ConfigError(f"data folder {config.data_root} does not exist (set TAXI_DATA_ROOT)")
+    if not any(Path(config.data_root).glob(config.input_pattern)):
+        raise ConfigError(
+            f"no input files match {config.input_pattern!r} in {config.data_root} (set TAXI_DATA_ROOT "
+            "or TAXI_INPUT_PATTERN)"
+        )
+    for name in ("schema_path", "transform_module_file", "trainer_module_file"):
+        if not Path(getattr(config, name)).is_file():
+            raise ConfigError(
+                f"{name} {getattr(config, name)} does not exist (set {ENV_PREFIX}{name.upper()})"
+            )
 
 
 def _parse(name: str, raw: str, annotation: str):
@@ -115,7 +135,7 @@ def _parse(name: str, raw: str, annotation: str):
             return tuple(part for part in raw.replace(",", " ").split())
         return raw
     except ValueError as error:
-        raise ValueError(
+        raise ConfigError(
             f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} is not a valid {annotation}: {error}"
         ) from None
 
@@ -135,5 +155,5 @@ def load_config(**overrides) -> PipelineConfig:
     """Defaults, then environment variables, then explicit overrides (for tests and notebooks)."""
     unknown = set(overrides) - {field.name for field in dataclasses.fields(PipelineConfig)}
     if unknown:
-        raise TypeError(f"unknown pipeline settings: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown pipeline settings: {', '.join(sorted(unknown))}")
     return PipelineConfig(**{**env_overrides(), **overrides})

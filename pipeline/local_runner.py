@@ -26,6 +26,7 @@ from pipeline import pipeline as taxi_pipeline  # noqa: E402
 def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
     """Run the whole pipeline once and print what it did; None when the run was only being compiled."""
     config = config or configs.load_config()
+    configs.check_local_inputs(config)
     progress.configure_logging(config.log_level)
     with progress.component_progress() as tracker:
         tfx.orchestration.LocalDagRunner().run(taxi_pipeline.create_pipeline(config))
@@ -39,5 +40,15 @@ def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary 
     return summary
 
 
+def main() -> int:
+    try:
+        run()
+    except configs.ConfigError as error:
+        # The message says what to fix; a traceback would not.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    run()
+    sys.exit(main())

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,5 +59,36 @@ def test_out_of_range_values_are_refused():
 
 
 def test_unknown_setting_is_refused():
-    with pytest.raises(TypeError, match="unknown pipeline settings: train_stpes"):
+    with pytest.raises(configs.ConfigError, match="unknown pipeline settings: train_stpes"):
         configs.load_config(train_stpes=3)
+
+
+def test_missing_inputs_are_named_before_anything_runs(tmp_path):
+    with pytest.raises(configs.ConfigError, match=f"data folder {tmp_path / 'nowhere'} does not exist"):
+        configs.check_local_inputs(configs.load_config(data_root=str(tmp_path / "nowhere")))
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(configs.ConfigError, match="no input files match '\\*.csv'"):
+        configs.check_local_inputs(configs.load_config(data_root=str(tmp_path)))
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(configs.ConfigError, match="schema_path .* does not exist"):
+        configs.check_local_inputs(
+            configs.load_config(data_root=str(tmp_path), schema_path=str(tmp_path / "none.pbtxt"))
+        )
+
+
+def test_runner_reports_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
+    env = {
+        **os.environ,
+        "TAXI_DATA_ROOT": str(tmp_path / "nowhere"),
+        "TAXI_OUTPUT_ROOT": str(tmp_path / "out"),
+    }
+    result = subprocess.run(
+        [sys.executable, str(configs.PROJECT_ROOT / "pipeline" / "local_runner.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "error: data folder" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
