@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test schema-candidate lock clean-outputs
+.PHONY: install run test notebook schema-candidate lock clean-outputs
 
 install:
 	@scripts/setup_env.sh
@@ -13,6 +13,10 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+# The walkthrough notebook in JupyterLab; it writes under TAXI_NOTEBOOK_OUTPUT_ROOT (tfx_output/notebook).
+notebook: install
+	$(VENV)/bin/jupyter lab notebooks/pipeline_walkthrough.ipynb
 
 # Write the newest SchemaGen inference next to the curated schema, with a diff, for review.
 schema-candidate: install

@@ -26,10 +26,15 @@ def producer_node(store: metadata_store.MetadataStore, artifact_id: int) -> str:
     )
     if not outputs:
         return ""
-    node_type = store.get_context_type("node")
-    for context in store.get_contexts_by_execution(outputs[0].execution_id):
-        if context.type_id == node_type.id:
+    contexts = store.get_contexts_by_execution(outputs[0].execution_id)
+    type_names = {t.id: t.name for t in store.get_context_types_by_id({c.type_id for c in contexts})}
+    for context in contexts:
+        # The pipeline runners record a `node` context per component; InteractiveContext (the
+        # notebook) runs components through TFX's older launcher, which records `component_run`.
+        if type_names[context.type_id] == "node":
             return context.name.split(".", 1)[-1]
+        if type_names[context.type_id] == "component_run":
+            return context.properties["component_id"].string_value
     return ""
 
 
