@@ -11,7 +11,9 @@ install:
 run: install
 	$(PY) pipeline/local_runner.py
 
+# install_os_packages.sh adds Chromium (the report test renders HTML headless); a no-op once present.
 test: install
+	@scripts/install_os_packages.sh
 	$(PY) -m pytest
 
 # The walkthrough notebook in JupyterLab; it writes under TAXI_NOTEBOOK_OUTPUT_ROOT (tfx_output/notebook).

@@ -1,0 +1,294 @@
+"""`taxi-pipeline`: ask ML Metadata what ran, where the serving model came from, roll back, report.
+
+    taxi-pipeline runs                      recent runs: status, per-component time, cached or not
+    taxi-pipeline lineage serving           the chain behind what is live now (--format text|json|dot)
+    taxi-pipeline rollback [VERSION]        serve an earlier blessed model again, recorded in MLMD
+    taxi-pipeline report latest             one self-contained HTML file for a run
+
+Paths default to the pipeline's configuration (TAXI_* variables apply), so the commands read the
+same store and serving directory as `make run`; --metadata-path and --serving-model-dir point them
+at the store of any runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+# TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) would bury the answer; set before
+# the package below sets its own, milder default.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import configs, governance  # noqa: E402
+
+
+def _yes_no(value) -> str:
+    return {True: "yes", False: "no", None: "-"}[value]
+
+
+def _who(record: dict) -> str:
+    if not record:
+        return "(not recorded)"
+    commit = (record.get("git_commit") or "no git")[:12]
+    dirty = {1: " (dirty)", 0: "", -1: ""}.get(record.get("git_dirty"), "")
+    return f"{record.get('user')}@{record.get('host')}, runner {record.get('runner')}, commit {commit}{dirty}"
+
+
+def format_runs(runs: list[governance.RunInfo], rollbacks: list[governance.RollbackInfo]) -> str:
+    entries = [(r.started_ms, "run", r) for r in runs] + [
+        (r.execution.create_time_since_epoch, "rollback", r) for r in rollbacks
+    ]
+    lines = []
+    for _, kind, item in sorted(entries, key=lambda e: e[0], reverse=True):
+        if kind == "run":
+            pushed = item.pushed_version or "no"
+            lines.append(
+                f"run {item.name}  {item.status}  {item.seconds:.1f}s  "
+                f"blessed: {_yes_no(item.blessed)}  pushed: {pushed}"
+            )
+            lines.append(f"  by {_who(item.record)}")
+            for c in item.components:
+                lines.append(f"    {c.node_id:<32} {c.state:<9} {c.seconds:7.1f}s")
+        else:
+            forced = " (forced)" if item.prop("forced") else ""
+            reason = f", reason: {item.prop('reason')}" if item.prop("reason") else ""
+            lines.append(
+                f"rollback {governance._time(item.execution.create_time_since_epoch)}  to model "
+                f"{item.model_id} as version {item.prop('to_version')} (was {item.prop('from_version') or '-'})"
+                f"{forced}  by {item.prop('user')}@{item.prop('host')}{reason}"
+            )
+    return "\n".join(lines) if lines else "no runs recorded"
+
+
+def format_lineage(story: dict) -> str:
+    record = story["record"]
+    lines = []
+    if story["serving_version"]:
+        live = " (live now)" if story["live"] else ""
+        lines.append(f"Serving version {story['serving_version']}{live}")
+    model = story["model"]
+    lines.append(f"Model: artifact {model['id']}, trained {model['created']} in run {story['run']}")
+    lines.append(f"  {model['uri']}")
+    lines.append(f"Run by {_who(record)}")
+    if record:
+        for name in ("transform_module", "trainer_module", "features"):
+            if f"{name}_sha256" in record:
+                lines.append(f"  {name + '.py':<22} sha256 {record[name + '_sha256']}")
+        lines.append(f"  {'requirements.lock':<22} sha256 {record.get('lock_sha256')}")
+        lines.append(f"  {'schema':<22} sha256 {record.get('schema_sha256')}")
+    lines.append("Data:")
+    for examples in story["examples"]:
+        props = examples["properties"]
+        lines.append(
+            f"  Examples artifact {examples['id']} (span {props.get('span', '?')}) from {examples['producer']}"
+        )
+        if "input_fingerprint" in props:
+            lines.append(f"    input fingerprint: {props['input_fingerprint']}")
+    for name, info in json.loads(record.get("input_files") or "{}").items():
+        lines.append(f"  input file {name}: sha256 {info['sha256']}, {info['bytes']:,} bytes")
+    lines.append("Chain (producer -> artifact):")
+    graph = story["graph"]
+    for artifact in sorted(graph["artifacts"].values(), key=lambda a: a["id"]):
+        lines.append(f"  {artifact['producer'] or '(input)':<32} {artifact['type']:<20} #{artifact['id']}  {artifact['uri']}")
+    if story["metrics"]:
+        shown = ", ".join(
+            f"{k} {v:g}" if float(v).is_integer() else f"{k} {v:.4f}" for k, v in sorted(story["metrics"].items())
+        )
+        lines.append(f"Eval metrics (overall): {shown}")
+    lines.append(f"Blessed: {_yes_no(story['blessed'])}")
+    for push in story["pushes"]:
+        lines.append(f"Pushed as version {push['version']} by {push['by']} at {push['at']}: {push['destination']}")
+    for rollback in story["rollbacks"]:
+        reason = f" ({rollback['reason']})" if rollback["reason"] else ""
+        lines.append(
+            f"Rolled back to as version {rollback['version']} by {rollback['user']}@{rollback['host']} "
+            f"at {rollback['at']}{reason}"
+        )
+    return "\n".join(lines)
+
+
+def lineage_dot(story: dict) -> str:
+    """The lineage graph in Graphviz's DOT language: artifacts as boxes, executions as ellipses."""
+    graph = story["graph"]
+
+    def quote(text: str) -> str:
+        return '"' + text.replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    for artifact in graph["artifacts"].values():
+        label = f"{artifact['type']} #{artifact['id']}"
+        span = artifact["properties"].get("span")
+        if span is not None and artifact["type"] == "Examples":
+            label += f"\nspan {span}"
+        version = artifact["properties"].get("pushed_version")
+        if version:
+            label += f"\nversion {version}"
+        lines.append(f"  a{artifact['id']} [shape=box, style=filled, fillcolor=\"#e8f0fe\", label={quote(label)}];")
+    for execution in graph["executions"].values():
+        label = f"{execution['node']}\n#{execution['id']} {execution['state'].lower()}"
+        color = "#fde8e8" if execution["node"] == governance.ROLLBACK_TYPE else "#eef7e8"
+        lines.append(f"  e{execution['id']} [shape=ellipse, style=filled, fillcolor=\"{color}\", label={quote(label)}];")
+    for source, target in graph["edges"]:
+        lines.append(f"  {source} -> {target};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(dot_text: str, output: str, fmt: str) -> bool:
+    """Render with Graphviz when it is installed; False when it is not."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return False
+    subprocess.run([dot, f"-T{fmt}", "-o", output], input=dot_text, text=True, check=True)
+    return True
+
+
+def _config(args) -> configs.PipelineConfig:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("pipeline_name", "metadata_path", "serving_model_dir")
+        if getattr(args, name, None)
+    }
+    return configs.load_config(**overrides)
+
+
+def cmd_runs(args) -> int:
+    config = _config(args)
+    store = governance.open_existing_store(config.metadata_path)
+    runs = governance.list_runs(store, config.pipeline_name)[: args.limit]
+    rollbacks = governance.list_rollbacks(store)
+    if args.format == "json":
+        print(json.dumps(
+            {
+                "runs": [r.as_dict() for r in runs],
+                "rollbacks": [
+                    {"execution_id": r.execution.id, "model_id": r.model_id,
+                     **{k: r.prop(k) for k in ("user", "host", "reason", "from_version", "to_version", "forced")}}
+                    for r in rollbacks
+                ],
+            },
+            indent=2, default=str,
+        ))
+    else:
+        print(format_runs(runs, rollbacks))
+    return 0
+
+
+def cmd_lineage(args) -> int:
+    config = _config(args)
+    store = governance.open_existing_store(config.metadata_path)
+    governance.pipeline_context(store, config.pipeline_name)
+    story = governance.lineage(store, config.serving_model_dir, args.model)
+    if args.format == "json":
+        text = json.dumps(story, indent=2, default=str)
+    elif args.format == "dot":
+        text = lineage_dot(story)
+    else:
+        text = format_lineage(story)
+    if args.output and args.format == "dot" and args.output.endswith((".svg", ".png")):
+        if not render_dot(text, args.output, args.output.rsplit(".", 1)[-1]):
+            dot_path = args.output.rsplit(".", 1)[0] + ".dot"
+            with open(dot_path, "w") as f:
+                f.write(text)
+            print(f"Graphviz (dot) is not installed: wrote the DOT text to {dot_path}", file=sys.stderr)
+            return 0
+        print(f"wrote {args.output}")
+    elif args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    config = _config(args)
+    store = governance.open_existing_store(config.metadata_path)
+    governance.pipeline_context(store, config.pipeline_name)
+    done = governance.rollback(store, config.serving_model_dir, args.version, args.force, args.reason)
+    print(
+        f"Serving model {done['model_id']} as version {done['version']} (was {done['previous'] or 'nothing'}): "
+        f"{done['destination']}"
+    )
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pipeline import report  # Imports TFDV and TFMA: slow, needed only here.
+
+    config = _config(args)
+    store = governance.open_existing_store(config.metadata_path)
+    output = report.write_report(store, config, args.run, args.output)
+    print(f"wrote {output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taxi-pipeline",
+        description="Runs, lineage, rollback and reports from the pipeline's ML Metadata store.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--metadata-path", help="SQLite ML Metadata store (default: from configuration)")
+    common.add_argument("--serving-model-dir", help="serving directory (default: from configuration)")
+    common.add_argument("--pipeline-name", help="pipeline name (default: from configuration)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    runs = sub.add_parser("runs", parents=[common], help="recent runs with status and per-component times",
+                          description="Recent runs, newest first, and rollbacks between them.")
+    runs.add_argument("--limit", type=int, default=10, help="how many runs to show (default 10)")
+    runs.add_argument("--format", choices=["text", "json"], default="text")
+    runs.set_defaults(func=cmd_runs)
+
+    lineage = sub.add_parser(
+        "lineage", parents=[common], help="where a model came from",
+        description="The chain from input files through training to blessing and push, with the "
+                    "recorded code hashes, commit, user and metrics.",
+    )
+    lineage.add_argument("model", help="`serving` (what is live now), a serving version, or an artifact id")
+    lineage.add_argument("--format", choices=["text", "json", "dot"], default="text")
+    lineage.add_argument("--output", "-o", help="write to this file; with --format dot, a .svg or .png "
+                                                "is rendered by Graphviz when installed")
+    lineage.set_defaults(func=cmd_lineage)
+
+    rollback = sub.add_parser(
+        "rollback", parents=[common], help="serve an earlier blessed model again",
+        description="Copy an earlier blessed model into a new serving version (atomically) and record "
+                    "the rollback in ML Metadata.",
+    )
+    rollback.add_argument("version", nargs="?", help="serving version or model artifact id "
+                                                     "(default: the newest blessed model not serving now)")
+    rollback.add_argument("--force", action="store_true", help="serve a model that was never blessed")
+    rollback.add_argument("--reason", default="", help="why, recorded with the rollback")
+    rollback.set_defaults(func=cmd_rollback)
+
+    report = sub.add_parser(
+        "report", parents=[common], help="one self-contained HTML report of a run",
+        description="Statistics, anomalies, schema, eval metrics per slice, blessing and lineage of a "
+                    "run, in one HTML file that opens without network access.",
+    )
+    report.add_argument("run", help="run name (as `runs` shows), run context id, or `latest`")
+    report.add_argument("--output", "-o", help="HTML file to write (default: report-<run>.html here)")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
+    try:
+        return args.func(args)
+    except (governance.GovernanceError, FileNotFoundError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""One self-contained HTML report of a pipeline run, read from ML Metadata and the run's artifacts.
+
+Everything is inline (styles, tables, images as base64), so the file opens in a browser without
+network access and can be attached to a review or an audit ticket. TFDV's Facets statistics view
+loads its code from the internet, so statistics are shown as TFDV's numbers in a plain table instead;
+anomalies and schema use TFDV's own table views.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import subprocess
+
+from ml_metadata import metadata_store
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+from pipeline import configs, governance, run_summary
+
+_STYLE = """
+body { font-family: -apple-system, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 72em;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #11703a; font-weight: bold; } .bad { color: #b3261e; font-weight: bold; }
+img, svg { max-width: 100%; height: auto; } code { font-size: .9em; }
+"""
+
+
+def _image(svg: str, alt: str) -> str:
+    """An SVG drawing as an embedded image: no script, no network, any browser."""
+    encoded = base64.b64encode(svg.encode()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{encoded}">'
+
+
+def _svg_text(x, y, text, size=11, anchor="start", weight="normal") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+            f'font-weight="{weight}" font-family="Helvetica, Arial, sans-serif">{html.escape(str(text))}</text>')
+
+
+def bar_chart_svg(title: str, labels: list[str], values: list[float], notes: list[str],
+                  reference: float | None) -> str:
+    """Horizontal bars of values in [0, 1], one per label, with an optional reference line."""
+    left, width, row = 170, 360, 20
+    height = 40 + row * len(labels) + 30
+    scale = lambda v: left + width * max(0.0, min(v, 1.0))  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}">',
+             '<rect width="100%" height="100%" fill="white"/>', _svg_text(10, 20, title, 13, weight="bold")]
+    for i, (label, value, note) in enumerate(zip(labels, values, notes)):
+        y = 35 + i * row
+        parts.append(_svg_text(left - 6, y + 13, label[:28], anchor="end"))
+        parts.append(f'<rect x="{left}" y="{y + 2}" width="{scale(value) - left:.1f}" height="{row - 5}" fill="#4a7fd4"/>')
+        parts.append(_svg_text(scale(value) + 4, y + 13, f"{value:.3f} {note}", 10))
+    axis_y = 35 + row * len(labels) + 4
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + width}" y2="{axis_y}" stroke="#888"/>')
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(_svg_text(scale(tick), axis_y + 14, f"{tick:g}", 10, anchor="middle"))
+    if reference is not None:
+        x = scale(reference)
+        parts.append(f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{axis_y}" stroke="#b3261e" stroke-dasharray="4 3"/>')
+        parts.append(_svg_text(x, 30, f"overall {reference:.3f}", 10, anchor="middle"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{html.escape(str(v))}</td>' if i in numeric else f"<td>{html.escape(str(v))}</td>"
+            for i, v in enumerate(row)
+        ) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() else f"{value:.4f}"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------- sections
+
+
+def statistics_section(statistics_uri: str) -> str:
+    parts = []
+    for split, path in run_summary._split_dirs(statistics_uri).items():
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(os.path.join(path, "FeatureStats.pb"), "rb") as f:
+            stats.ParseFromString(f.read())
+        for dataset in stats.datasets:
+            rows = []
+            for feature in dataset.features:
+                name = feature.path.step[-1] if feature.path.step else feature.name
+                if feature.HasField("num_stats"):
+                    s = feature.num_stats
+                    common = s.common_stats
+                    rows.append([name, "number", common.num_non_missing, common.num_missing,
+                                 _fmt(s.mean), _fmt(s.std_dev), _fmt(s.min), _fmt(s.max), ""])
+                elif feature.HasField("string_stats"):
+                    s = feature.string_stats
+                    common = s.common_stats
+                    top = ", ".join(f"{v.value} ({int(v.frequency)})" for v in s.top_values[:3])
+                    rows.append([name, "string", common.num_non_missing, common.num_missing,
+                                 "", "", "", "", f"{s.unique} unique; top: {top}"])
+            parts.append(f"<h3>{html.escape(split)}: {dataset.num_examples:,} examples</h3>")
+            parts.append(_table(["feature", "kind", "present", "missing", "mean", "std", "min", "max", "values"],
+                                rows, numeric={2, 3, 4, 5, 6, 7}))
+    return "".join(parts) or "<p>No statistics recorded.</p>"
+
+
+def anomalies_section(anomalies_uri: str) -> str:
+    from tensorflow_data_validation.utils import display_util
+
+    parts = []
+    for split, path in run_summary._split_dirs(anomalies_uri).items():
+        anomalies = anomalies_pb2.Anomalies()
+        with open(os.path.join(path, "SchemaDiff.pb"), "rb") as f:
+            anomalies.ParseFromString(f.read())
+        frame = display_util.get_anomalies_dataframe(anomalies)
+        parts.append(f"<h3>{html.escape(split)}</h3>")
+        if frame.empty:
+            parts.append('<p class="ok">No anomalies against the curated schema.</p>')
+        else:
+            parts.append(frame.to_html(classes="anomalies"))
+    return "".join(parts) or "<p>No validation recorded.</p>"
+
+
+def schema_section(schema_uri: str) -> str:
+    from tensorflow_data_validation.utils import display_util
+    from tfx.utils import io_utils
+
+    schema = io_utils.parse_pbtxt_file(os.path.join(schema_uri, "schema.pbtxt"), schema_pb2.Schema())
+    features, domains = display_util.get_schema_dataframe(schema)
+    return features.to_html() + (domains.to_html() if not domains.empty else "")
+
+
+def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """The candidate's metrics per slice ("Overall", "payment_type = Cash", ...)."""
+    import tensorflow_model_analysis as tfma
+
+    found: dict[str, dict[str, float]] = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        keys = slice_metrics.slice_key.single_slice_keys
+        name = " & ".join(
+            f"{k.column} = {k.bytes_value.decode() if k.HasField('bytes_value') else k.int64_value if k.HasField('int64_value') else k.float_value}"
+            for k in keys
+        ) or "Overall"
+        for key_and_value in slice_metrics.metric_keys_and_values:
+            key = key_and_value.key
+            if key.is_diff or key.model_name == tfma.BASELINE_KEY:
+                continue
+            if key_and_value.value.HasField("double_value"):
+                found.setdefault(name, {})[key.name] = key_and_value.value.double_value.value
+    return found
+
+
+def metrics_section(evaluation_uri: str) -> str:
+    by_slice = metrics_by_slice(evaluation_uri)
+    if not by_slice:
+        return "<p>No metrics recorded.</p>"
+    names = sorted({m for metrics in by_slice.values() for m in metrics})
+    ordered = ["Overall"] + sorted(s for s in by_slice if s != "Overall")
+    rows = [[s] + [_fmt(by_slice[s].get(m, "")) for m in names] for s in ordered if s in by_slice]
+    parts = ["<h3>Overall and per slice</h3>", _table(["slice", *names], rows, numeric=set(range(1, len(names) + 1)))]
+    columns = sorted({s.split(" = ")[0] for s in by_slice if s != "Overall"})
+    for column in columns:
+        slices = sorted(s for s in by_slice if s.startswith(column + " = ") and "auc" in by_slice[s])
+        if not slices:
+            continue
+        labels = [s.split(" = ", 1)[1] for s in slices]
+        aucs = [by_slice[s]["auc"] for s in slices]
+        notes = [f"(n={int(by_slice[s].get('example_count', 0))})" for s in slices]
+        overall = by_slice.get("Overall", {}).get("auc")
+        parts.append(_image(bar_chart_svg(f"AUC by {column}", labels, aucs, notes, overall), f"AUC by {column}"))
+    return "".join(parts)
+
+
+def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
+    if evaluator is None:
+        return "<p>The run did not evaluate a model.</p>"
+    import tensorflow_model_analysis as tfma
+
+    blessing = evaluator.output("blessing")
+    blessed = bool(governance._value(blessing.custom_properties, "blessed")) if blessing else None
+    parts = [
+        '<p>Decision: <span class="ok">BLESSED</span></p>' if blessed
+        else '<p>Decision: <span class="bad">NOT BLESSED</span></p>'
+    ]
+    eval_config = json.loads(governance._value(evaluator.execution.custom_properties, "eval_config") or "{}")
+    rows = []
+    for spec in eval_config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            for per_slice in metric.get("per_slice_thresholds", []):
+                threshold = per_slice.get("threshold", {})
+                value = threshold.get("value_threshold", {})
+                change = threshold.get("change_threshold", {})
+                rows.append([
+                    metric["class_name"],
+                    ", ".join(json.dumps(spec) if spec else "overall"
+                              for spec in per_slice.get("slicing_specs", [{}])),
+                    ", ".join(f"{k} {v}" for k, v in value.items()) or "-",
+                    ", ".join(f"{k} {v}" for k, v in change.items()) or "-",
+                ])
+    if rows:
+        parts.append(_table(["metric", "slices", "value threshold", "change vs. baseline"], rows))
+    evaluation = evaluator.output("evaluation")
+    if evaluation is not None:
+        try:
+            validation = tfma.load_validation_result(evaluation.uri)
+        except Exception as error:  # noqa: BLE001  (an old or partial evaluation: say so, go on)
+            parts.append(f"<p>Validation result unreadable: {html.escape(str(error))}</p>")
+        else:
+            if validation.validation_ok:
+                parts.append("<p>Every threshold was met.</p>")
+            for failure in validation.metric_validations_per_slice:
+                for item in failure.failures:
+                    parts.append(
+                        f"<p class='bad'>Failed: {html.escape(item.metric_key.name)} = "
+                        f"{html.escape(str(item.metric_value))}: {html.escape(item.message)}</p>"
+                    )
+    return "".join(parts)
+
+
+# -------------------------------------------------------------------------------------------- lineage
+
+
+def lineage_image(story: dict) -> str:
+    """The lineage graph as an inline image: Graphviz's SVG when installed, else our own SVG drawing."""
+    from pipeline import cli
+
+    dot_text = cli.lineage_dot(story)
+    if shutil.which("dot"):
+        svg = subprocess.run(["dot", "-Tsvg"], input=dot_text, capture_output=True, text=True, check=True).stdout
+        return _image(svg, "lineage graph")
+    return _image(graph_svg(story["graph"]), "lineage graph")
+
+
+def graph_svg(graph: dict) -> str:
+    """A left-to-right layered drawing of the lineage graph, for machines without Graphviz."""
+    nodes = {f"a{i}": a for i, a in graph["artifacts"].items()}
+    nodes |= {f"e{i}": e for i, e in graph["executions"].items()}
+    parents: dict[str, list[str]] = {n: [] for n in nodes}
+    for source, target in graph["edges"]:
+        if source in nodes and target in nodes:
+            parents[target].append(source)
+    depth: dict[str, int] = {}
+
+    def depth_of(node: str, trail: tuple = ()) -> int:
+        if node not in depth:
+            depth[node] = 1 + max(
+                (depth_of(p, trail + (node,)) for p in parents[node] if p not in trail), default=-1
+            )
+        return depth[node]
+
+    for node in nodes:
+        depth_of(node)
+    layers: dict[int, list[str]] = {}
+    for node in sorted(nodes, key=lambda n: (depth[n], n[0], int(n[1:]))):
+        layers.setdefault(depth[node], []).append(node)
+    box_w, box_h, gap_x, gap_y = 150, 34, 40, 14
+    rows = max(len(v) for v in layers.values())
+    total_h = rows * (box_h + gap_y) + gap_y
+    position = {}
+    for layer, members in layers.items():
+        top = (total_h - len(members) * (box_h + gap_y)) / 2 + gap_y / 2
+        for index, node in enumerate(members):
+            position[node] = (10 + layer * (box_w + gap_x), top + index * (box_h + gap_y))
+    width = 20 + len(layers) * (box_w + gap_x)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
+             'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>',
+             '<rect width="100%" height="100%" fill="white"/>']
+    for source, target in graph["edges"]:
+        if source in position and target in position:
+            (x0, y0), (x1, y1) = position[source], position[target]
+            parts.append(f'<line x1="{x0 + box_w}" y1="{y0 + box_h / 2}" x2="{x1}" y2="{y1 + box_h / 2}" '
+                         'stroke="#888" marker-end="url(#arrow)"/>')
+    for node, (x, y) in position.items():
+        info = nodes[node]
+        if node.startswith("a"):
+            first, second, fill, stroke, rx = info["type"], f"#{info['id']}", "#e8f0fe", "#4a7fd4", 0
+            version = info["properties"].get("pushed_version")
+            if version:
+                second += f" v{version}"
+        else:
+            rollback = info["node"] == governance.ROLLBACK_TYPE
+            first, second = info["node"][:24], f"#{info['id']} {info['state'].lower()}"
+            fill, stroke, rx = ("#fde8e8" if rollback else "#eef7e8"), "#3d8b40", 14
+        parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="{rx}" fill="{fill}" stroke="{stroke}"/>')
+        parts.append(_svg_text(x + box_w / 2, y + 14, first, 10, anchor="middle", weight="bold"))
+        parts.append(_svg_text(x + box_w / 2, y + 27, second, 9, anchor="middle"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def render_report(store: metadata_store.MetadataStore, config: configs.PipelineConfig, run: str) -> str:
+    info = governance.find_run(store, config.pipeline_name, run)
+    by_node = {c.node_id: c for c in info.components}
+
+    def output(node: str, key: str):
+        component = by_node.get(node)
+        return component.output(key) if component else None
+
+    record = info.record
+    sections = [f"<h1>Run {html.escape(info.name)} of {html.escape(config.pipeline_name)}</h1>"]
+    who = (
+        f"{record.get('user')}@{record.get('host')}, runner {record.get('runner')}, commit "
+        f"{record.get('git_commit') or 'none'}{' (dirty)' if record.get('git_dirty') == 1 else ''}"
+        if record else "not recorded (run made before run records existed)"
+    )
+    sections.append(_table(["", ""], [
+        ["status", info.status], ["duration", f"{info.seconds:.1f}s"], ["run by", who],
+        ["blessed", {True: "yes", False: "no", None: "not evaluated"}[info.blessed]],
+        ["pushed version", info.pushed_version or "not pushed"],
+    ]))
+    sections.append("<h2>Components</h2>")
+    sections.append(_table(["component", "state", "seconds"],
+                           [[c.node_id, c.state, f"{c.seconds:.1f}"] for c in info.components], numeric={2}))
+    if record:
+        code_rows = [[k.removesuffix("_sha256"), v] for k, v in sorted(record.items()) if k.endswith("_sha256")]
+        sections.append("<h2>Code and data fingerprints</h2>" + _table(["file", "sha256"], code_rows))
+        files = json.loads(record.get("input_files") or "{}")
+        sections.append(_table(["input file", "sha256", "bytes"],
+                               [[n, f["sha256"], f"{f['bytes']:,}"] for n, f in files.items()], numeric={2}))
+        sections.append(f"<p>Data spans: {html.escape(str(record.get('spans')))}</p>")
+        config_rows = sorted(json.loads(record.get("config") or "{}").items())
+        sections.append("<details><summary>Configuration</summary>"
+                        + _table(["setting", "value"], [[k, json.dumps(v)] for k, v in config_rows]) + "</details>")
+    statistics = output("StatisticsGen", "statistics")
+    sections.append("<h2>Data statistics</h2>" + (statistics_section(statistics.uri) if statistics else "<p>None.</p>"))
+    anomalies = output("ExampleValidator", "anomalies")
+    sections.append("<h2>Anomalies</h2>" + (anomalies_section(anomalies.uri) if anomalies else "<p>None.</p>"))
+    schema = output("CuratedSchemaImporter", "schema")
+    sections.append("<h2>Schema (curated)</h2>" + (schema_section(schema.uri) if schema else "<p>None.</p>"))
+    evaluation = output("Evaluator", "evaluation")
+    sections.append("<h2>Evaluation</h2>" + (metrics_section(evaluation.uri) if evaluation else "<p>None.</p>"))
+    sections.append("<h2>Blessing</h2>" + blessing_section(store, by_node.get("Evaluator")))
+    pushed = output("Pusher", "pushed_model")
+    model = output("Trainer", "model")
+    target = pushed if pushed is not None and governance._value(pushed.custom_properties, "pushed") else model
+    if target is not None:
+        story = governance.lineage(store, config.serving_model_dir, str(target.id))
+        sections.append("<h2>Lineage</h2>" + lineage_image(story))
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Run {html.escape(info.name)}</title><style>{_STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(store, config: configs.PipelineConfig, run: str, output: str | None = None) -> str:
+    """Render the report and write it atomically; returns its path."""
+    page = render_report(store, config, run)
+    if output is None:
+        name = governance.find_run(store, config.pipeline_name, run).name.replace(":", "-")
+        output = f"report-{name}.html"
+    output = os.path.abspath(output)
+    partial = output + ".partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(partial, output)
+    return output
