@@ -152,3 +152,19 @@ def csv_rows_to_raw_columns(rows: list[dict[str, str]], schema, exclude=()) -> d
                 [float(c) if c != "" else np.nan for c in cells], dtype=np.float64
             )
     return columns
+
+
+def predict_through_both_signatures(loaded_model, rows: list[dict[str, str]]):
+    """Probabilities for raw CSV rows from `serving_default` (tf.Examples) and `serving_raw` (columns)."""
+    import tensorflow as tf
+
+    from modules import trainer_module
+
+    schema = curated_schema()
+    examples = tf.constant([csv_row_to_example(row, schema, exclude={"tips"}) for row in rows])
+    from_examples = loaded_model.signatures[trainer_module.SERVING_SIGNATURE](examples=examples)
+    columns = csv_rows_to_raw_columns(rows, schema, exclude={"tips"})
+    from_raw = loaded_model.signatures[trainer_module.RAW_FEATURES_SIGNATURE](
+        **{key: tf.constant(value) for key, value in columns.items()}
+    )
+    return from_examples["outputs"].numpy(), from_raw["outputs"].numpy()

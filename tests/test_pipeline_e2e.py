@@ -14,15 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import trainer_module
 from pipeline import configs, lineage, run_summary
 from pipeline import pipeline as taxi_pipeline
 from tests.conftest import (
-    PROJECT_ROOT,
     copy_modules,
-    csv_row_to_example,
-    csv_rows_to_raw_columns,
-    curated_schema,
+    predict_through_both_signatures,
     run_command,
     run_local_pipeline,
     small_run_env,
@@ -123,28 +119,13 @@ def test_lineage_links_the_pushed_model_to_examples_schema_and_transform_graph(r
 
 def test_pushed_model_predicts_raw_rows_through_both_signatures(runs, sample_rows):
     model = tf.saved_model.load(runs.summaries[0].pushed_to)
-    schema = curated_schema()
-    rows = sample_rows[:25]
-    examples = tf.constant([csv_row_to_example(row, schema, exclude={"tips"}) for row in rows])
-    from_examples = model.signatures[trainer_module.SERVING_SIGNATURE](examples=examples)["outputs"]
-    columns = csv_rows_to_raw_columns(rows, schema, exclude={"tips"})
-    from_raw = model.signatures[trainer_module.RAW_FEATURES_SIGNATURE](
-        **{key: tf.constant(value) for key, value in columns.items()}
-    )["outputs"]
+    from_examples, from_raw = predict_through_both_signatures(model, sample_rows[:25])
     assert from_examples.shape == (25, 1)
-    assert ((from_examples.numpy() > 0) & (from_examples.numpy() < 1)).all()
-    np.testing.assert_allclose(from_examples.numpy(), from_raw.numpy(), rtol=1e-5, atol=1e-6)
+    assert ((from_examples > 0) & (from_examples < 1)).all()
+    np.testing.assert_allclose(from_examples, from_raw, rtol=1e-5, atol=1e-6)
 
 
-UPSTREAM_OF_EVALUATOR = {
-    "CsvExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "CuratedSchemaImporter",
-    "ExampleValidator",
-    "Transform",
-    "Trainer",
-}
+UPSTREAM_OF_EVALUATOR = ALL_NODES - {taxi_pipeline.RESOLVER_ID, "Evaluator", "Pusher"}
 
 
 def test_unchanged_rerun_is_served_from_cache(runs):

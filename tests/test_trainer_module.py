@@ -14,8 +14,8 @@ from modules.transform_module import preprocessing_fn
 from tests.conftest import (
     csv_row_to_example,
     csv_row_to_raw,
-    csv_rows_to_raw_columns,
     curated_schema,
+    predict_through_both_signatures,
 )
 
 
@@ -103,18 +103,13 @@ def test_exported_signatures_agree_on_raw_rows(trained_model, transform_output, 
         trainer_module.TRANSFORM_SIGNATURE,
     } <= set(loaded.signatures)
 
-    schema = curated_schema()
     rows = sample_rows[300:340]  # rows the transform never saw, some with empty cells
     assert any(value == "" for row in rows for value in row.values())
-    examples = tf.constant([csv_row_to_example(row, schema, exclude={"tips"}) for row in rows])
-    from_examples = loaded.signatures[trainer_module.SERVING_SIGNATURE](examples=examples)["outputs"]
-    columns = csv_rows_to_raw_columns(rows, schema, exclude={"tips"})
-    from_raw = loaded.signatures[trainer_module.RAW_FEATURES_SIGNATURE](
-        **{key: tf.constant(value) for key, value in columns.items()}
-    )["outputs"]
+    from_examples, from_raw = predict_through_both_signatures(loaded, rows)
     assert from_examples.shape == (40, 1)
-    np.testing.assert_allclose(from_examples.numpy(), from_raw.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(from_examples, from_raw, rtol=1e-5, atol=1e-6)
 
+    schema = curated_schema()
     # The transform signature, which the Evaluator uses, computes the label from tips.
     with_tips = tf.constant([csv_row_to_example(row, schema) for row in rows])
     labels = loaded.signatures[trainer_module.TRANSFORM_SIGNATURE](examples=with_tips)[features.LABEL_KEY]
