@@ -16,7 +16,7 @@ import shutil
 import subprocess
 
 from ml_metadata import metadata_store
-from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline import configs, governance, run_summary
 
@@ -91,10 +91,7 @@ def _fmt(value) -> str:
 
 def statistics_section(statistics_uri: str) -> str:
     parts = []
-    for split, path in run_summary._split_dirs(statistics_uri).items():
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        with open(os.path.join(path, "FeatureStats.pb"), "rb") as f:
-            stats.ParseFromString(f.read())
+    for split, stats in run_summary.load_statistics(statistics_uri).items():
         for dataset in stats.datasets:
             rows = []
             for feature in dataset.features:
@@ -120,10 +117,7 @@ def anomalies_section(anomalies_uri: str) -> str:
     from tensorflow_data_validation.utils import display_util
 
     parts = []
-    for split, path in run_summary._split_dirs(anomalies_uri).items():
-        anomalies = anomalies_pb2.Anomalies()
-        with open(os.path.join(path, "SchemaDiff.pb"), "rb") as f:
-            anomalies.ParseFromString(f.read())
+    for split, anomalies in run_summary.load_anomalies(anomalies_uri).items():
         frame = display_util.get_anomalies_dataframe(anomalies)
         parts.append(f"<h3>{html.escape(split)}</h3>")
         if frame.empty:

@@ -122,34 +122,42 @@ def component_runs(
     ]
 
 
-def _split_dirs(uri: str) -> dict[str, str]:
+def _per_split(uri: str, file_name: str, message_type):
+    """The binary proto `file_name` of each `Split-<name>` folder of an artifact, by split name."""
     if not os.path.isdir(uri):
         return {}
-    return {
-        name.removeprefix("Split-"): os.path.join(uri, name)
-        for name in sorted(os.listdir(uri))
-        if name.startswith("Split-")
-    }
+    protos = {}
+    for name in sorted(os.listdir(uri)):
+        if name.startswith("Split-"):
+            proto = message_type()
+            with open(os.path.join(uri, name, file_name), "rb") as f:
+                proto.ParseFromString(f.read())
+            protos[name.removeprefix("Split-")] = proto
+    return protos
+
+
+def load_statistics(statistics_uri: str) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+    """StatisticsGen's statistics of each split."""
+    return _per_split(statistics_uri, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList)
+
+
+def load_anomalies(anomalies_uri: str) -> dict[str, anomalies_pb2.Anomalies]:
+    """ExampleValidator's anomalies of each split."""
+    return _per_split(anomalies_uri, "SchemaDiff.pb", anomalies_pb2.Anomalies)
 
 
 def rows_per_split(statistics_uri: str) -> dict[str, int]:
     """Rows counted by StatisticsGen in each split."""
-    rows = {}
-    for split, path in _split_dirs(statistics_uri).items():
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        with open(os.path.join(path, "FeatureStats.pb"), "rb") as f:
-            stats.ParseFromString(f.read())
-        rows[split] = sum(dataset.num_examples for dataset in stats.datasets)
-    return rows
+    return {
+        split: sum(dataset.num_examples for dataset in stats.datasets)
+        for split, stats in load_statistics(statistics_uri).items()
+    }
 
 
 def anomalies_per_split(anomalies_uri: str) -> dict[str, list[str]]:
     """ExampleValidator's findings per split, one line per feature."""
     found = {}
-    for split, path in _split_dirs(anomalies_uri).items():
-        anomalies = anomalies_pb2.Anomalies()
-        with open(os.path.join(path, "SchemaDiff.pb"), "rb") as f:
-            anomalies.ParseFromString(f.read())
+    for split, anomalies in load_anomalies(anomalies_uri).items():
         lines = [
             f"{feature}: {info.short_description or info.description}"
             for feature, info in sorted(anomalies.anomaly_info.items())
