@@ -3,16 +3,20 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test notebook schema-candidate lock clean-outputs
+.PHONY: install install-all run test notebook schema-candidate lock clean-outputs
 
 install:
-	@scripts/setup_env.sh
+	@scripts/setup_env.sh requirements.lock
+
+# The core environment plus the optional orchestrators (Airflow, Kubeflow Pipelines SDK, Luigi).
+install-all:
+	@scripts/setup_env.sh requirements-orchestrators.lock
 
 run: install
 	$(PY) pipeline/local_runner.py
 
 # install_os_packages.sh adds Chromium (the report test renders HTML headless); a no-op once present.
-test: install
+test: install-all
 	@scripts/install_os_packages.sh
 	$(PY) -m pytest
 
@@ -25,9 +29,10 @@ schema-candidate: install
 	$(PY) scripts/update_schema.py
 
 # Re-resolve requirements.in into requirements.lock (needs network; review the diff).
+# The orchestrators lock is resolved first; the core lock is then constrained by it, so it is a subset.
 lock: install
-	$(PY) -m pip install -q "uv==0.13.9"
-	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock
+	$(VENV)/bin/uv pip compile requirements-orchestrators.in --python-version 3.10 -o requirements-orchestrators.lock
+	$(VENV)/bin/uv pip compile requirements.in -c requirements-orchestrators.lock --python-version 3.10 -o requirements.lock
 
 clean-outputs:
 	rm -rf tfx_output

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Create .venv with Python 3.10 from requirements.lock; a no-op when the lock and setup.py are unchanged.
+# Create .venv with Python 3.10 from a lock file; a no-op when the lock and setup.py are unchanged.
+# Usage: setup_env.sh [requirements.lock | requirements-orchestrators.lock]
+# The orchestrators lock (Airflow, KFP, Luigi) is a superset of the core lock, so a venv synced from it
+# also satisfies the core lock and is kept as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LOCK="${1:-requirements.lock}"
+if [ ! -f "$LOCK" ]; then
+  echo "error: lock file $LOCK not found" >&2
+  exit 1
+fi
 
 VENV=.venv
 STAMP="$VENV/.installed-from"
@@ -32,8 +40,9 @@ find_python310() {
   return 1
 }
 
-wanted="$(cat requirements.lock setup.py | sha256sum | cut -d' ' -f1)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$wanted" ]; then
+lock_hash() { cat "$1" setup.py | sha256sum | cut -d' ' -f1; }
+wanted="$(lock_hash "$LOCK")"
+if [ -x "$VENV/bin/python" ] && grep -qx "$wanted" "$STAMP" 2>/dev/null; then
   exit 0
 fi
 
@@ -43,18 +52,19 @@ if ! PYTHON310="$(find_python310)"; then
   exit 1
 fi
 
-echo "Creating $VENV with $PYTHON310 from requirements.lock..."
+echo "Creating $VENV with $PYTHON310 from $LOCK..."
 start=$SECONDS
 rm -rf "$VENV"
 "$PYTHON310" -m venv "$VENV"
 log="$VENV/install.log"
 # uv installs the pinned set exactly (about 40 s where pip takes about 4 minutes) and resolves nothing.
 if ! { "$VENV/bin/python" -m pip install "uv==$UV_VERSION" \
-       && "$VENV/bin/uv" pip sync --python "$VENV/bin/python" requirements.lock \
+       && "$VENV/bin/uv" pip sync --python "$VENV/bin/python" "$LOCK" \
        && "$VENV/bin/uv" pip install --python "$VENV/bin/python" --no-deps -e . ; } >"$log" 2>&1; then
   grep -v "^WARNING: Location" "$log" | tail -40 >&2
   echo "error: installing the environment failed; full log in $log" >&2
   exit 1
 fi
 echo "$wanted" >"$STAMP"
+if [ "$LOCK" = requirements-orchestrators.lock ]; then lock_hash requirements.lock >>"$STAMP"; fi
 echo "Environment ready in $((SECONDS - start))s."
