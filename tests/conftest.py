@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import random
 import shutil
@@ -85,6 +86,48 @@ def run_command(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, 
 
 def run_local_pipeline(env: dict[str, str]) -> str:
     return run_command([sys.executable, str(PROJECT_ROOT / "pipeline" / "local_runner.py")], env)
+
+
+@dataclasses.dataclass
+class LocalRuns:
+    config: configs.PipelineConfig
+    env: dict[str, str]
+    modules_dir: Path
+    outputs: list[str]
+    summaries: list  # run_summary.RunSummary, oldest first
+
+
+@pytest.fixture(scope="session")
+def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
+    """Three real local runs into one store, shared by the end-to-end and `taxi-pipeline` tests.
+
+    A first run, an unchanged re-run, and a re-run after editing the trainer module, whose new model is
+    blessed (any AUC change allowed) and pushed: two models, one store. The tests that use it carry
+    `pytest.mark.xdist_group("local_runs")` so that under xdist one worker builds it once.
+    """
+    from pipeline import run_summary
+    from pipeline import pipeline as taxi_pipeline
+
+    modules_dir = copy_modules(tmp_path_factory.mktemp("user") / "modules")
+    output_root = tmp_path_factory.mktemp("output")
+    env = {**small_run_env(sample_data_dir, output_root, modules_dir), "TAXI_EVAL_AUC_MAX_DECREASE": "1.0"}
+    config = configs.load_config(**configs.env_overrides(env))
+    connection = taxi_pipeline.metadata_connection_config(config)
+    outputs, summaries = [], []
+
+    def run():
+        outputs.append(run_local_pipeline(env))
+        summaries.append(run_summary.summarize_latest_run(connection, config.pipeline_name))
+
+    run()
+    run()
+    trainer_file = modules_dir / "trainer_module.py"
+    trainer_file.write_text(
+        trainer_file.read_text().replace('"learning_rate": 0.003', '"learning_rate": 0.004')
+        + "\n# edited by the test\n"
+    )
+    run()
+    return LocalRuns(config, env, modules_dir, outputs, summaries)
 
 
 def curated_schema():

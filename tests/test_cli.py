@@ -1,8 +1,8 @@
 """The `taxi-pipeline` command against a store written by two real pipeline runs.
 
-The first run trains on the sample, the second on a different sample (so every component re-runs and
-a second model is pushed); then the commands are run as a user runs them, from the installed entry
-point.
+The store is the `local_runs` fixture's (a first run, an unchanged re-run, and a re-run after editing
+the trainer module, so two models are pushed); the commands are run as a user runs them, from the
+installed entry point.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -19,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs, run_summary
-from pipeline import pipeline as taxi_pipeline
-from tests.conftest import PROJECT_ROOT, read_rows, run_local_pipeline, small_run_env, write_rows
+from pipeline import run_summary
+from tests.conftest import PROJECT_ROOT
 
 CLI = str(Path(sys.executable).parent / "taxi-pipeline")
 
@@ -33,26 +31,19 @@ def taxi(args: list[str], env: dict, check: bool = True) -> subprocess.Completed
     return result
 
 
+pytestmark = pytest.mark.xdist_group("local_runs")
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, sample_data_dir):
-    """Two runs into one store; returns (env, config, [summary of run 1, summary of run 2])."""
+def store(local_runs):
+    """The shared store of three runs; returns (env, config, [first run, the re-run after the edit]).
+
+    The first run's model and the edited module's model are both blessed and pushed: two models to
+    trace and roll back between.
+    """
     if not os.path.exists(CLI):
         pytest.fail(f"{CLI} is not installed: reinstall the project (make install)")
-    output_root = tmp_path_factory.mktemp("cli_output")
-    other_data = tmp_path_factory.mktemp("other_sample")
-    write_rows(other_data / "data.csv", random.Random(7).sample(read_rows(), 1500))
-    summaries = []
-    for data_dir in (sample_data_dir, other_data):
-        # Any AUC change is allowed, so the second model is blessed against the first.
-        env = {**small_run_env(data_dir, output_root), "TAXI_EVAL_AUC_MAX_DECREASE": "1.0"}
-        run_local_pipeline(env)
-        config = configs.load_config(**configs.env_overrides(env))
-        summaries.append(
-            run_summary.summarize_latest_run(
-                taxi_pipeline.metadata_connection_config(config), config.pipeline_name
-            )
-        )
-    return env, config, summaries
+    return local_runs.env, local_runs.config, [local_runs.summaries[0], local_runs.summaries[2]]
 
 
 def test_every_command_has_help():
@@ -65,13 +56,17 @@ def test_every_command_has_help():
 def test_runs_lists_both_runs_with_who_ran_them(store):
     env, _, summaries = store
     listed = json.loads(taxi(["runs", "--format", "json"], env).stdout)["runs"]
-    assert [r["run"] for r in listed] == [summaries[1].run_id, summaries[0].run_id]
+    ours = {summary.run_id for summary in summaries}
+    # Newest first; the unchanged re-run sits between the two.
+    assert [r["run"] for r in listed if r["run"] in ours] == [summaries[1].run_id, summaries[0].run_id]
+    assert len(listed) >= 3
     for run in listed:
         assert run["status"] == "complete"
-        assert run["blessed"] is True and run["pushed_version"]
         assert {c["node"] for c in run["components"]} >= {"CsvExampleGen", "Trainer", "Pusher"}
         assert run["record"]["runner"] == "local"
         assert run["record"]["user"] and run["record"]["host"]
+        if run["run"] in ours:
+            assert run["blessed"] is True and run["pushed_version"]
     text = taxi(["runs"], env).stdout
     assert summaries[0].run_id in text and summaries[1].run_id in text
     assert re.search(r"Trainer\s+executed", text)
@@ -83,7 +78,7 @@ def _git_head() -> str:
 
 
 def test_lineage_serving_names_the_examples_commit_and_module_hashes(store):
-    env, _, summaries = store
+    env, config, summaries = store
     story = json.loads(taxi(["lineage", "serving", "--format", "json"], env).stdout)
     second = summaries[1]
     assert story["live"] is True
@@ -91,7 +86,9 @@ def test_lineage_serving_names_the_examples_commit_and_module_hashes(store):
     assert [e["id"] for e in story["examples"]] == [second.component("CsvExampleGen").output("examples").id]
     record = story["record"]
     assert record["git_commit"] == _git_head()
-    trainer_hash = hashlib.sha256((PROJECT_ROOT / "modules" / "trainer_module.py").read_bytes()).hexdigest()
+    # The serving model came from the test's edited copy of the trainer module.
+    trainer_hash = hashlib.sha256(Path(config.trainer_module_file).read_bytes()).hexdigest()
+    assert record["trainer_module_file"] == config.trainer_module_file
     assert record["trainer_module_sha256"] == trainer_hash
     assert story["blessed"] is True and story["metrics"]["auc"] > 0.5
     nodes = {e["node"] for e in story["graph"]["executions"].values()}

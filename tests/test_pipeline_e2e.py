@@ -1,12 +1,11 @@
 """The whole pipeline on a sample of the data with the local runner, run as a user runs it.
 
-One module-scoped sequence of real runs (first run, unchanged re-run, re-run after a module edit,
-then the tfx CLI) feeds several focused tests.
+One sequence of real runs (first run, unchanged re-run, re-run after a module edit: the `local_runs`
+fixture, shared with the CLI tests), then the tfx CLI, feeds several focused tests.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,15 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import configs, lineage, run_summary
+from pipeline import lineage, run_summary
 from pipeline import pipeline as taxi_pipeline
-from tests.conftest import (
-    copy_modules,
-    predict_through_both_signatures,
-    run_command,
-    run_local_pipeline,
-    small_run_env,
-)
+from tests.conftest import predict_through_both_signatures, run_command
 
 ALL_NODES = {
     "CsvExampleGen",
@@ -38,13 +31,7 @@ ALL_NODES = {
 }
 
 
-@dataclasses.dataclass
-class Runs:
-    config: configs.PipelineConfig
-    env: dict
-    modules_dir: Path
-    outputs: list[str]
-    summaries: list[run_summary.RunSummary]
+pytestmark = pytest.mark.xdist_group("local_runs")
 
 
 def _summary(config):
@@ -54,27 +41,8 @@ def _summary(config):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, sample_data_dir) -> Runs:
-    modules_dir = copy_modules(tmp_path_factory.mktemp("user") / "modules")
-    output_root = tmp_path_factory.mktemp("output")
-    env = small_run_env(sample_data_dir, output_root, modules_dir)
-    config = configs.load_config(**configs.env_overrides(env))
-    outputs, summaries = [], []
-
-    outputs.append(run_local_pipeline(env))
-    summaries.append(_summary(config))
-
-    outputs.append(run_local_pipeline(env))
-    summaries.append(_summary(config))
-
-    trainer_file = modules_dir / "trainer_module.py"
-    trainer_file.write_text(
-        trainer_file.read_text().replace('"learning_rate": 0.003', '"learning_rate": 0.004')
-        + "\n# edited by the test\n"
-    )
-    outputs.append(run_local_pipeline(env))
-    summaries.append(_summary(config))
-    return Runs(config, env, modules_dir, outputs, summaries)
+def runs(local_runs):
+    return local_runs
 
 
 def states(summary: run_summary.RunSummary) -> dict[str, str]:
