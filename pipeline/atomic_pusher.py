@@ -1,10 +1,11 @@
 """TFX's Pusher, made safe for a watched serving directory.
 
-TFX's filesystem Pusher copies the model file by file straight into `<base>/<unix time>`, so a model
-server polling the directory can find a version with half its variables. This one publishes through
-serving_dir (copied aside, then renamed), applies the retention policy, and does not add a version
-when the blessed model is byte for byte the one already serving (an unchanged re-run re-blesses the
-same model): it records that the model was already serving instead.
+TFX's filesystem Pusher copies the model file by file straight into `<base>/<unix time>` (saved_model.pb
+last, which TF Serving waits for), so any other reader of the directory, this project's lineage and
+rollback included, can see a half-written version, and a push killed midway leaves a numbered folder
+without a model for good. This one publishes through serving_dir (copied aside, then renamed), applies
+the retention policy, and adds no version when the blessed model is byte for byte the one already
+serving (an unchanged re-run blesses the same model again): it records that instead.
 """
 
 from __future__ import annotations
