@@ -160,7 +160,7 @@ def _config(args) -> configs.PipelineConfig:
 
 def cmd_runs(args) -> int:
     config = _config(args)
-    store = governance.open_existing_store(config.metadata_path)
+    store = governance.open_config_store(config)
     runs = governance.list_runs(store, config.pipeline_name)[: args.limit]
     rollbacks = governance.list_rollbacks(store)
     if args.format == "json":
@@ -182,7 +182,7 @@ def cmd_runs(args) -> int:
 
 def cmd_lineage(args) -> int:
     config = _config(args)
-    store = governance.open_existing_store(config.metadata_path)
+    store = governance.open_config_store(config)
     governance.pipeline_context(store, config.pipeline_name)
     story = governance.lineage(store, config.serving_model_dir, args.model)
     if args.format == "json":
@@ -210,7 +210,7 @@ def cmd_lineage(args) -> int:
 
 def cmd_rollback(args) -> int:
     config = _config(args)
-    store = governance.open_existing_store(config.metadata_path)
+    store = governance.open_config_store(config)
     governance.pipeline_context(store, config.pipeline_name)
     done = governance.rollback(store, config.serving_model_dir, args.version, args.force, args.reason)
     print(
@@ -224,7 +224,7 @@ def cmd_report(args) -> int:
     from pipeline import report  # Imports TFDV and TFMA: slow, needed only here.
 
     config = _config(args)
-    store = governance.open_existing_store(config.metadata_path)
+    store = governance.open_config_store(config)
     output = report.write_report(store, config, args.run, args.output)
     print(f"wrote {output}")
     return 0
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
     try:
         return args.func(args)
-    except (governance.GovernanceError, FileNotFoundError, LookupError) as error:
+    except (governance.GovernanceError, configs.ConfigError, FileNotFoundError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -65,6 +65,25 @@ class PipelineConfig:
     package_user_modules: bool = False
     # Python log level of the runners; component progress lines and the summary always show.
     log_level: str = "WARNING"
+    # One run at a time per store: a second run waits this many seconds for the first, then fails
+    # naming it (0 fails at once).
+    run_lock_timeout_s: float = 300.0
+    # A failed run is started again this many times; completed components come from the cache, so only
+    # the failed component and those after it run again. Waits retry_backoff_s, doubling each time.
+    # Airflow maps both onto its task retries.
+    retries: int = 0
+    retry_backoff_s: float = 30.0
+    # Serving versions kept after each push, newest first (0 keeps all); the serving one always stays.
+    serving_versions_to_keep: int = 0
+    # ML Metadata on MySQL/MariaDB instead of SQLite, by URL (mysql://user@host:port/database) or by the
+    # fields. The password is never a setting: it is read from TAXI_METADATA_MYSQL_PASSWORD or from the
+    # file named by metadata_mysql_password_file.
+    metadata_mysql_url: str = ""
+    metadata_mysql_host: str = ""
+    metadata_mysql_port: int = 3306
+    metadata_mysql_database: str = ""
+    metadata_mysql_user: str = ""
+    metadata_mysql_password_file: str = ""
 
     def __post_init__(self) -> None:
         out = Path(self.output_root)
@@ -85,6 +104,14 @@ class PipelineConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.eval_auc_lower_bound <= 1.0:
             raise ConfigError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
+        for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} may not be negative, got {getattr(self, name)}")
+        if self.metadata_mysql_url:
+            from pipeline import mysql_metadata  # Keeps this module free of anything but settings.
+
+            for name, value in mysql_metadata.parse_url(self.metadata_mysql_url).items():
+                object.__setattr__(self, name, value)
 
     @property
     def hyperparameters(self) -> dict:

@@ -11,14 +11,13 @@ import dataclasses
 import datetime
 import getpass
 import os
-import shutil
 import socket
-import time
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import run_record, run_summary
+from pipeline import run_record, run_summary, serving_dir
+from pipeline.serving_dir import serving_versions
 
 ROLLBACK_TYPE = "Rollback"
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
@@ -37,6 +36,15 @@ def open_existing_store(metadata_path: str) -> metadata_store.MetadataStore:
     connection.sqlite.filename_uri = metadata_path
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
     return run_summary.open_store(connection)
+
+
+def open_config_store(config) -> metadata_store.MetadataStore:
+    """The store a PipelineConfig names: MySQL when configured, else its SQLite file, which must exist."""
+    if config.metadata_mysql_host:
+        from pipeline import mysql_metadata
+
+        return run_summary.open_store(mysql_metadata.connection_config(config))
+    return open_existing_store(config.metadata_path)
 
 
 def _time(ms: int) -> str:
@@ -172,17 +180,6 @@ def find_run(store: metadata_store.MetadataStore, pipeline_name: str, run: str) 
 
 
 # -------------------------------------------------------------------------------------------- serving
-
-
-def serving_versions(serving_model_dir: str) -> list[str]:
-    """The version directories under the serving directory, oldest first (versions are integers)."""
-    if not os.path.isdir(serving_model_dir):
-        return []
-    return sorted(
-        (name for name in os.listdir(serving_model_dir) if name.isdigit()
-         and os.path.isdir(os.path.join(serving_model_dir, name))),
-        key=int,
-    )
 
 
 def pushed_artifacts(store: metadata_store.MetadataStore) -> list[metadata_store_pb2.Artifact]:
@@ -463,8 +460,7 @@ def rollback(
 ) -> dict:
     """Serve an earlier model again: copy it into a new, higher version directory and record it.
 
-    The copy is written beside the serving directory's versions under a hidden name and renamed into
-    place, so a model server never sees a half-written version.
+    The copy appears atomically (serving_dir.publish), so a model server never sees a half-written version.
     """
     versions = serving_versions(serving_model_dir)
     live = versions[-1] if versions else None
@@ -499,16 +495,8 @@ def rollback(
         source = os.path.join(model.uri, "Format-Serving")
         if not os.path.isdir(source):
             raise GovernanceError(f"model {model.id}'s files are gone: {source}")
-    new_version = str(max(int(time.time()), int(live) + 1 if live else 0))
-    target = os.path.join(serving_model_dir, new_version)
-    staging = os.path.join(serving_model_dir, f".rollback-{new_version}-{os.getpid()}")
-    os.makedirs(serving_model_dir, exist_ok=True)
-    shutil.copytree(source, staging)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    target = serving_dir.publish(source, serving_model_dir)
+    new_version = os.path.basename(target)
     _record_rollback(store, model, target, new_version, live, reason, force)
     return {"model_id": model.id, "version": new_version, "destination": target, "previous": live, "source": source}
 

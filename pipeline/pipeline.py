@@ -17,6 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from modules import features
+from pipeline import atomic_pusher, mysql_metadata
 from pipeline.configs import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -165,7 +166,8 @@ def create_components(config: PipelineConfig) -> list:
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(config),
     )
-    pusher = tfx.components.Pusher(
+    # TFX's Pusher with an executor that publishes each version atomically (pipeline/atomic_pusher.py).
+    pusher = atomic_pusher.AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
@@ -173,7 +175,8 @@ def create_components(config: PipelineConfig) -> list:
                 base_directory=config.serving_model_dir
             )
         ),
-    )
+        custom_config={atomic_pusher.KEEP_VERSIONS_KEY: config.serving_versions_to_keep},
+    ).with_id("Pusher")
     return [
         example_gen,
         statistics_gen,
@@ -189,7 +192,9 @@ def create_components(config: PipelineConfig) -> list:
 
 
 def metadata_connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
-    """The SQLite ML Metadata store shared by every component and run."""
+    """The ML Metadata store shared by every component and run: SQLite, or MySQL when configured."""
+    if config.metadata_mysql_host:
+        return mysql_metadata.connection_config(config)
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -22,6 +23,7 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.NEW: "new",
 }
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_TRANSIENT = ("database is locked", "Concurrent", "subset of tables")
 
 
 @dataclasses.dataclass
@@ -47,6 +49,8 @@ class RunSummary:
     eval_metrics: dict[str, float]
     blessed: bool | None
     pushed_to: str | None
+    # Set when the blessed model was byte for byte the serving one, so no new version was written.
+    already_serving: str | None = None
 
     def component(self, node_id: str) -> ComponentRun:
         for run in self.components:
@@ -59,7 +63,15 @@ def open_store(connection: metadata_store_pb2.ConnectionConfig) -> metadata_stor
     """A store that must already exist: reading never creates an empty SQLite file by accident."""
     if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
         raise FileNotFoundError(f"no ML Metadata store at {connection.sqlite.filename_uri}")
-    return metadata_store.MetadataStore(connection)
+    # A SQLite store being created or written by a run can refuse a connection for a moment.
+    for attempt in range(5):
+        try:
+            return metadata_store.MetadataStore(connection)
+        except RuntimeError as error:
+            if attempt == 4 or not any(t in str(error) for t in _TRANSIENT):
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def latest_run_context(
@@ -217,6 +229,7 @@ def summarize_latest_run(
         eval_metrics=overall_metrics(evaluation.uri) if evaluation else {},
         blessed=None if blessed is None else bool(blessed),
         pushed_to=custom_property(pushed, "pushed_destination") if custom_property(pushed, "pushed") else None,
+        already_serving=custom_property(pushed, "already_serving_destination"),
     )
 
 
@@ -240,5 +253,8 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(
         "Blessed: " + {True: "yes", False: "no", None: "not evaluated"}[summary.blessed]
     )
-    lines.append(f"Pushed to: {summary.pushed_to}" if summary.pushed_to else "Pushed: no")
+    if summary.already_serving:
+        lines.append(f"Pushed: no, the blessed model is already serving: {summary.already_serving}")
+    else:
+        lines.append(f"Pushed to: {summary.pushed_to}" if summary.pushed_to else "Pushed: no")
     return "\n".join(lines)

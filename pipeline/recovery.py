@@ -1,0 +1,185 @@
+"""What keeps runs safe when processes die or overlap: one run per store, cleanup of killed runs, retries.
+
+TFX records an execution as RUNNING when a component starts and COMPLETE when it publishes its outputs.
+A process killed in between leaves a RUNNING execution behind forever. Nothing later uses its outputs
+(TFX's cache and input resolution take only published artifacts), but the store would claim the run is
+still going. A new run, once it holds the store's lock, knows no one else is running: it marks such
+executions FAILED, with the reason, and deletes the half-written output folders.
+
+LocalDagRunner has no per-component retries (TFX honours NodeExecutionOptions.max_execution_retries only
+in its asynchronous orchestrator), so a failed run is run again: the cache serves every component that
+completed, so only the failed component and those after it execute again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import configs, store_lock
+
+T = TypeVar("T")
+ABANDONED_PROPERTY = "abandoned"
+_ACTIVE = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
+_OUTPUTS = (
+    metadata_store_pb2.Event.OUTPUT,
+    metadata_store_pb2.Event.DECLARED_OUTPUT,
+    metadata_store_pb2.Event.PENDING_OUTPUT,
+)
+
+
+def run_lock_path(config: configs.PipelineConfig):
+    """The lock file of the config's store: beside the SQLite file, or in its place for MySQL.
+
+    For MySQL the lock is per machine: runs on different machines are kept apart by the scheduler.
+    """
+    return store_lock.lock_path_for(config.metadata_path)
+
+
+def _store_location(config: configs.PipelineConfig) -> str:
+    if config.metadata_mysql_host:
+        from pipeline import mysql_metadata
+
+        return mysql_metadata.describe(config)
+    return config.metadata_path
+
+
+@contextlib.contextmanager
+def hold_run_lock(config: configs.PipelineConfig, say: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold the store's run lock for the block; waits up to run_lock_timeout_s, then raises LockBusy."""
+    path = run_lock_path(config)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(store_lock.hold(path, timeout_s=0))
+        except store_lock.LockBusy as busy:
+            timeout = config.run_lock_timeout_s
+            if timeout > 0:
+                say(f"Another run is using the ML Metadata store ({busy}); waiting up to {timeout:g}s.")
+                try:
+                    stack.enter_context(store_lock.hold(path, timeout_s=timeout))
+                except store_lock.LockBusy:
+                    pass
+                else:
+                    yield
+                    return
+            raise store_lock.LockBusy(
+                f"another pipeline run is using the ML Metadata store {_store_location(config)} "
+                f"({busy}); gave up after {timeout:g}s. Wait for it to finish, or set "
+                f"{configs.ENV_PREFIX}RUN_LOCK_TIMEOUT_S to wait longer."
+            ) from None
+        yield
+
+
+def _output_dirs(pipeline_root: str, node_id: str, execution_id: int) -> list[str]:
+    """Where TFX writes an execution's outputs: <pipeline_root>/<node>/<output key>/<execution id>."""
+    node_dir = os.path.join(pipeline_root, node_id)
+    if not os.path.isdir(node_dir):
+        return []
+    candidates = (os.path.join(node_dir, key, str(execution_id)) for key in os.listdir(node_dir))
+    return [path for path in candidates if os.path.isdir(path)]
+
+
+def abandon_interrupted_executions(
+    store: metadata_store.MetadataStore, pipeline_name: str, pipeline_root: str
+) -> list[str]:
+    """Mark the pipeline's unfinished executions FAILED and delete their output folders.
+
+    Call only while holding the run lock: then no live process owns them. Returns "<node> (execution
+    <id>)" for each.
+    """
+    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_context is None:
+        return []
+    stale = [
+        e for e in store.get_executions_by_context(pipeline_context.id) if e.last_known_state in _ACTIVE
+    ]
+    if not stale:
+        return []
+    node_type = store.get_context_type("node")
+    reason = (
+        "its process ended without finishing it (killed or crashed); marked by a later run on "
+        f"{socket.gethostname()} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
+    )
+    found = []
+    outputs = [e for e in store.get_events_by_execution_ids([e.id for e in stale]) if e.type in _OUTPUTS]
+    unpublished = [
+        a for a in store.get_artifacts_by_id({e.artifact_id for e in outputs})
+        if a.state != metadata_store_pb2.Artifact.LIVE
+    ]
+    for artifact in unpublished:
+        artifact.state = metadata_store_pb2.Artifact.ABANDONED
+    for execution in stale:
+        execution.last_known_state = metadata_store_pb2.Execution.FAILED
+        execution.custom_properties[ABANDONED_PROPERTY].string_value = reason
+        node_id = next(
+            (
+                c.name.removeprefix(pipeline_name + ".")
+                for c in store.get_contexts_by_execution(execution.id)
+                if c.type_id == node_type.id
+            ),
+            "?",
+        )
+        for path in _output_dirs(pipeline_root, node_id, execution.id):
+            shutil.rmtree(path, ignore_errors=True)
+        found.append(f"{node_id} (execution {execution.id})")
+    if unpublished:
+        store.put_artifacts(unpublished)
+    store.put_executions(stale)
+    return found
+
+
+def clean_up_interrupted_runs(
+    config: configs.PipelineConfig,
+    connection: metadata_store_pb2.ConnectionConfig,
+    say: Callable[[str], None] = print,
+) -> list[str]:
+    """abandon_interrupted_executions on the config's store, if it exists yet, saying what it found."""
+    if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
+        return []
+    from pipeline import run_summary
+
+    found = abandon_interrupted_executions(
+        run_summary.open_store(connection), config.pipeline_name, config.pipeline_root
+    )
+    if found:
+        say(
+            "An earlier run was interrupted; marked its unfinished executions failed (their outputs are "
+            f"never used): {', '.join(found)}"
+        )
+    return found
+
+
+def call_with_retries(
+    attempt: Callable[[], T],
+    retries: int,
+    backoff_s: float,
+    say: Callable[[str], None] = print,
+    never_retry: tuple[type[BaseException], ...] = (configs.ConfigError,),
+) -> T:
+    """attempt(), and again up to `retries` times after a failure, waiting backoff_s, doubling each time.
+
+    Errors in `never_retry` (the user's to fix) are raised at once.
+    """
+    for number in range(retries + 1):
+        try:
+            return attempt()
+        except never_retry:
+            raise
+        except Exception as error:
+            if number >= retries:
+                raise
+            wait = backoff_s * 2**number
+            say(
+                f"Run failed ({type(error).__name__}: {error}); retry {number + 1} of {retries} in "
+                f"{wait:g}s (completed components come from the cache)."
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")
