@@ -1,0 +1,79 @@
+"""One run of the pipeline on any TFX DAG runner: what every in-process runner does around `run()`.
+
+Input checks, one run per store at a time, progress lines, the run record, the closing summary and the
+rows-in/rows-out check live here once; `local_runner.py` and `beam_runner.py` only pick the DAG runner.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from pipeline import configs, inputs, progress, run_record, run_summary, store_lock
+from pipeline import pipeline as taxi_pipeline
+
+# Exit status of a run refused because another run holds the store (sysexits' EX_TEMPFAIL).
+EXIT_BUSY = 75
+
+
+class RowCountMismatch(RuntimeError):
+    """ExampleGen's splits hold a different number of rows than the input files: records were lost."""
+
+
+def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSummary) -> None:
+    """Rows in the run's input files must equal the rows StatisticsGen counted over all splits."""
+    examples = summary.component("CsvExampleGen").output("examples")
+    span = None
+    if examples is not None and "span" in examples.custom_properties:
+        span = examples.custom_properties["span"].int_value
+    files = inputs.input_files(config, span)
+    if not files or not summary.rows_per_split:
+        return
+    rows_in, rows_out = inputs.count_rows(files), sum(summary.rows_per_split.values())
+    if rows_in != rows_out:
+        raise RowCountMismatch(
+            f"the input files hold {rows_in:,} rows but ExampleGen's splits hold {rows_out:,} "
+            f"({', '.join(f'{k} {v:,}' for k, v in summary.rows_per_split.items())}) with Beam args "
+            f"{' '.join(configs.beam_args(config))}: records were lost or duplicated"
+        )
+
+
+def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
+    """Run the whole pipeline once on `dag_runner` and print what it did.
+
+    Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
+    to read the pipeline). Raises store_lock.LockBusy when another run holds the store.
+    """
+    config = config or configs.load_config()
+    configs.check_local_inputs(config)
+    configs.beam_args(config)  # A profile missing a setting fails here, before anything runs.
+    progress.configure_logging(config.log_level)
+    record = run_record.collect(config, runner=runner)
+    connection = taxi_pipeline.metadata_connection_config(config)
+    with store_lock.hold(store_lock.lock_path_for(config.metadata_path), timeout_s=0):
+        with progress.component_progress() as tracker:
+            dag_runner.run(taxi_pipeline.create_pipeline(config))
+        if not tracker.started:
+            return None
+        run_record.record_run(connection, config, runner=runner, record=record)
+    summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
+    print(run_summary.format_summary(summary), flush=True)
+    check_rows_read(config, summary)
+    return summary
+
+
+def main(run_once: Callable[[], object]) -> int:
+    """A runner's command line: the exit status, with errors a user can act on in one line."""
+    try:
+        run_once()
+    except configs.ConfigError as error:
+        # The message says what to fix; a traceback would not.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except store_lock.LockBusy as error:
+        print(f"error: another run is using this pipeline's store: {error}", file=sys.stderr)
+        return EXIT_BUSY
+    except RowCountMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
