@@ -12,9 +12,6 @@ from typing import Callable
 from pipeline import configs, inputs, progress, run_record, run_summary, store_lock
 from pipeline import pipeline as taxi_pipeline
 
-# Exit status of a run refused because another run holds the store (sysexits' EX_TEMPFAIL).
-EXIT_BUSY = 75
-
 
 class RowCountMismatch(RuntimeError):
     """ExampleGen's splits hold a different number of rows than the input files: records were lost."""
@@ -72,7 +69,7 @@ def main(run_once: Callable[[], object]) -> int:
         return 2
     except store_lock.LockBusy as error:
         print(f"error: another run is using this pipeline's store: {error}", file=sys.stderr)
-        return EXIT_BUSY
+        return store_lock.EXIT_BUSY
     except RowCountMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
