@@ -140,7 +140,9 @@ def check_local_inputs(config: PipelineConfig) -> None:
 # PipelineConfig setting (TAXI_<FIELD>); a profile refuses to build while a setting it names is empty.
 # The remote profiles also get how the project's code reaches their workers: the package built from
 # setup.py (--setup_file) and either a worker image holding requirements.lock and the project
-# (beam_sdk_container_image) or the lock itself, installed by each worker at start-up.
+# (beam_sdk_container_image) or the lock itself, installed by each worker at start-up. Worker processes
+# cannot import the module files TFX loads by path: cloudpickle ships their functions by value (see
+# modules/transform_module.py).
 BEAM_PROFILES: dict[str, tuple[str, ...]] = {
     "in_memory": (
         "--runner=DirectRunner",
@@ -151,6 +153,7 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--runner=DirectRunner",
         "--direct_running_mode=multi_processing",
         "--direct_num_workers={beam_direct_num_workers}",
+        "--pickle_library=cloudpickle",
     ),
     "dataflow": (
         "--runner=DataflowRunner",
@@ -185,6 +188,7 @@ def beam_args(config: PipelineConfig) -> list[str]:
                 )
         args.append(template.format(**values))
     if config.beam_profile not in _LOCAL_BEAM_PROFILES:
+        args.append("--pickle_library=cloudpickle")
         args.append(f"--setup_file={PROJECT_ROOT / 'setup.py'}")
         image = config.beam_sdk_container_image
         if not image:

@@ -92,7 +92,11 @@ def spans(store: metadata_store.MetadataStore, run_context: metadata_store_pb2.C
         if e.type == metadata_store_pb2.Event.OUTPUT
     }
     found = set()
+    # Only Examples carry a meaningful span; statistics and anomalies declare one and leave it 0.
+    examples_type = store.get_artifact_type("Examples")
     for artifact in store.get_artifacts_by_id(artifact_ids):
+        if artifact.type_id != examples_type.id:
+            continue
         for properties in (artifact.properties, artifact.custom_properties):
             if "span" in properties:
                 found.add(properties["span"].int_value)
