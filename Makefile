@@ -36,3 +36,12 @@ lock: install
 
 clean-outputs:
 	rm -rf tfx_output
+
+.PHONY: run-beam schedule
+# The same pipeline on TFX's Beam orchestrator; TAXI_BEAM_PROFILE picks where Beam work runs.
+run-beam: install
+	$(PY) pipeline/beam_runner.py
+
+# Beam runs whenever a new span arrives (TAXI_INPUT_PATTERN='span-{SPAN}/*.csv'); see README.
+schedule: install
+	$(PY) -m pipeline.scheduler

@@ -6,13 +6,21 @@ transformation that training saw.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import cloudpickle  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from modules import features  # noqa: E402
+
+if __name__.startswith("user_module_"):
+    # TFX loaded this file by path under a made-up name that Beam's worker processes (multi_processing,
+    # remote engines) cannot import: ship its functions by value (with --pickle_library=cloudpickle).
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _fill_in_missing(tensor: tf.Tensor | tf.SparseTensor) -> tf.Tensor:

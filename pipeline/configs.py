@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class PipelineConfig:
     pipeline_name: str = "chicago-taxi"
     # Folder holding the input CSV files, and which files in it are data.
     data_root: str = str(PROJECT_ROOT / "data")
+    # A pattern with {SPAN} (e.g. "span-{SPAN}/*.csv") reads data in spans: each run takes the newest.
     input_pattern: str = "*.csv"
     # The curated schema that data is validated against and that Transform and Trainer use.
     schema_path: str = str(PROJECT_ROOT / "schema" / "schema.pbtxt")
@@ -54,11 +56,8 @@ class PipelineConfig:
     eval_auc_max_decrease: float = 0.0
     # Raw features whose values each get their own eval metrics, beside the overall ones.
     slice_feature_keys: tuple[str, ...] = ("payment_type", "trip_start_day")
-    # Beam args of the data components. In-memory DirectRunner: no worker start-up on small data.
-    beam_pipeline_args: tuple[str, ...] = (
-        "--direct_running_mode=in_memory",
-        "--direct_num_workers=1",
-    )
+    # Extra Beam args of the data components, added after those of beam_profile (a later flag wins).
+    beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
     # Package modules/ into wheels under pipeline_root (TFX's default), as remote workers need; the
     # in-process runners import the files directly.
@@ -84,6 +83,25 @@ class PipelineConfig:
     metadata_mysql_database: str = ""
     metadata_mysql_user: str = ""
     metadata_mysql_password_file: str = ""
+    # Where the data components' Beam pipelines run: a key of BEAM_PROFILES. The local default runs in
+    # memory, with no worker start-up; the remote ones need the settings below filled in.
+    beam_profile: str = "in_memory"
+    # Worker processes of the multi_processing profile; 0 means one per CPU core.
+    beam_direct_num_workers: int = 0
+    beam_gcp_project: str = ""
+    beam_gcp_region: str = ""
+    # Dataflow's temp and staging folder (gs://bucket/path); also where remote engines write temp files.
+    beam_temp_location: str = ""
+    # Flink: the JobManager's host:port; Spark: the master URL (spark://host:7077).
+    beam_cluster_master: str = ""
+    # How Flink and Spark start Python workers: DOCKER (the image below), PROCESS or EXTERNAL.
+    beam_environment_type: str = "DOCKER"
+    # A worker image with requirements.lock and this project installed; without one, remote workers
+    # install the lock and the project (setup.py) at start-up.
+    beam_sdk_container_image: str = ""
+    # The scheduler (pipeline/scheduler.py): a crontab line, else an interval in seconds.
+    schedule_cron: str = ""
+    schedule_interval_s: int = 3600
 
     def __post_init__(self) -> None:
         out = Path(self.output_root)
@@ -102,6 +120,11 @@ class PipelineConfig:
                      "train_hash_buckets", "eval_hash_buckets"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.beam_profile not in BEAM_PROFILES:
+            raise ConfigError(
+                f"beam_profile {self.beam_profile!r} is not one of {', '.join(BEAM_PROFILES)} "
+                "(set TAXI_BEAM_PROFILE)"
+            )
         if not 0.0 <= self.eval_auc_lower_bound <= 1.0:
             raise ConfigError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s"):
@@ -128,7 +151,7 @@ def check_local_inputs(config: PipelineConfig) -> None:
     """Fail before any component starts when an input the run needs is missing on this machine."""
     if not Path(config.data_root).is_dir():
         raise ConfigError(f"data folder {config.data_root} does not exist (set TAXI_DATA_ROOT)")
-    if not any(Path(config.data_root).glob(config.input_pattern)):
+    if not any(Path(config.data_root).glob(config.input_pattern.replace("{SPAN}", "*"))):
         raise ConfigError(
             f"no input files match {config.input_pattern!r} in {config.data_root} (set TAXI_DATA_ROOT "
             "or TAXI_INPUT_PATTERN)"
@@ -138,6 +161,70 @@ def check_local_inputs(config: PipelineConfig) -> None:
             raise ConfigError(
                 f"{name} {getattr(config, name)} does not exist (set {ENV_PREFIX}{name.upper()})"
             )
+
+
+# The Beam args of each engine the data components can run on. `{field}` stands for that
+# PipelineConfig setting (TAXI_<FIELD>); a profile refuses to build while a setting it names is empty.
+# The remote profiles also get how the project's code reaches their workers: the package built from
+# setup.py (--setup_file) and either a worker image holding requirements.lock and the project
+# (beam_sdk_container_image) or the lock itself, installed by each worker at start-up. Worker processes
+# cannot import the module files TFX loads by path: cloudpickle ships their functions by value (see
+# modules/transform_module.py).
+BEAM_PROFILES: dict[str, tuple[str, ...]] = {
+    "in_memory": (
+        "--runner=DirectRunner",
+        "--direct_running_mode=in_memory",
+        "--direct_num_workers=1",
+    ),
+    "multi_processing": (
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers={beam_direct_num_workers}",
+        "--pickle_library=cloudpickle",
+    ),
+    "dataflow": (
+        "--runner=DataflowRunner",
+        "--project={beam_gcp_project}",
+        "--region={beam_gcp_region}",
+        "--temp_location={beam_temp_location}",
+        "--staging_location={beam_temp_location}/staging",
+    ),
+    "flink": (
+        "--runner=FlinkRunner",
+        "--flink_master={beam_cluster_master}",
+        "--environment_type={beam_environment_type}",
+    ),
+    "spark": (
+        "--runner=SparkRunner",
+        "--spark_master_url={beam_cluster_master}",
+        "--environment_type={beam_environment_type}",
+    ),
+}
+_LOCAL_BEAM_PROFILES = ("in_memory", "multi_processing")
+
+
+def beam_args(config: PipelineConfig) -> list[str]:
+    """The data components' Beam args: the profile's, filled in from config, then beam_pipeline_args."""
+    values = dataclasses.asdict(config)
+    args = []
+    for template in BEAM_PROFILES[config.beam_profile]:
+        for name in re.findall(r"{(\w+)}", template):
+            if values[name] == "":
+                raise ConfigError(
+                    f"beam_profile {config.beam_profile!r} needs {name} (set {ENV_PREFIX}{name.upper()})"
+                )
+        args.append(template.format(**values))
+    if config.beam_profile not in _LOCAL_BEAM_PROFILES:
+        args.append("--pickle_library=cloudpickle")
+        args.append(f"--setup_file={PROJECT_ROOT / 'setup.py'}")
+        image = config.beam_sdk_container_image
+        if not image:
+            args.append(f"--requirements_file={PROJECT_ROOT / 'requirements.lock'}")
+        elif config.beam_profile == "dataflow":
+            args.append(f"--sdk_container_image={image}")
+        else:
+            args.append(f"--environment_config={image}")
+    return args + list(config.beam_pipeline_args)
 
 
 def _parse(name: str, raw: str, annotation: str):

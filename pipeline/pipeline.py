@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from modules import features
-from pipeline import atomic_pusher, mysql_metadata
+from pipeline import atomic_pusher, configs, mysql_metadata
 from pipeline.configs import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -209,5 +209,5 @@ def create_pipeline(
         components=create_components(config),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection or metadata_connection_config(config),
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=configs.beam_args(config),
     )

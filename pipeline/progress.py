@@ -15,8 +15,9 @@ from typing import Iterator, TextIO
 
 import absl.logging
 
-_RUNNING = "Component %s is running."
-_FINISHED = "Component %s is finished."
+# The local orchestrator's messages, then the Beam orchestrator's.
+_RUNNING = ("Component %s is running.", "node %s is running.")
+_FINISHED = ("Component %s is finished.", "node %s is finished.")
 
 
 class ComponentProgress(logging.Handler):
@@ -34,10 +35,10 @@ class ComponentProgress(logging.Handler):
         stream.flush()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg not in (_RUNNING, _FINISHED) or not record.args:
+        if record.msg not in (*_RUNNING, *_FINISHED) or not record.args:
             return
         node_id = str(record.args[0])
-        if record.msg == _RUNNING:
+        if record.msg in _RUNNING:
             self.started[node_id] = time.monotonic()
             self._print(f"{node_id:<32} started")
         else:

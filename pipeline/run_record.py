@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import glob
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from modules import features
-from pipeline import configs, run_summary
+from pipeline import configs, inputs, run_summary
 
 # Every recorded property starts with this prefix, apart from TFX's own.
 PREFIX = "record_"
@@ -50,7 +49,7 @@ def git_state(root: Path = configs.PROJECT_ROOT) -> tuple[str, bool | None]:
 
 def input_files(config: configs.PipelineConfig) -> dict[str, dict]:
     """Each input file the run read: its content hash and size."""
-    paths = sorted(glob.glob(os.path.join(config.data_root, config.input_pattern)))
+    paths = inputs.input_files(config)
     return {
         os.path.relpath(path, config.data_root): {"sha256": file_sha256(path), "bytes": os.path.getsize(path)}
         for path in paths
@@ -93,7 +92,11 @@ def spans(store: metadata_store.MetadataStore, run_context: metadata_store_pb2.C
         if e.type == metadata_store_pb2.Event.OUTPUT
     }
     found = set()
+    # Only Examples carry a meaningful span; statistics and anomalies declare one and leave it 0.
+    examples_type = store.get_artifact_type("Examples")
     for artifact in store.get_artifacts_by_id(artifact_ids):
+        if artifact.type_id != examples_type.id:
+            continue
         for properties in (artifact.properties, artifact.custom_properties):
             if "span" in properties:
                 found.add(properties["span"].int_value)

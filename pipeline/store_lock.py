@@ -18,6 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+# Exit status of a command refused because another run holds the store (sysexits' EX_TEMPFAIL).
+EXIT_BUSY = 75
+
+
 class LockBusy(RuntimeError):
     """Another live process holds the lock."""
 

@@ -1,0 +1,86 @@
+"""One run of the pipeline on any TFX DAG runner: what every in-process runner does around `run()`.
+
+Input checks, one run per store at a time, progress lines, the run record, the closing summary and the
+rows-in/rows-out check live here once; `local_runner.py` and `beam_runner.py` only pick the DAG runner.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from pipeline import configs, inputs, progress, recovery, run_record, run_summary, store_lock
+from pipeline import pipeline as taxi_pipeline
+
+
+class RowCountMismatch(RuntimeError):
+    """ExampleGen's splits hold a different number of rows than the input files: records were lost."""
+
+
+def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSummary) -> None:
+    """Rows in the run's input files must equal the rows StatisticsGen counted over all splits."""
+    examples = summary.component("CsvExampleGen").output("examples")
+    span = None
+    if examples is not None and "span" in examples.custom_properties:
+        span = examples.custom_properties["span"].int_value
+    files = inputs.input_files(config, span)
+    if not files or not summary.rows_per_split:
+        return
+    rows_in, rows_out = inputs.count_rows(files), sum(summary.rows_per_split.values())
+    if rows_in != rows_out:
+        raise RowCountMismatch(
+            f"the input files hold {rows_in:,} rows but ExampleGen's splits hold {rows_out:,} "
+            f"({', '.join(f'{k} {v:,}' for k, v in summary.rows_per_split.items())}) with Beam args "
+            f"{' '.join(configs.beam_args(config))}: records were lost or duplicated"
+        )
+
+
+def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
+    """Run the whole pipeline once on `dag_runner` and print what it did.
+
+    Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
+    to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
+    run_lock_timeout_s. A run killed earlier is cleaned up first, and a failed run is retried
+    (pipeline/recovery.py).
+    """
+    config = config or configs.load_config()
+    configs.check_local_inputs(config)
+    configs.beam_args(config)  # A profile missing a setting fails here, before anything runs.
+    progress.configure_logging(config.log_level)
+    record = run_record.collect(config, runner=runner)
+    connection = taxi_pipeline.metadata_connection_config(config)
+    with recovery.hold_run_lock(config):
+        recovery.clean_up_interrupted_runs(config, connection)
+        tracker = recovery.call_with_retries(
+            lambda: _run_once(dag_runner, config), config.retries, config.retry_backoff_s
+        )
+        if not tracker.started:
+            return None
+        run_record.record_run(connection, config, runner=runner, record=record)
+    summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
+    print(run_summary.format_summary(summary), flush=True)
+    check_rows_read(config, summary)
+    return summary
+
+
+def _run_once(dag_runner, config: configs.PipelineConfig) -> progress.ComponentProgress:
+    with progress.component_progress() as tracker:
+        dag_runner.run(taxi_pipeline.create_pipeline(config))
+    return tracker
+
+
+def main(run_once: Callable[[], object]) -> int:
+    """A runner's command line: the exit status, with errors a user can act on in one line."""
+    try:
+        run_once()
+    except configs.ConfigError as error:
+        # The message says what to fix; a traceback would not.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except store_lock.LockBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return store_lock.EXIT_BUSY
+    except RowCountMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
