@@ -65,6 +65,10 @@ class PipelineConfig:
     package_user_modules: bool = False
     # Python log level of the runners; component progress lines and the summary always show.
     log_level: str = "WARNING"
+    # Transform's own statistics of its input and output (pre/post-transform stats, schema, anomalies).
+    # Off: StatisticsGen already describes the input, nothing here reads them, and they cost about a
+    # third of Transform's time. Turn on to inspect the transformed features' distributions.
+    transform_statistics: bool = False
 
     def __post_init__(self) -> None:
         out = Path(self.output_root)
@@ -157,3 +161,39 @@ def load_config(**overrides) -> PipelineConfig:
     if unknown:
         raise ConfigError(f"unknown pipeline settings: {', '.join(sorted(unknown))}")
     return PipelineConfig(**{**env_overrides(), **overrides})
+
+
+# --- Beam running mode by input size (see bench/README.md for the measurements) -----------------------
+
+# Inputs up to this size run in one process on Beam's in-memory DirectRunner; larger ones get a worker
+# process per core, which pays its start-up only where there is enough data to share.
+MULTI_PROCESSING_MIN_INPUT_BYTES = 64 * 2**20
+
+
+def local_input_bytes(config: PipelineConfig) -> int | None:
+    """Total size of the input files, or None when data_root is not a local folder (gs://, ...)."""
+    root = Path(config.data_root)
+    if "://" in config.data_root or not root.is_dir():
+        return None
+    return sum(path.stat().st_size for path in root.glob(config.input_pattern) if path.is_file())
+
+
+def direct_runner_args(config: PipelineConfig) -> tuple[str, ...]:
+    """The Beam args the data components get: beam_pipeline_args as given when set, else by input size.
+
+    In-memory with one worker is Beam's own default, so it is passed as no args at all: given any Beam
+    arg without a dependency flag (--extra_packages, --setup_file, ...), TFX builds a source package of
+    itself for every Beam component (seconds each, 40 MB of temporary files), which only remote workers
+    install.
+    """
+    default = next(
+        field.default for field in dataclasses.fields(PipelineConfig) if field.name == "beam_pipeline_args"
+    )
+    if config.beam_pipeline_args != default:
+        return config.beam_pipeline_args
+    size = local_input_bytes(config)
+    if size is None:
+        return config.beam_pipeline_args
+    if size < MULTI_PROCESSING_MIN_INPUT_BYTES:
+        return ()
+    return ("--direct_running_mode=multi_processing", f"--direct_num_workers={os.cpu_count() or 1}")

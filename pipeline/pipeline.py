@@ -17,6 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from modules import features
+from pipeline import configs
 from pipeline.configs import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -141,6 +142,10 @@ def create_components(config: PipelineConfig) -> list:
             custom_config={
                 "module_fingerprint": module_fingerprint(config.transform_module_file)
             },
+            disable_statistics=not config.transform_statistics,
+            # The analyzer cache only pays off when fed back in as `analyzer_cache`, which this
+            # pipeline does not do; writing it costs a pass over the analyzers' accumulators.
+            disable_analyzer_cache=True,
         )
         trainer = tfx.components.Trainer(
             module_file=config.trainer_module_file,
@@ -204,5 +209,5 @@ def create_pipeline(
         components=create_components(config),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection or metadata_connection_config(config),
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=list(configs.direct_runner_args(config)),
     )
