@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-all run test notebook schema-candidate lock clean-outputs
+.PHONY: install install-all run test notebook schema-candidate lock clean-outputs bench
 
 install:
 	@scripts/setup_env.sh requirements.lock
@@ -33,6 +33,14 @@ schema-candidate: install
 lock: install
 	$(VENV)/bin/uv pip compile requirements-orchestrators.in --python-version 3.10 -o requirements-orchestrators.lock
 	$(VENV)/bin/uv pip compile requirements.in -c requirements-orchestrators.lock --python-version 3.10 -o requirements.lock
+
+# Benchmark (not part of the tests; bench/README.md): ours against TFX's own taxi example on the same
+# data, then ours on generated 150k and 1.5M-row inputs. BENCH_REPS and BENCH_SIZES adjust it.
+BENCH_REPS ?= 3
+BENCH_SIZES ?= 150k,1.5M
+bench: install
+	$(PY) -m bench.run compare --reps $(BENCH_REPS)
+	$(PY) -m bench.run scale --sizes $(BENCH_SIZES)
 
 clean-outputs:
 	rm -rf tfx_output

@@ -83,9 +83,9 @@ class PipelineConfig:
     metadata_mysql_database: str = ""
     metadata_mysql_user: str = ""
     metadata_mysql_password_file: str = ""
-    # Where the data components' Beam pipelines run: a key of BEAM_PROFILES. The local default runs in
-    # memory, with no worker start-up; the remote ones need the settings below filled in.
-    beam_profile: str = "in_memory"
+    # Where the data components' Beam pipelines run: a key of BEAM_PROFILES. The default, auto, picks
+    # in_memory or multi_processing by input size; the remote ones need the settings below filled in.
+    beam_profile: str = "auto"
     # Worker processes of the multi_processing profile; 0 means one per CPU core.
     beam_direct_num_workers: int = 0
     beam_gcp_project: str = ""
@@ -102,6 +102,10 @@ class PipelineConfig:
     # The scheduler (pipeline/scheduler.py): a crontab line, else an interval in seconds.
     schedule_cron: str = ""
     schedule_interval_s: int = 3600
+    # Transform's own statistics of its input and output (pre/post-transform stats, schema, anomalies).
+    # Off: StatisticsGen already describes the input, nothing here reads them, and they cost about a
+    # third of Transform's time. Turn on to inspect the transformed features' distributions.
+    transform_statistics: bool = False
 
     def __post_init__(self) -> None:
         out = Path(self.output_root)
@@ -171,11 +175,13 @@ def check_local_inputs(config: PipelineConfig) -> None:
 # cannot import the module files TFX loads by path: cloudpickle ships their functions by value (see
 # modules/transform_module.py).
 BEAM_PROFILES: dict[str, tuple[str, ...]] = {
-    "in_memory": (
-        "--runner=DirectRunner",
-        "--direct_running_mode=in_memory",
-        "--direct_num_workers=1",
-    ),
+    # in_memory or multi_processing, by input size (resolved_beam_profile).
+    "auto": (),
+    # Beam's own default (DirectRunner, in memory, one worker), so no args at all: given any Beam arg
+    # without a dependency flag (--extra_packages, --setup_file, ...), TFX builds a source package of
+    # itself for every Beam component (seconds each, 40 MB of temporary files) that only remote workers
+    # install.
+    "in_memory": (),
     "multi_processing": (
         "--runner=DirectRunner",
         "--direct_running_mode=multi_processing",
@@ -200,14 +206,14 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--environment_type={beam_environment_type}",
     ),
 }
-_LOCAL_BEAM_PROFILES = ("in_memory", "multi_processing")
+_LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
 
 
 def beam_args(config: PipelineConfig) -> list[str]:
     """The data components' Beam args: the profile's, filled in from config, then beam_pipeline_args."""
     values = dataclasses.asdict(config)
     args = []
-    for template in BEAM_PROFILES[config.beam_profile]:
+    for template in BEAM_PROFILES[resolved_beam_profile(config)]:
         for name in re.findall(r"{(\w+)}", template):
             if values[name] == "":
                 raise ConfigError(
@@ -271,3 +277,28 @@ def load_config(**overrides) -> PipelineConfig:
     if unknown:
         raise ConfigError(f"unknown pipeline settings: {', '.join(sorted(unknown))}")
     return PipelineConfig(**{**env_overrides(), **overrides})
+
+
+# --- Beam running mode by input size (see bench/README.md for the measurements) -----------------------
+
+# Inputs up to this size run in one process on Beam's in-memory DirectRunner; larger ones get a worker
+# process per core, which pays its start-up only where there is enough data to share.
+MULTI_PROCESSING_MIN_INPUT_BYTES = 64 * 2**20
+
+
+def local_input_bytes(config: PipelineConfig) -> int | None:
+    """Total size of the input files, or None when data_root is not a local folder (gs://, ...)."""
+    root = Path(config.data_root)
+    if "://" in config.data_root or not root.is_dir():
+        return None
+    return sum(path.stat().st_size for path in root.glob(config.input_pattern) if path.is_file())
+
+
+def resolved_beam_profile(config: PipelineConfig) -> str:
+    """beam_profile, with auto made in_memory or multi_processing by the size of the local input."""
+    if config.beam_profile != "auto":
+        return config.beam_profile
+    size = local_input_bytes(config)
+    if size is not None and size >= MULTI_PROCESSING_MIN_INPUT_BYTES:
+        return "multi_processing"
+    return "in_memory"

@@ -142,6 +142,10 @@ def create_components(config: PipelineConfig) -> list:
             custom_config={
                 "module_fingerprint": module_fingerprint(config.transform_module_file)
             },
+            disable_statistics=not config.transform_statistics,
+            # The analyzer cache only pays off when fed back in as `analyzer_cache`, which this
+            # pipeline does not do; writing it costs a pass over the analyzers' accumulators.
+            disable_analyzer_cache=True,
         )
         trainer = tfx.components.Trainer(
             module_file=config.trainer_module_file,

@@ -30,6 +30,7 @@ REMOTE_SETTINGS = {
     "spark": {"beam_cluster_master": "spark://spark-master:7077"},
 }
 RUNNER_CLASSES = {
+    "auto": "SwitchingDirectRunner",
     "in_memory": "SwitchingDirectRunner",
     "multi_processing": "SwitchingDirectRunner",
     "dataflow": "DataflowRunner",
@@ -51,7 +52,8 @@ def test_each_profile_builds_pipeline_options_whose_runner_resolves(profile):
     for arg in args:
         name, value = arg.removeprefix("--").split("=", 1)
         assert str(options[name]) == value, arg
-    runner = create_runner(PipelineOptions(args).view_as(StandardOptions).runner)
+    # No --runner means Beam's default, the DirectRunner (the local profiles pass no args at all).
+    runner = create_runner(PipelineOptions(args).view_as(StandardOptions).runner or "DirectRunner")
     assert type(runner).__name__ == RUNNER_CLASSES[profile]
 
 
@@ -87,7 +89,7 @@ def test_profile_settings_come_from_the_environment_and_extra_args_win(monkeypat
 def test_a_profile_missing_a_setting_names_its_variable():
     with pytest.raises(configs.ConfigError, match="needs beam_gcp_project \\(set TAXI_BEAM_GCP_PROJECT\\)"):
         configs.beam_args(configs.load_config(beam_profile="dataflow"))
-    with pytest.raises(configs.ConfigError, match="beam_profile 'direct' is not one of in_memory, "):
+    with pytest.raises(configs.ConfigError, match="beam_profile 'direct' is not one of auto, in_memory, "):
         configs.load_config(beam_profile="direct")
 
 

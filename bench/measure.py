@@ -1,0 +1,144 @@
+"""What the benchmark measures: a run's wall time and peak memory, per-component times from ML Metadata,
+and the row counts at every stage.
+
+Each pipeline runs as its own process, exactly as a user starts it, so imports and start-up count; memory
+is the summed resident size of that process and all its children (Beam's worker processes included),
+sampled a few times a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import run_summary
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_SAMPLE_SECONDS = 0.25
+
+
+@dataclasses.dataclass
+class ProcessRun:
+    seconds: float
+    peak_rss_bytes: int
+    returncode: int
+    log_tail: str
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_process(args: list[str], env: dict[str, str], log_path: Path, timeout: float) -> ProcessRun:
+    """Run `args` to completion, timing it and tracking the peak memory of its process tree."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        child = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        watched = psutil.Process(child.pid)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, _tree_rss(watched))
+            if time.monotonic() - started > timeout:
+                for member in [watched, *watched.children(recursive=True)]:
+                    try:
+                        member.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                child.wait()
+                break
+            time.sleep(_SAMPLE_SECONDS)
+        seconds = time.monotonic() - started
+    tail = log_path.read_bytes()[-3000:].decode(errors="replace")
+    return ProcessRun(seconds, peak, child.returncode, tail)
+
+
+def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]:
+    """Wall time and state of each component in the newest run, from MLMD execution timestamps."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    store = run_summary.open_store(connection)
+    context = run_summary.latest_run_context(store, pipeline_name)
+    return {
+        run.node_id: {"seconds": run.seconds, "state": run.state}
+        for run in run_summary.component_runs(store, context, pipeline_name)
+    }
+
+
+def latest_outputs(metadata_path: str, pipeline_name: str) -> dict[str, str]:
+    """URI of each output key (examples, statistics, transformed_examples, ...) of the newest run."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    store = run_summary.open_store(connection)
+    context = run_summary.latest_run_context(store, pipeline_name)
+    uris = {}
+    for run in run_summary.component_runs(store, context, pipeline_name):
+        for key, artifacts in run.outputs.items():
+            if artifacts:
+                uris[key] = artifacts[0].uri
+    return uris
+
+
+_COUNT_SCRIPT = r"""
+import glob, json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pyarrow.csv as pa_csv
+uris = json.loads(sys.argv[2])
+started = time.monotonic()
+rows = 0
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
+    rows += pa_csv.read_csv(path).num_rows
+result = {"csv_rows": rows, "pyarrow_read_seconds": time.monotonic() - started}
+import tensorflow as tf
+def count(uri):
+    total = 0
+    for split in sorted(glob.glob(os.path.join(uri, "Split-*"))):
+        files = sorted(glob.glob(os.path.join(split, "*.gz")))
+        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=1)
+        total += int(dataset.batch(65536).reduce(tf.constant(0, tf.int64),
+                     lambda n, batch: n + tf.size(batch, out_type=tf.int64)))
+    return total
+for key in ("examples", "transformed_examples"):
+    if key in uris:
+        result[key + "_rows"] = count(uris[key])
+print(json.dumps(result))
+"""
+
+
+def count_rows(data_dir: str, metadata_path: str, pipeline_name: str) -> dict:
+    """Rows in the CSV (and the time of a bare pyarrow read, the floor), in ExampleGen's and
+    Transform's outputs, and counted by StatisticsGen, in a subprocess so its memory is returned."""
+    uris = latest_outputs(metadata_path, pipeline_name)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    completed = subprocess.run(
+        [sys.executable, "-c", _COUNT_SCRIPT, data_dir, json.dumps(uris)],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    counts = json.loads(completed.stdout.strip().splitlines()[-1])
+    if "statistics" in uris:
+        per_split = run_summary.rows_per_split(uris["statistics"])
+        counts["statistics_rows"] = sum(per_split.values())
+        counts["statistics_rows_per_split"] = per_split
+    stages = [counts.get(key) for key in
+              ("csv_rows", "examples_rows", "statistics_rows", "transformed_examples_rows")]
+    counts["rows_intact"] = None not in stages and len(set(stages)) == 1
+    return counts

@@ -1,0 +1,92 @@
+"""The two pipelines the benchmark runs, each as a user would start it, on data and dirs it is given.
+
+Ours: `pipeline/local_runner.py` with `TAXI_*` variables. TFX's: the Chicago taxi example shipped in the
+tfx wheel (`taxi_pipeline_native_keras.py` with its module `taxi_utils_native_keras.py`), run unmodified:
+it reads its data, module, pipeline root, metadata and serving dirs from under `$HOME`, so the benchmark
+gives it a fresh `$HOME` laid out as the example expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import tfx
+
+from bench import measure
+
+PROJECT_ROOT = measure.PROJECT_ROOT
+TFX_EXAMPLE_DIR = Path(tfx.__file__).resolve().parent / "examples" / "chicago_taxi_pipeline"
+OUR_PIPELINE_NAME = "chicago-taxi"
+THEIR_PIPELINE_NAME = "chicago_taxi_native_keras"
+
+
+@dataclasses.dataclass
+class PipelineRun:
+    """How to start one pipeline on one data folder, and where its ML Metadata store ends up."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    metadata_path: str
+    pipeline_name: str
+
+
+# What tests/conftest.py's small_run_env sets: the test suite's many short runs.
+SMALL_RUN_ENV = {
+    "TAXI_TRAIN_STEPS": "60",
+    "TAXI_EVAL_STEPS": "4",
+    "TAXI_EPOCHS": "1",
+    "TAXI_EVAL_AUC_LOWER_BOUND": "0.6",
+}
+
+
+def ours(
+    data_dir: Path,
+    work_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    project_root: Path = PROJECT_ROOT,
+    name: str = "ours",
+) -> PipelineRun:
+    """Our local runner; project_root may be another checkout (say, before a change) to compare with."""
+    env = {
+        **os.environ,
+        "TAXI_DATA_ROOT": str(data_dir),
+        "TAXI_OUTPUT_ROOT": str(work_dir),
+        **(extra_env or {}),
+    }
+    return PipelineRun(
+        name=name,
+        args=[sys.executable, str(Path(project_root) / "pipeline" / "local_runner.py")],
+        env=env,
+        metadata_path=str(work_dir / "metadata" / OUR_PIPELINE_NAME / "metadata.db"),
+        pipeline_name=OUR_PIPELINE_NAME,
+    )
+
+
+def theirs(data_dir: Path, work_dir: Path) -> PipelineRun:
+    """TFX's example with `$HOME` at work_dir/home: data linked into ~/taxi/data/simple, module in ~/taxi."""
+    home = work_dir / "home"
+    simple = home / "taxi" / "data" / "simple"
+    if not simple.is_dir():
+        simple.mkdir(parents=True)
+        for csv in sorted(Path(data_dir).glob("*.csv")):
+            os.symlink(csv.resolve(), simple / csv.name)
+        shutil.copy(TFX_EXAMPLE_DIR / "taxi_utils_native_keras.py", home / "taxi")
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        # TFX 1.16's Keras trainer needs Keras 2 (tf-keras) under TensorFlow 2.16.
+        "TF_USE_LEGACY_KERAS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    }
+    return PipelineRun(
+        name="theirs",
+        args=[sys.executable, str(TFX_EXAMPLE_DIR / "taxi_pipeline_native_keras.py")],
+        env=env,
+        metadata_path=str(home / "tfx" / "metadata" / THEIR_PIPELINE_NAME / "metadata.db"),
+        pipeline_name=THEIR_PIPELINE_NAME,
+    )

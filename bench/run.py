@@ -1,0 +1,285 @@
+"""The benchmark: our pipeline beside TFX's own Chicago taxi example, and our pipeline at scale.
+
+    .venv/bin/python -m bench.run compare --reps 3          # same data, alternating, ratios ours/theirs
+    .venv/bin/python -m bench.run scale --sizes 150k,1.5M   # generated inputs, rows/s, memory, integrity
+
+`make bench` runs both (compare, then scale at 150k and 1.5M). Results go to bench/results/<kind>.json
+(machine-readable) and a Markdown table is printed for the README. Not part of the test suite: a run
+takes minutes to hours and its absolute times depend on the machine and its load; the ratios taken in one
+invocation are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pipeline  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from bench import generate_data, measure, pipelines  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+# Components whose cost grows with the data, for rows/s.
+ROW_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform")
+# The three runs of one pipeline on a fresh store: everything executes; a re-run with nothing changed
+# (the Evaluator runs again, now against the blessed baseline, and the Pusher pushes again); and a third
+# run, served from the cache throughout.
+PHASES = ("full", "rerun", "cached")
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def run_once(run: pipelines.PipelineRun, log_path: Path, timeout: float) -> dict:
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    load_before = _load()
+    process = measure.run_process(run.args, run.env, log_path, timeout)
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{run.name} failed (exit {process.returncode}); log {log_path}:\n{process.log_tail}"
+        )
+    return {
+        "started_at": started_at,
+        "load_before": load_before,
+        "seconds": round(process.seconds, 2),
+        "peak_rss_mb": round(process.peak_rss_bytes / 2**20),
+        "components": measure.component_seconds(run.metadata_path, run.pipeline_name),
+    }
+
+
+def _summary(values: list[float]) -> dict:
+    return {"min": round(min(values), 2), "median": round(statistics.median(values), 2)}
+
+
+def _contestant(name: str, data_dir: Path, work_dir: Path, small: bool, before: Path | None):
+    extra_env = pipelines.SMALL_RUN_ENV if small else None
+    if name == "theirs":
+        return pipelines.theirs(data_dir, work_dir)
+    if name == "before":
+        return pipelines.ours(data_dir, work_dir, extra_env, project_root=before, name="before")
+    return pipelines.ours(data_dir, work_dir, extra_env)
+
+
+def compare(
+    data_dir: Path,
+    reps: int,
+    work_root: Path,
+    timeout: float,
+    other: str = "theirs",
+    small: bool = False,
+    before: Path | None = None,
+) -> dict:
+    """Ours and `other` (TFX's example, or our pipeline from the checkout `before`), fresh stores, three
+    runs each (full, rerun, cached); which goes first alternates per rep."""
+    runs: dict[str, list[dict]] = {"ours": [], other: []}
+    for rep in range(reps):
+        order = ("ours", other) if rep % 2 == 0 else (other, "ours")
+        for name in order:
+            work_dir = work_root / f"{name}-{rep}"
+            shutil.rmtree(work_dir, ignore_errors=True)
+            run = _contestant(name, data_dir, work_dir, small, before)
+            phases = {}
+            for phase in PHASES:
+                phases[phase] = run_once(run, work_dir / f"{phase}.log", timeout)
+                print(f"rep {rep} {name:<6} {phase:<6} {phases[phase]['seconds']:7.1f}s "
+                      f"({phases[phase]['load_before']})", flush=True)
+            runs[name].append(phases)
+            shutil.rmtree(work_dir, ignore_errors=True)
+    ratios = {}
+    for phase in PHASES:
+        ours = [rep[phase]["seconds"] for rep in runs["ours"]]
+        theirs = [rep[phase]["seconds"] for rep in runs[other]]
+        ratios[phase] = {
+            "ours": _summary(ours),
+            "theirs": _summary(theirs),
+            "ratio_min": round(min(ours) / min(theirs), 3),
+            "ratio_median": round(statistics.median(ours) / statistics.median(theirs), 3),
+        }
+    components = {}
+    common = [
+        node for node in runs["ours"][0]["full"]["components"]
+        if node in runs[other][0]["full"]["components"]
+    ]
+    for node in common:
+        ours = [rep["full"]["components"][node]["seconds"] for rep in runs["ours"]]
+        theirs = [rep["full"]["components"][node]["seconds"] for rep in runs[other]]
+        components[node] = {
+            "ours": _summary(ours),
+            "theirs": _summary(theirs),
+            "ratio_median": round(statistics.median(ours) / max(statistics.median(theirs), 1e-3), 3),
+        }
+    return {"data_dir": str(data_dir), "reps": reps, "other": other, "small": small,
+            "before": str(before) if before else None, "ratios": ratios,
+            "components_full_run": components, "runs": runs}
+
+
+def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) -> dict:
+    """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC."""
+    results = []
+    for size in sizes:
+        rows = generate_data.parse_rows(size)
+        data_dir = data_root / size
+        if not (data_dir / "data.csv").is_file():
+            print(f"generating {rows:,} rows into {data_dir}", flush=True)
+            generate_data.generate(rows, data_dir)
+        work_dir = work_root / f"scale-{size}"
+        shutil.rmtree(work_dir, ignore_errors=True)
+        run = pipelines.ours(data_dir, work_dir)
+        result = run_once(run, work_dir / "full.log", timeout)
+        counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
+        result.update(size=size, rows=counts["csv_rows"], counts=counts)
+        result["rows_per_second"] = {
+            node: round(counts["csv_rows"] / result["components"][node]["seconds"])
+            for node in ROW_COMPONENTS if node in result["components"]
+        }
+        result["eval_metrics"] = _eval_metrics(run)
+        results.append(result)
+        print(f"{size}: {result['seconds']:.0f}s, peak {result['peak_rss_mb']} MB, "
+              f"rows intact: {counts['rows_intact']}, {result['rows_per_second']} ({result['load_before']})",
+              flush=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return {"sizes": results}
+
+
+def _eval_metrics(run: pipelines.PipelineRun) -> dict:
+    from pipeline import run_summary
+
+    uris = measure.latest_outputs(run.metadata_path, run.pipeline_name)
+    return run_summary.overall_metrics(uris["evaluation"]) if "evaluation" in uris else {}
+
+
+def _write_small_sample(directory: Path) -> None:
+    """The test suite's sample: 1,500 rows drawn by tests/conftest.py's fixed seed."""
+    import csv
+    import random
+
+    with open(pipelines.PROJECT_ROOT / "data" / "data.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows = random.Random(42).sample(rows, 1500)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "data.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def compare_table(result: dict) -> str:
+    other = {"theirs": "TFX example", "before": "before"}[result["other"]]
+    lines = [
+        f"| run | ours min / median (s) | {other} min / median (s) | ratio min | ratio median |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for phase, row in result["ratios"].items():
+        lines.append(
+            f"| {phase} | {row['ours']['min']:.1f} / {row['ours']['median']:.1f} "
+            f"| {row['theirs']['min']:.1f} / {row['theirs']['median']:.1f} "
+            f"| {row['ratio_min']:.2f} | {row['ratio_median']:.2f} |"
+        )
+    for node, row in result["components_full_run"].items():
+        lines.append(
+            f"| {node} (full run) | {row['ours']['min']:.1f} / {row['ours']['median']:.1f} "
+            f"| {row['theirs']['min']:.1f} / {row['theirs']['median']:.1f} | | {row['ratio_median']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def scale_table(result: dict) -> str:
+    lines = [
+        "| rows | end to end | CsvExampleGen | StatisticsGen | Transform | Trainer | Evaluator "
+        "| rows/s ExampleGen / StatisticsGen / Transform | pyarrow read | peak memory | rows intact | eval AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in result["sizes"]:
+        seconds = {node: value["seconds"] for node, value in entry["components"].items()}
+        rate = entry["rows_per_second"]
+        lines.append(
+            f"| {entry['rows']:,} | {entry['seconds']:.0f} s "
+            + "".join(f"| {seconds.get(node, 0):.0f} s " for node in
+                      ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"))
+            + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in ROW_COMPONENTS)} "
+            f"| {entry['counts']['pyarrow_read_seconds']:.1f} s | {entry['peak_rss_mb'] / 1024:.1f} GB "
+            f"| {'yes' if entry['counts']['rows_intact'] else 'NO'} "
+            f"| {entry['eval_metrics'].get('auc', float('nan')):.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def _write(kind: str, result: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    result = {
+        "kind": kind,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_after": _load(),
+        **result,
+    }
+    path = RESULTS_DIR / f"{kind}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    comparing = sub.add_parser("compare", help="ours against TFX's example on the same data")
+    comparing.add_argument("--data", type=Path, default=pipelines.PROJECT_ROOT / "data")
+    comparing.add_argument("--reps", type=int, default=3)
+    comparing.add_argument(
+        "--before", type=Path, default=None,
+        help="instead of TFX's example, compare with our pipeline in another checkout (e.g. before a change)",
+    )
+    comparing.add_argument(
+        "--small", action="store_true",
+        help="the test suite's runs: a 1,500-row sample and tests/conftest.py's small_run_env settings",
+    )
+    scaling = sub.add_parser("scale", help="ours on generated inputs of several sizes")
+    scaling.add_argument("--sizes", default="150k,1.5M", help="comma-separated: 150k,1.5M,10M")
+    scaling.add_argument("--data-root", type=Path, default=DATA_DIR,
+                         help="where generated inputs are kept (<root>/<size>/data.csv)")
+    for command in (comparing, scaling):
+        command.add_argument("--work-dir", type=Path, default=None,
+                             help="scratch folder for pipeline outputs (default: a temporary one)")
+        command.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per pipeline run")
+        command.add_argument("--tag", default="", help="suffix of the results file name")
+    args = parser.parse_args(argv)
+    work_root = args.work_dir or Path(tempfile.mkdtemp(prefix="taxi-bench-"))
+    started = time.monotonic()
+    if args.command == "compare":
+        if args.reps < 1:
+            print("error: --reps must be at least 1", file=sys.stderr)
+            return 2
+        data = args.data
+        if args.small:
+            data = work_root / "small-sample"
+            _write_small_sample(data)
+        other = "before" if args.before else "theirs"
+        if args.small and other == "theirs":
+            print("error: --small needs --before: TFX's example has fixed training steps", file=sys.stderr)
+            return 2
+        result = compare(data, args.reps, work_root, args.timeout, other, args.small, args.before)
+        table = compare_table(result)
+    else:
+        sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
+        result = scale(sizes, args.data_root, work_root, args.timeout)
+        table = scale_table(result)
+    result["bench_seconds"] = round(time.monotonic() - started)
+    path = _write(args.command + (f"-{args.tag}" if args.tag else ""), result)
+    print(table)
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

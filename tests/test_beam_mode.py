@@ -1,0 +1,53 @@
+"""The Beam running mode chosen by input size, and the TFX source package it avoids."""
+
+from __future__ import annotations
+
+from pipeline import configs
+from pipeline import pipeline as taxi_pipeline
+
+
+def _data(tmp_path, size: int):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.csv").write_bytes(b"x" * size)
+    return str(tmp_path / "data")
+
+
+def test_small_input_runs_in_memory_with_no_beam_args(tmp_path):
+    config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
+    assert configs.resolved_beam_profile(config) == "in_memory"
+    # Beam's own default (in-memory, one worker): no arg, so TFX builds no source package of itself.
+    assert configs.beam_args(config) == []
+    assert taxi_pipeline.create_pipeline(config).beam_pipeline_args == []
+
+
+def test_large_input_gets_a_worker_per_core(tmp_path, monkeypatch):
+    monkeypatch.setattr(configs, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
+    assert configs.resolved_beam_profile(config) == "multi_processing"
+    args = configs.beam_args(config)
+    assert "--direct_running_mode=multi_processing" in args
+    assert "--direct_num_workers=0" in args  # Beam: one worker per core.
+
+
+def test_explicit_profile_and_extra_args_are_used_as_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(configs, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setenv("TAXI_BEAM_PROFILE", "in_memory")
+    monkeypatch.setenv("TAXI_BEAM_PIPELINE_ARGS", "--runner=DirectRunner --direct_num_workers=1")
+    config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
+    assert configs.beam_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
+
+
+def test_remote_data_stays_in_memory_unless_a_profile_says_otherwise():
+    config = configs.load_config(data_root="gs://bucket/taxi")
+    assert configs.local_input_bytes(config) is None
+    assert configs.resolved_beam_profile(config) == "in_memory"
+
+
+def test_transform_statistics_are_off_unless_asked_for(tmp_path, monkeypatch):
+    config = configs.load_config(data_root=_data(tmp_path, 10), output_root=str(tmp_path / "out"))
+    transform = next(c for c in taxi_pipeline.create_components(config) if c.id == "Transform")
+    assert transform.exec_properties["disable_statistics"] == 1
+    monkeypatch.setenv("TAXI_TRANSFORM_STATISTICS", "true")
+    config = configs.load_config(data_root=config.data_root, output_root=str(tmp_path / "out"))
+    transform = next(c for c in taxi_pipeline.create_components(config) if c.id == "Transform")
+    assert transform.exec_properties["disable_statistics"] == 0
