@@ -18,7 +18,7 @@ if __package__ in (None, ""):
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import configs, progress, run_record, run_summary  # noqa: E402
+from pipeline import configs, data_gate, progress, run_record, run_summary  # noqa: E402
 from pipeline import pipeline as taxi_pipeline  # noqa: E402
 # isort: on
 
@@ -29,15 +29,26 @@ def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary 
     configs.check_local_inputs(config)
     progress.configure_logging(config.log_level)
     record = run_record.collect(config, runner="local")
+    rejected = None
     with progress.component_progress() as tracker:
-        tfx.orchestration.LocalDagRunner().run(taxi_pipeline.create_pipeline(config))
+        try:
+            tfx.orchestration.LocalDagRunner().run(taxi_pipeline.create_pipeline(config))
+        except data_gate.DataGateError as error:
+            rejected = error
+            tracker.report_failure()
     if not tracker.started:
         # `tfx pipeline create` executes this file only to read the pipeline: nothing ran.
         return None
     connection = taxi_pipeline.metadata_connection_config(config)
-    run_record.record_run(connection, config, runner="local", record=record)
+    if rejected is not None:
+        record[run_record.PREFIX + "data_gate"] = str(rejected)
     summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
+    if summary.blessing_reason:
+        record[run_record.PREFIX + "blessing_reason"] = summary.blessing_reason
+    run_record.record_run(connection, config, runner="local", record=record)
     print(run_summary.format_summary(summary), flush=True)
+    if rejected is not None:
+        raise rejected
     return summary
 
 
@@ -48,6 +59,9 @@ def main() -> int:
         # The message says what to fix; a traceback would not.
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except data_gate.DataGateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
