@@ -40,6 +40,8 @@ class LatestIfAnyStrategy(LatestArtifactStrategy):
 
     TFX's LatestArtifactStrategy fails the resolver (a FAILED execution and a logged traceback) while
     its channel is empty, as it is on a store's first run, before any data has passed the gate.
+    TFX's Kubeflow V2 compiler accepts only TFX's own strategies: a runner compiling for it would swap
+    in LatestArtifactStrategy (not tried here).
     """
 
     def resolve_artifacts(self, store, input_dict):

@@ -225,8 +225,6 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
                 lines.append(f"{name} ({where}) {value:.4f} is {limit}")
             else:
                 lines.append(f"{name} ({where}): {failure.message or 'failed its threshold'}")
-    for missing in result.missing_thresholds:
-        lines.append(f"no value for the thresholded metric {missing.metric_key.name}")
     return lines or ["TFMA's validation failed without a metric failure (see the evaluation artifact)"]
 
 
