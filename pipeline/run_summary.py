@@ -209,11 +209,12 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
             if threshold.HasField("change_threshold"):
-                allowed = threshold.change_threshold.absolute.value
+                change = threshold.change_threshold
+                bound = "no less" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "no more"
                 lines.append(
                     f"{name} ({where}) {candidate.get(name, float('nan')):.4f} against the blessed "
                     f"baseline's {baseline.get(name, float('nan')):.4f}: a change of {value:+.4f}, the "
-                    f"threshold allows no less than {allowed:+.4f}"
+                    f"threshold allows {bound} than {change.absolute.value:+.4f}"
                 )
             elif threshold.HasField("value_threshold"):
                 bounds = threshold.value_threshold
