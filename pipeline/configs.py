@@ -165,6 +165,10 @@ def check_local_inputs(config: PipelineConfig) -> None:
             raise ConfigError(
                 f"{name} {getattr(config, name)} does not exist (set {ENV_PREFIX}{name.upper()})"
             )
+    # Imported here: it reads the label's name from modules/, which configs does not otherwise need.
+    from pipeline import input_checks
+
+    input_checks.check_csv_inputs(config.data_root, config.input_pattern)
 
 
 # The Beam args of each engine the data components can run on. `{field}` stands for that

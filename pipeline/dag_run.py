@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from pipeline import configs, inputs, progress, recovery, run_record, run_summary, store_lock
+from pipeline import configs, data_gate, inputs, progress, recovery, run_record, run_summary, store_lock
 from pipeline import pipeline as taxi_pipeline
 
 
@@ -41,7 +41,8 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
     run_lock_timeout_s. A run killed earlier is cleaned up first, and a failed run is retried
-    (pipeline/recovery.py).
+    (pipeline/recovery.py). A run the data gate stopped is summarized and recorded, then its
+    DataGateError raised: that is the user's data to fix, never retried.
     """
     config = config or configs.load_config()
     configs.check_local_inputs(config)
@@ -51,22 +52,34 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     connection = taxi_pipeline.metadata_connection_config(config)
     with recovery.hold_run_lock(config):
         recovery.clean_up_interrupted_runs(config, connection)
-        tracker = recovery.call_with_retries(
+        tracker, rejected = recovery.call_with_retries(
             lambda: _run_once(dag_runner, config), config.retries, config.retry_backoff_s
         )
         if not tracker.started:
             return None
+        if rejected is not None:
+            record[run_record.PREFIX + "data_gate"] = str(rejected)
+        summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
+        if summary.blessing_reason:
+            record[run_record.PREFIX + "blessing_reason"] = summary.blessing_reason
         run_record.record_run(connection, config, runner=runner, record=record)
-    summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
     print(run_summary.format_summary(summary), flush=True)
+    if rejected is not None:
+        raise rejected
     check_rows_read(config, summary)
     return summary
 
 
-def _run_once(dag_runner, config: configs.PipelineConfig) -> progress.ComponentProgress:
+def _run_once(
+    dag_runner, config: configs.PipelineConfig
+) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
     with progress.component_progress() as tracker:
-        dag_runner.run(taxi_pipeline.create_pipeline(config))
-    return tracker
+        try:
+            dag_runner.run(taxi_pipeline.create_pipeline(config))
+        except data_gate.DataGateError as error:
+            tracker.report_failure()
+            return tracker, error
+    return tracker, None
 
 
 def main(run_once: Callable[[], object]) -> int:
@@ -80,7 +93,7 @@ def main(run_once: Callable[[], object]) -> int:
     except store_lock.LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return store_lock.EXIT_BUSY
-    except RowCountMismatch as error:
+    except (RowCountMismatch, data_gate.DataGateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from modules import features
-from pipeline import atomic_pusher, configs, mysql_metadata
+from pipeline import atomic_pusher, configs, data_gate, mysql_metadata
 from pipeline.configs import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -134,6 +134,23 @@ def create_components(config: PipelineConfig) -> list:
         statistics=statistics_gen.outputs["statistics"],
         schema=curated_schema.outputs["schema"],
     )
+    # The statistics of the last data that passed the gate: the baseline its drift check compares with.
+    validated_statistics_resolver = tfx.dsl.Resolver(
+        strategy_class=data_gate.LatestIfAnyStrategy,
+        statistics=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ExampleStatistics,
+            producer_component_id=data_gate.DATA_GATE_ID,
+            output_key=data_gate.VALIDATED_STATISTICS_KEY,
+        ),
+    ).with_id(data_gate.BASELINE_RESOLVER_ID)
+    gate = data_gate.DataGate(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=curated_schema.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        baseline_statistics=validated_statistics_resolver.outputs["statistics"],
+        input_base=config.data_root,
+        input_pattern=config.input_pattern,
+    ).with_id(data_gate.DATA_GATE_ID)
     with _user_module_packaging(config.package_user_modules):
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"],
@@ -159,6 +176,8 @@ def create_components(config: PipelineConfig) -> list:
                 "module_fingerprint": module_fingerprint(config.trainer_module_file),
             },
         )
+    # Rejected data stops the run at the gate: everything from Transform on waits for it.
+    transform.add_upstream_node(gate)
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -187,6 +206,8 @@ def create_components(config: PipelineConfig) -> list:
         schema_gen,
         curated_schema,
         example_validator,
+        validated_statistics_resolver,
+        gate,
         transform,
         trainer,
         model_resolver,

@@ -51,6 +51,8 @@ class RunSummary:
     pushed_to: str | None
     # Set when the blessed model was byte for byte the serving one, so no new version was written.
     already_serving: str | None = None
+    # Why the Evaluator did not bless the candidate: each failed threshold with its values.
+    blessing_reason: str | None = None
 
     def component(self, node_id: str) -> ComponentRun:
         for run in self.components:
@@ -180,8 +182,8 @@ def anomalies_per_split(anomalies_uri: str) -> dict[str, list[str]]:
     return found
 
 
-def overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    """The candidate model's metrics on the whole eval split."""
+def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
+    """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
     import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
 
     metrics = {}
@@ -191,12 +193,52 @@ def overall_metrics(evaluation_uri: str) -> dict[str, float]:
         for key_and_value in slice_metrics.metric_keys_and_values:
             key = key_and_value.key
             # With a baseline, TFMA also records the baseline's metrics and the differences.
-            if key.is_diff or key.model_name == tfma.BASELINE_KEY:
+            if key.is_diff or (key.model_name == tfma.BASELINE_KEY) != baseline:
                 continue
             if not key_and_value.value.HasField("double_value"):
                 continue
             metrics[key.name] = key_and_value.value.double_value.value
     return metrics
+
+
+def blessing_failures(evaluation_uri: str) -> list[str]:
+    """Each threshold the candidate missed, from TFMA's validation result: metric, value, threshold, baseline."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return []
+    candidate = overall_metrics(evaluation_uri)
+    baseline = overall_metrics(evaluation_uri, baseline=True)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = ", ".join(
+            f"{key.column}={key.bytes_value.decode() if key.HasField('bytes_value') else key.int64_value}"
+            for key in per_slice.slice_key.single_slice_keys
+        ) or "overall"
+        for failure in per_slice.failures:
+            name = failure.metric_key.name
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if threshold.HasField("change_threshold"):
+                change = threshold.change_threshold
+                bound = "no less" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "no more"
+                lines.append(
+                    f"{name} ({where}) {candidate.get(name, float('nan')):.4f} against the blessed "
+                    f"baseline's {baseline.get(name, float('nan')):.4f}: a change of {value:+.4f}, the "
+                    f"threshold allows {bound} than {change.absolute.value:+.4f}"
+                )
+            elif threshold.HasField("value_threshold"):
+                bounds = threshold.value_threshold
+                limit = (
+                    f"below the lower bound {bounds.lower_bound.value:g}"
+                    if bounds.HasField("lower_bound") and value < bounds.lower_bound.value
+                    else f"above the upper bound {bounds.upper_bound.value:g}"
+                )
+                lines.append(f"{name} ({where}) {value:.4f} is {limit}")
+            else:
+                lines.append(f"{name} ({where}): {failure.message or 'failed its threshold'}")
+    return lines or ["TFMA's validation failed without a metric failure (see the evaluation artifact)"]
 
 
 def summarize_latest_run(
@@ -220,6 +262,9 @@ def summarize_latest_run(
     blessing = by_output.get("blessing")
     pushed = by_output.get("pushed_model")
     blessed = custom_property(blessing, "blessed")
+    blessing_reason = None
+    if evaluation and blessed == 0:
+        blessing_reason = "; ".join(blessing_failures(evaluation.uri))
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run_context.name,
@@ -230,6 +275,7 @@ def summarize_latest_run(
         blessed=None if blessed is None else bool(blessed),
         pushed_to=custom_property(pushed, "pushed_destination") if custom_property(pushed, "pushed") else None,
         already_serving=custom_property(pushed, "already_serving_destination"),
+        blessing_reason=blessing_reason,
     )
 
 
@@ -253,6 +299,8 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(
         "Blessed: " + {True: "yes", False: "no", None: "not evaluated"}[summary.blessed]
     )
+    if summary.blessing_reason:
+        lines.append(f"Not blessed because: {summary.blessing_reason}")
     if summary.already_serving:
         lines.append(f"Pushed: no, the blessed model is already serving: {summary.already_serving}")
     else:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import lineage, run_summary
+from pipeline import data_gate, lineage, run_summary
 from pipeline import pipeline as taxi_pipeline
 from tests.conftest import predict_through_both_signatures, run_command
 
@@ -23,6 +23,8 @@ ALL_NODES = {
     "SchemaGen",
     "CuratedSchemaImporter",
     "ExampleValidator",
+    data_gate.BASELINE_RESOLVER_ID,
+    data_gate.DATA_GATE_ID,
     "Transform",
     "Trainer",
     taxi_pipeline.RESOLVER_ID,
@@ -93,7 +95,14 @@ def test_pushed_model_predicts_raw_rows_through_both_signatures(runs, sample_row
     np.testing.assert_allclose(from_examples, from_raw, rtol=1e-5, atol=1e-6)
 
 
-UPSTREAM_OF_EVALUATOR = ALL_NODES - {taxi_pipeline.RESOLVER_ID, "Evaluator", "Pusher"}
+# The data gate runs again on every run: its drift baseline is the statistics it passed last time.
+UPSTREAM_OF_EVALUATOR = ALL_NODES - {
+    taxi_pipeline.RESOLVER_ID,
+    data_gate.BASELINE_RESOLVER_ID,
+    data_gate.DATA_GATE_ID,
+    "Evaluator",
+    "Pusher",
+}
 
 
 def test_unchanged_rerun_is_served_from_cache(runs):
@@ -103,6 +112,7 @@ def test_unchanged_rerun_is_served_from_cache(runs):
     }
     # The Evaluator's inputs did change: the first run's model is now the blessed baseline.
     assert second["Evaluator"] == "executed"
+    assert second[data_gate.DATA_GATE_ID] == "executed"
     assert runs.summaries[1].run_id != runs.summaries[0].run_id
 
 
