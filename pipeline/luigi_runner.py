@@ -14,7 +14,6 @@ unchanged nodes served from TFX's cache. Configuration comes from TAXI_* variabl
 
 from __future__ import annotations
 
-import functools
 import sys
 
 if __package__ in (None, ""):
@@ -33,11 +32,6 @@ from pipeline import pipeline as taxi_pipeline  # noqa: E402
 RUNNER = "luigi"
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled(config: configs.PipelineConfig):
-    return node_launch.compile_pipeline(config)
-
-
 def _config() -> configs.PipelineConfig:
     return configs.load_config()
 
@@ -50,7 +44,7 @@ class Node(luigi.Task):
     run_id = luigi.Parameter()
 
     def requires(self):
-        upstream = node_launch.upstream_node_ids(_compiled(_config()))[self.node_id]
+        upstream = node_launch.upstream_node_ids(node_launch.compile_pipeline(_config()))[self.node_id]
         return [Node(node_id=node_id, run_id=self.run_id) for node_id in upstream]
 
     def complete(self) -> bool:
@@ -60,7 +54,7 @@ class Node(luigi.Task):
         )
 
     def run(self) -> None:
-        node_launch.launch(_compiled(_config()), self.node_id, self.run_id)
+        node_launch.launch(node_launch.compile_pipeline(_config()), self.node_id, self.run_id)
 
 
 class Pipeline(luigi.Task):
@@ -71,7 +65,7 @@ class Pipeline(luigi.Task):
     run_id = luigi.Parameter(default=node_launch.new_run_id())
 
     def requires(self):
-        node_ids = node_launch.upstream_node_ids(_compiled(_config()))
+        node_ids = node_launch.upstream_node_ids(node_launch.compile_pipeline(_config()))
         return [Node(node_id=node_id, run_id=self.run_id) for node_id in node_ids]
 
     def complete(self) -> bool:

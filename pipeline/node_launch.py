@@ -12,6 +12,7 @@ whichever orchestrator wrote them.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 
 from absl import logging
@@ -35,8 +36,12 @@ def new_run_id() -> str:
     return datetime.datetime.now().isoformat()
 
 
+@functools.lru_cache(maxsize=4)
 def compile_pipeline(config: configs.PipelineConfig) -> pipeline_pb2.Pipeline:
-    """The pipeline's IR, with its run id still a runtime parameter (see `for_run`)."""
+    """The pipeline's IR, with its run id still a runtime parameter (see `for_run`).
+
+    Cached per configuration, since every task of a run needs it: treat the result as read-only.
+    """
     return compiler.Compiler().compile(taxi_pipeline.create_pipeline(config))
 
 
