@@ -74,15 +74,15 @@ class PipelineConfig:
     airflow_schedule: str = ""
     airflow_start_date: str = "2024-01-01"
     # Kubeflow Pipelines v2 / Vertex AI: the image every component runs in (see Dockerfile), where the
-    # project sits inside it, the bucket folder holding data/ and every output, and resources per
-    # component as JSON, e.g. {"Trainer": {"cpu": 8, "memory": "32G",
-    # "accelerator": "NVIDIA_TESLA_T4", "accelerator_count": 1}}.
+    # project sits inside it, the bucket folder holding data/ and every output, and machines per
+    # component as JSON: {"Trainer": {"cpu": 8, "memory_gb": 32, "accelerator": "NVIDIA_TESLA_T4",
+    # "accelerator_count": 1}}.
     container_image: str = ""
     image_project_root: str = "/pipeline"
     bucket_root: str = ""
     component_resources: str = (
-        '{"Transform": {"cpu": 4, "memory": "16G"}, "Trainer": {"cpu": 8, "memory": "32G"}, '
-        '"Evaluator": {"cpu": 4, "memory": "16G"}}'
+        '{"Transform": {"cpu": 4, "memory_gb": 16}, "Trainer": {"cpu": 8, "memory_gb": 32}, '
+        '"Evaluator": {"cpu": 4, "memory_gb": 16}}'
     )
 
     def __post_init__(self) -> None:
