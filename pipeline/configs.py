@@ -106,6 +106,25 @@ class PipelineConfig:
     # Off: StatisticsGen already describes the input, nothing here reads them, and they cost about a
     # third of Transform's time. Turn on to inspect the transformed features' distributions.
     transform_statistics: bool = False
+    # Orchestrators beside the local runner: pipeline/airflow_dag.py, luigi_runner.py and
+    # kubeflow_v2_runner.py read these.
+    # Airflow: retries of a failed component task and the delay between them; the DAG's schedule (a
+    # cron expression or a preset such as "@daily"; empty: only runs when triggered) from its start date.
+    airflow_retries: int = 1
+    airflow_retry_delay_seconds: int = 300
+    airflow_schedule: str = ""
+    airflow_start_date: str = "2024-01-01"
+    # Kubeflow Pipelines v2 / Vertex AI: the image every component runs in (see Dockerfile), where the
+    # project sits inside it, the bucket folder holding data/ and every output, and machines per
+    # component as JSON: {"Trainer": {"cpu": 8, "memory_gb": 32, "accelerator": "NVIDIA_TESLA_T4",
+    # "accelerator_count": 1}}.
+    container_image: str = ""
+    image_project_root: str = "/pipeline"
+    bucket_root: str = ""
+    component_resources: str = (
+        '{"Transform": {"cpu": 4, "memory_gb": 16}, "Trainer": {"cpu": 8, "memory_gb": 32}, '
+        '"Evaluator": {"cpu": 4, "memory_gb": 16}}'
+    )
 
     def __post_init__(self) -> None:
         out = Path(self.output_root)
@@ -119,7 +138,9 @@ class PipelineConfig:
                 object.__setattr__(self, name, str(default))
         for name in ("data_root", "schema_path", "transform_module_file", "trainer_module_file",
                      "output_root", *defaults):
-            object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
+            # A bucket URI (gs://, s3://) is already absolute; abspath would turn it into a local path.
+            if "://" not in getattr(self, name):
+                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
         for name in ("train_steps", "eval_steps", "batch_size", "epochs",
                      "train_hash_buckets", "eval_hash_buckets"):
             if getattr(self, name) < 1:
@@ -129,6 +150,8 @@ class PipelineConfig:
                 f"beam_profile {self.beam_profile!r} is not one of {', '.join(BEAM_PROFILES)} "
                 "(set TAXI_BEAM_PROFILE)"
             )
+        if self.airflow_retries < 0:
+            raise ConfigError(f"airflow_retries must be at least 0, got {self.airflow_retries}")
         if not 0.0 <= self.eval_auc_lower_bound <= 1.0:
             raise ConfigError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s"):

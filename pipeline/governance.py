@@ -120,7 +120,10 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
             continue
         start = min(c.execution.create_time_since_epoch for c in components)
         end = max(c.execution.last_update_time_since_epoch for c in components)
-        states = {c.state for c in components}
+        # A run resumed after a failure (Luigi, Airflow task retries) holds the failed execution too:
+        # each node's newest execution says how the run stands.
+        newest = {c.node_id: c for c in components}
+        states = {c.state for c in newest.values()}
         status = next((s for s in ("failed", "running", "canceled") if s in states), "complete")
         blessing = next((c.output("blessing") for c in components if c.output("blessing")), None)
         blessed = _value(blessing.custom_properties, "blessed") if blessing else None

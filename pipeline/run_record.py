@@ -108,13 +108,20 @@ def record_run(
     config: configs.PipelineConfig,
     runner: str,
     record: dict[str, str | int] | None = None,
+    run_id: str | None = None,
 ) -> metadata_store_pb2.Context:
-    """Write the record onto the newest `pipeline_run` context of the pipeline; returns that context.
+    """Write the record onto the run's `pipeline_run` context (the newest one unless `run_id` names
+    it, as orchestrators that run tasks apart do); returns that context.
 
     `record` may be collected before the run starts (so edits made while it runs do not leak in).
     """
     store = run_summary.open_store(connection)
-    context = run_summary.latest_run_context(store, config.pipeline_name)
+    if run_id is None:
+        context = run_summary.latest_run_context(store, config.pipeline_name)
+    else:
+        context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        if context is None:
+            raise LookupError(f"no pipeline run {run_id!r} in the store")
     values = dict(record or collect(config, runner))
     values[PREFIX + "spans"] = json.dumps(spans(store, context))
     for key, value in values.items():

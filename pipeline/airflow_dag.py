@@ -1,0 +1,100 @@
+"""The pipeline as an Airflow DAG: one task per TFX node, dependencies from the compiled pipeline's graph.
+
+Put this file in Airflow's DAGs folder (a symlink keeps it current) in an environment where the project
+is installed (`make install-all`); TAXI_* variables in Airflow's environment configure it (README).
+
+TFX's own AirflowDagRunner still launches components through the pre-IR launcher, which records runs in
+ML Metadata under other context types ("run", "component_run") than every other runner here
+("pipeline_run", "node"): its runs would not share the cache with them, and `taxi-pipeline runs` and
+`lineage` could not read them. This adapter launches each node through TFX's portable launcher instead
+(pipeline/node_launch.py), with the Airflow run id as the pipeline run id, and records the run's
+provenance in a final task.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if (_ROOT / "pipeline" / "__init__.py").is_file() and str(_ROOT) not in sys.path:
+    # Parsed from a symlink in the DAGs folder: the project root, not pipeline/ (where pipeline.py
+    # would shadow the package), must be importable.
+    sys.path.insert(0, str(_ROOT))
+
+# isort: off
+import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from airflow import DAG  # noqa: E402
+from airflow.operators.python import PythonOperator  # noqa: E402
+
+from pipeline import configs, node_launch, run_record  # noqa: E402
+from pipeline import pipeline as taxi_pipeline  # noqa: E402
+# isort: on
+
+RUNNER = "airflow"
+RECORD_TASK_ID = "record_run"
+
+
+def _launch_node(config: configs.PipelineConfig, node_id: str, run_id: str) -> None:
+    node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+
+
+def _record_run(config: configs.PipelineConfig, run_id: str) -> None:
+    run_record.record_run(
+        taxi_pipeline.metadata_connection_config(config),
+        config,
+        runner=RUNNER,
+        record=run_record.collect(config, runner=RUNNER),
+        run_id=run_id,
+    )
+
+
+def create_dag(config: configs.PipelineConfig) -> DAG:
+    """The DAG of `config`'s pipeline; its id is the pipeline name."""
+    graph = node_launch.upstream_node_ids(node_launch.compile_pipeline(config))
+    dag = DAG(
+        dag_id=config.pipeline_name,
+        schedule=config.airflow_schedule or None,
+        start_date=datetime.datetime.fromisoformat(config.airflow_start_date).replace(
+            tzinfo=datetime.timezone.utc
+        ),
+        catchup=False,
+        # One run at a time: runs share one SQLite ML Metadata store.
+        max_active_runs=1,
+        default_args={
+            "retries": config.airflow_retries,
+            "retry_delay": datetime.timedelta(seconds=config.airflow_retry_delay_seconds),
+        },
+        tags=["tfx"],
+    )
+    tasks = {}
+    for node_id, upstream in graph.items():
+        # `run_id` is filled in from the task's Airflow context.
+        tasks[node_id] = PythonOperator(
+            task_id=node_id,
+            python_callable=_launch_node,
+            op_kwargs={"config": config, "node_id": node_id},
+            dag=dag,
+        )
+        for upstream_id in upstream:
+            tasks[upstream_id] >> tasks[node_id]
+    record = PythonOperator(
+        task_id=RECORD_TASK_ID, python_callable=_record_run, op_kwargs={"config": config}, dag=dag
+    )
+    list(tasks.values()) >> record
+    return dag
+
+
+dag = create_dag(configs.load_config())
+
+if __name__ == "__main__":
+    # `tfx pipeline create --engine airflow --pipeline_path pipeline/airflow_dag.py` runs this file and
+    # registers the pipeline whose DAG runner's run() it sees: hand it the pipeline through TFX's
+    # AirflowDagRunner (which only builds a DAG object here); the CLI then copies this file into
+    # $AIRFLOW_HOME/dags, where Airflow parses it and finds `dag` above.
+    from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
+
+    AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config={"schedule": None})).run(
+        taxi_pipeline.create_pipeline(configs.load_config())
+    )

@@ -1,0 +1,112 @@
+"""Runs the pipeline on Luigi: one `luigi.Task` per TFX node, wired by the compiled pipeline's graph.
+
+    python -m pipeline.luigi_runner --local-scheduler             # one process, no server
+    python -m pipeline.luigi_runner --scheduler-host HOST          # a central luigid (graph in its UI)
+    python -m pipeline.luigi_runner --local-scheduler --run-id ID  # resume run ID after a failure
+    luigi --module pipeline.luigi_runner taxi.Pipeline --local-scheduler   # Luigi's own command
+
+Each task launches its node through TFX's portable launcher against the pipeline's MLMD store, so
+caching and lineage are TFX's; a task is complete when MLMD holds a finished or cached execution of its
+node in the current run. A failed node fails its task, and Luigi runs nothing downstream of it; running
+the same run id again re-runs only what did not finish, and a new run id re-runs everything with
+unchanged nodes served from TFX's cache. Configuration comes from TAXI_* variables (pipeline/configs.py).
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __package__ in (None, ""):
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# isort: off
+import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import luigi  # noqa: E402
+
+from pipeline import configs, node_launch, progress, run_record, run_summary  # noqa: E402
+from pipeline import pipeline as taxi_pipeline  # noqa: E402
+# isort: on
+
+RUNNER = "luigi"
+
+
+def _config() -> configs.PipelineConfig:
+    return configs.load_config()
+
+
+class Node(luigi.Task):
+    """One TFX node of one pipeline run."""
+
+    task_namespace = "taxi"
+    node_id = luigi.Parameter()
+    run_id = luigi.Parameter()
+
+    def requires(self):
+        upstream = node_launch.upstream_node_ids(node_launch.compile_pipeline(_config()))[self.node_id]
+        return [Node(node_id=node_id, run_id=self.run_id) for node_id in upstream]
+
+    def complete(self) -> bool:
+        config = _config()
+        return node_launch.node_succeeded(
+            taxi_pipeline.metadata_connection_config(config), config.pipeline_name, self.run_id, self.node_id
+        )
+
+    def run(self) -> None:
+        node_launch.launch(node_launch.compile_pipeline(_config()), self.node_id, self.run_id)
+
+
+class Pipeline(luigi.Task):
+    """The whole pipeline run: every node, then the run's provenance record in MLMD."""
+
+    task_namespace = "taxi"
+    # A fresh id per process; pass the id of an unfinished run to resume it.
+    run_id = luigi.Parameter(default=node_launch.new_run_id())
+
+    def requires(self):
+        node_ids = node_launch.upstream_node_ids(node_launch.compile_pipeline(_config()))
+        return [Node(node_id=node_id, run_id=self.run_id) for node_id in node_ids]
+
+    def complete(self) -> bool:
+        config = _config()
+        connection = taxi_pipeline.metadata_connection_config(config)
+        if not all(task.complete() for task in self.requires()):
+            return False
+        context = run_summary.open_store(connection).get_context_by_type_and_name("pipeline_run", self.run_id)
+        return context is not None and bool(run_record.read_record(context))
+
+    def run(self) -> None:
+        config = _config()
+        connection = taxi_pipeline.metadata_connection_config(config)
+        record = run_record.collect(config, runner=RUNNER)
+        run_record.record_run(connection, config, runner=RUNNER, record=record, run_id=self.run_id)
+
+
+def run(argv: list[str] | None = None) -> bool:
+    """Run the pipeline with Luigi's command-line options; True when every task succeeded."""
+    config = _config()
+    configs.check_local_inputs(config)
+    progress.configure_logging(config.log_level)
+    with progress.component_progress():
+        result = luigi.run(
+            list(sys.argv[1:] if argv is None else argv), main_task_cls=Pipeline, detailed_summary=True
+        )
+    succeeded = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
+    if succeeded:
+        connection = taxi_pipeline.metadata_connection_config(config)
+        summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
+        print(run_summary.format_summary(summary), flush=True)
+    return succeeded
+
+
+def main() -> int:
+    try:
+        return 0 if run() else 1
+    except configs.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Checks shared by the Airflow and Luigi tests: what a run left in ML Metadata, read as users read it."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline import cli, configs, run_summary
+from pipeline import pipeline as taxi_pipeline
+
+ALL_NODES = {
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "CuratedSchemaImporter",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    taxi_pipeline.RESOLVER_ID,
+    "Evaluator",
+    "Pusher",
+}
+# What an unchanged re-run takes from the cache (the Evaluator's baseline changes after a blessing).
+UPSTREAM_OF_EVALUATOR = ALL_NODES - {taxi_pipeline.RESOLVER_ID, "Evaluator", "Pusher"}
+
+
+def states_of_run(config: configs.PipelineConfig, run_id: str) -> dict[str, list[str]]:
+    """Every node's execution states in pipeline run `run_id`, oldest first."""
+    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    assert context is not None, f"no pipeline run {run_id!r} in {config.metadata_path}"
+    found: dict[str, list[str]] = {}
+    for run in run_summary.component_runs(store, context, config.pipeline_name):
+        found.setdefault(run.node_id, []).append(run.state)
+    return found
+
+
+def cli_json(capsys, config: configs.PipelineConfig, *args: str):
+    """`taxi-pipeline <args> --format json` against the run's store and serving directory."""
+    capsys.readouterr()
+    code = cli.main([
+        *args, "--format", "json", "--metadata-path", config.metadata_path,
+        "--serving-model-dir", config.serving_model_dir, "--pipeline-name", config.pipeline_name,
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
