@@ -273,3 +273,32 @@ def test_a_waiting_run_runs_next_and_does_not_push_the_serving_model_again(story
     assert len(versions) == 1
     assert f"Pushed: no, the blessed model is already serving: {story.config.serving_model_dir}/{versions[0]}" in output
     assert not [n for n in os.listdir(story.config.serving_model_dir) if n.startswith(".")]
+
+
+def test_retries_back_off_doubling_then_give_up():
+    calls, messages = [], []
+
+    def attempt():
+        calls.append(time.monotonic())
+        raise OSError("disk hiccup")
+
+    with pytest.raises(OSError, match="disk hiccup"):
+        recovery.call_with_retries(attempt, retries=2, backoff_s=0.2, say=messages.append)
+    assert len(calls) == 3
+    assert calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.4
+    assert messages == [
+        "Run failed (OSError: disk hiccup); retry 1 of 2 in 0.2s (completed components come from the cache).",
+        "Run failed (OSError: disk hiccup); retry 2 of 2 in 0.4s (completed components come from the cache).",
+    ]
+
+
+def test_configuration_errors_are_never_retried():
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise configs.ConfigError("schema_path does not exist")
+
+    with pytest.raises(configs.ConfigError):
+        recovery.call_with_retries(attempt, retries=3, backoff_s=0)
+    assert calls == [1]
