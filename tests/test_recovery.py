@@ -30,7 +30,8 @@ from tests.conftest import PROJECT_ROOT, copy_modules, small_run_env
 
 CLI = str(Path(sys.executable).parent / "taxi-pipeline")
 FAIL_ONCE_ENV = "TAXI_TEST_FAIL_ONCE_MARKER"
-# Appended to the test's copy of the trainer module: a transient failure the first time only.
+# Appended to the test's copy of the trainer module: a transient failure the first time only. Until the
+# test creates "<marker>.release", the failing Trainer holds on, so the run is sure to hold the store.
 FAIL_ONCE = f'''
 
 _run_fn_that_works = run_fn
@@ -38,9 +39,13 @@ _run_fn_that_works = run_fn
 
 def run_fn(fn_args):
     import os
+    import time
 
     marker = os.environ.get("{FAIL_ONCE_ENV}")
     if marker and not os.path.exists(marker):
+        deadline = time.monotonic() + 1200
+        while not os.path.exists(marker + ".release") and time.monotonic() < deadline:
+            time.sleep(0.2)
         open(marker, "w").close()
         raise RuntimeError("simulated transient failure")
     return _run_fn_that_works(fn_args)
@@ -144,14 +149,18 @@ def story(tmp_path_factory, sample_data_dir) -> Story:
     marker = output_root / "failed-once"
     third = PipelineProcess({**env, FAIL_ONCE_ENV: str(marker), "TAXI_RETRIES": "1",
                              "TAXI_RETRY_BACKOFF_S": "1"})
-    # Printed once the third run holds the store's lock.
-    third.wait_for("An earlier run was interrupted")
+    # The third run holds the store's lock from before its first component until it ends; its Trainer
+    # holds on until released, so the two runs started now find the store busy.
+    third.wait_for(f"{'Trainer':<32} started")
     impatient = PipelineProcess({**env, "TAXI_RUN_LOCK_TIMEOUT_S": "1"})
     patient = PipelineProcess({**env, "TAXI_RUN_LOCK_TIMEOUT_S": "1200"})
-    third.wait_for(f"{'Trainer':<32} started")
     reader = subprocess.run([CLI, "runs", "--format", "json"], env=env, capture_output=True, text=True,
-                            timeout=300)
-    codes = {"impatient": impatient.finish(), "third": third.finish(), "patient": patient.finish()}
+                            timeout=600)
+    codes = {"impatient": impatient.finish()}
+    patient.wait_for("Another run is using the ML Metadata store")
+    Path(str(marker) + ".release").touch()
+    codes["third"] = third.finish()
+    codes["patient"] = patient.finish()
     for name in ("third", "patient"):
         proc = {"third": third, "patient": patient}[name]
         assert codes[name] == 0, f"{name} run failed:\n{proc.output[-8000:]}"
@@ -228,7 +237,8 @@ def test_reruns_reuse_everything_cached_upstream(story):
     runs = _runs_in_order(_store(story.config), story.config)
     assert len(runs) == 5  # killed, killed, failed attempt, its retry, the patient run
     completed: set[str] = set()
-    for earlier, later in zip(runs, runs[1:]):
+    # Up to the retry; the patient run below evaluates again because it has a baseline now.
+    for earlier, later in zip(runs[:3], runs[1:4]):
         # The resolver is not a cached component: it resolves afresh every run.
         completed |= {c.node_id for c in earlier if c.state in ("executed", "cached")} - {RESOLVER}
         states = _states(later)
@@ -273,3 +283,32 @@ def test_a_waiting_run_runs_next_and_does_not_push_the_serving_model_again(story
     assert len(versions) == 1
     assert f"Pushed: no, the blessed model is already serving: {story.config.serving_model_dir}/{versions[0]}" in output
     assert not [n for n in os.listdir(story.config.serving_model_dir) if n.startswith(".")]
+
+
+def test_retries_back_off_doubling_then_give_up():
+    calls, messages = [], []
+
+    def attempt():
+        calls.append(time.monotonic())
+        raise OSError("disk hiccup")
+
+    with pytest.raises(OSError, match="disk hiccup"):
+        recovery.call_with_retries(attempt, retries=2, backoff_s=0.2, say=messages.append)
+    assert len(calls) == 3
+    assert calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.4
+    assert messages == [
+        "Run failed (OSError: disk hiccup); retry 1 of 2 in 0.2s (completed components come from the cache).",
+        "Run failed (OSError: disk hiccup); retry 2 of 2 in 0.4s (completed components come from the cache).",
+    ]
+
+
+def test_configuration_errors_are_never_retried():
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise configs.ConfigError("schema_path does not exist")
+
+    with pytest.raises(configs.ConfigError):
+        recovery.call_with_retries(attempt, retries=3, backoff_s=0)
+    assert calls == [1]
