@@ -20,6 +20,18 @@ PROJECT_ROOT = configs.PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (`--dist loadgroup`, see pytest.ini) each test module stays on one worker.
+
+    Module-scoped fixtures run real pipelines; split across workers they would run twice. Modules that
+    share a session fixture name one group themselves (xdist_group("local_runs")).
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def read_rows(path: Path = DATA_CSV) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
