@@ -62,9 +62,11 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
         catchup=False,
         # One run at a time: runs share one SQLite ML Metadata store.
         max_active_runs=1,
+        # The same retry settings as the in-process runners, applied per component task.
         default_args={
-            "retries": config.airflow_retries,
-            "retry_delay": datetime.timedelta(seconds=config.airflow_retry_delay_seconds),
+            "retries": config.retries,
+            "retry_delay": datetime.timedelta(seconds=config.retry_backoff_s),
+            "retry_exponential_backoff": True,
         },
         tags=["tfx"],
     )

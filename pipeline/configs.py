@@ -108,10 +108,8 @@ class PipelineConfig:
     transform_statistics: bool = False
     # Orchestrators beside the local runner: pipeline/airflow_dag.py, luigi_runner.py and
     # kubeflow_v2_runner.py read these.
-    # Airflow: retries of a failed component task and the delay between them; the DAG's schedule (a
-    # cron expression or a preset such as "@daily"; empty: only runs when triggered) from its start date.
-    airflow_retries: int = 1
-    airflow_retry_delay_seconds: int = 300
+    # Airflow: the DAG's schedule (a cron expression or a preset such as "@daily"; empty: only runs when
+    # triggered) from its start date. Its task retries are `retries` and `retry_backoff_s` above.
     airflow_schedule: str = ""
     airflow_start_date: str = "2024-01-01"
     # Kubeflow Pipelines v2 / Vertex AI: the image every component runs in (see Dockerfile), where the
@@ -150,8 +148,6 @@ class PipelineConfig:
                 f"beam_profile {self.beam_profile!r} is not one of {', '.join(BEAM_PROFILES)} "
                 "(set TAXI_BEAM_PROFILE)"
             )
-        if self.airflow_retries < 0:
-            raise ConfigError(f"airflow_retries must be at least 0, got {self.airflow_retries}")
         if not 0.0 <= self.eval_auc_lower_bound <= 1.0:
             raise ConfigError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s"):

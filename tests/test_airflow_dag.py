@@ -73,7 +73,7 @@ def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
         # Parsing imports TensorFlow and compiles the pipeline: beyond Airflow's 30 s default.
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
         # A failing task fails the test at once instead of waiting for a retry.
-        "TAXI_AIRFLOW_RETRIES": "0",
+        "TAXI_RETRIES": "2",
     }
     config = configs.load_config(**configs.env_overrides(env))
     run_command([AIRFLOW, "db", "migrate"], env)
@@ -115,8 +115,8 @@ def test_every_task_of_both_runs_succeeds(airflow_runs):
 def test_tasks_take_their_retries_from_config(airflow_runs):
     with sqlite3.connect(airflow_runs.airflow_db) as db:
         max_tries = {row[0] for row in db.execute("SELECT max_tries FROM task_instance")}
-    # TAXI_AIRFLOW_RETRIES=0 in the fixture; the default is 1.
-    assert max_tries == {airflow_runs.config.airflow_retries} == {0}
+    # TAXI_RETRIES=2 in the fixture; the default is 0.
+    assert max_tries == {airflow_runs.config.retries} == {2}
 
 
 def test_first_run_executes_every_node_and_pushes_a_model(airflow_runs):

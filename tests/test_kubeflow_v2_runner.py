@@ -169,16 +169,18 @@ def test_dockerfile_builds_the_image_from_the_lock(compiled):
 
 
 def test_tfx_cli_vertex_engine_compiles_the_runner(tmp_path):
+    bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,
+        # The CLI checks for kfp with the `pip` on PATH: the environment's, as when it is activated.
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "VERTEX_HOME": str(tmp_path / "vertex_home"),
         "TAXI_CONTAINER_IMAGE": IMAGE,
         "TAXI_BUCKET_ROOT": BUCKET,
         "TAXI_OUTPUT_ROOT": str(tmp_path / "output"),
     }
-    tfx = str(Path(sys.executable).parent / "tfx")
     output = run_command(
-        [tfx, "pipeline", "create", "--engine", "vertex", "--pipeline_path", "pipeline/kubeflow_v2_runner.py"],
+        [str(Path(bin_dir) / "tfx"), "pipeline", "create", "--engine", "vertex", "--pipeline_path", "pipeline/kubeflow_v2_runner.py"],
         env,
     )
     name = configs.PipelineConfig.pipeline_name
