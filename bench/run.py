@@ -80,6 +80,7 @@ def compare(
     other: str = "theirs",
     small: bool = False,
     before: Path | None = None,
+    progress_file: str = "",
 ) -> dict:
     """Ours and `other` (TFX's example, or our pipeline from the checkout `before`), fresh stores, three
     runs each (full, rerun, cached); which goes first alternates per rep."""
@@ -92,11 +93,13 @@ def compare(
             run = _contestant(name, data_dir, work_dir, small, before)
             phases = {}
             for phase in PHASES:
-                phases[phase] = run_once(run, work_dir / f"{phase}.log", timeout)
+                phases[phase] = run_once(run, work_root / "logs" / f"{name}-{rep}-{phase}.log", timeout)
                 print(f"rep {rep} {name:<6} {phase:<6} {phases[phase]['seconds']:7.1f}s "
                       f"({phases[phase]['load_before']})", flush=True)
             runs[name].append(phases)
             shutil.rmtree(work_dir, ignore_errors=True)
+            if progress_file:
+                _write(progress_file, {"partial": True, "runs": runs})
     ratios = {}
     for phase in PHASES:
         ours = [rep[phase]["seconds"] for rep in runs["ours"]]
@@ -125,7 +128,9 @@ def compare(
             "components_full_run": components, "runs": runs}
 
 
-def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) -> dict:
+def scale(
+    sizes: list[str], data_root: Path, work_root: Path, timeout: float, progress_file: str = ""
+) -> dict:
     """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC."""
     results = []
     for size in sizes:
@@ -137,7 +142,7 @@ def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) ->
         work_dir = work_root / f"scale-{size}"
         shutil.rmtree(work_dir, ignore_errors=True)
         run = pipelines.ours(data_dir, work_dir)
-        result = run_once(run, work_dir / "full.log", timeout)
+        result = run_once(run, work_root / "logs" / f"scale-{size}.log", timeout)
         counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
         result.update(size=size, rows=counts["csv_rows"], counts=counts)
         result["rows_per_second"] = {
@@ -150,6 +155,8 @@ def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) ->
               f"rows intact: {counts['rows_intact']}, {result['rows_per_second']} ({result['load_before']})",
               flush=True)
         shutil.rmtree(work_dir, ignore_errors=True)
+        if progress_file:
+            _write(progress_file, {"partial": True, "sizes": results})
     return {"sizes": results}
 
 
@@ -256,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_root = args.work_dir or Path(tempfile.mkdtemp(prefix="taxi-bench-"))
     started = time.monotonic()
+    # Results so far are saved after every pipeline, so an interrupted benchmark still leaves them.
+    kind = args.command + (f"-{args.tag}" if args.tag else "")
     if args.command == "compare":
         if args.reps < 1:
             print("error: --reps must be at least 1", file=sys.stderr)
@@ -268,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.small and other == "theirs":
             print("error: --small needs --before: TFX's example has fixed training steps", file=sys.stderr)
             return 2
-        result = compare(data, args.reps, work_root, args.timeout, other, args.small, args.before)
+        result = compare(data, args.reps, work_root, args.timeout, other, args.small, args.before, kind)
         table = compare_table(result)
     else:
         sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
-        result = scale(sizes, args.data_root, work_root, args.timeout)
+        result = scale(sizes, args.data_root, work_root, args.timeout, kind)
         table = scale_table(result)
     result["bench_seconds"] = round(time.monotonic() - started)
-    path = _write(args.command + (f"-{args.tag}" if args.tag else ""), result)
+    path = _write(kind, result)
     print(table)
     print(f"results: {path}")
     return 0
