@@ -195,10 +195,11 @@ def compare_table(result: dict) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for phase, row in result["ratios"].items():
+        cpu = f"{row['cpu_ratio_median']:.2f}" if "cpu_ratio_median" in row else "not measured"
         lines.append(
             f"| {phase} | {row['ours']['min']:.1f} / {row['ours']['median']:.1f} "
             f"| {row['theirs']['min']:.1f} / {row['theirs']['median']:.1f} "
-            f"| {row['ratio_min']:.2f} | {row['ratio_median']:.2f} | {row['cpu_ratio_median']:.2f} |"
+            f"| {row['ratio_min']:.2f} | {row['ratio_median']:.2f} | {cpu} |"
         )
     for node, row in result["components_full_run"].items():
         lines.append(
