@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -29,6 +30,9 @@ _SAMPLE_SECONDS = 0.25
 @dataclasses.dataclass
 class ProcessRun:
     seconds: float
+    # CPU time (user + system) of the process and every descendant it waited for: unlike wall time,
+    # barely affected by other work on the machine.
+    cpu_seconds: float
     peak_rss_bytes: int
     returncode: int
     log_tail: str
@@ -52,6 +56,7 @@ def run_process(args: list[str], env: dict[str, str], log_path: Path, timeout: f
     """Run `args` to completion, timing it and tracking the peak memory of its process tree."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
+        usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         child = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
         watched = psutil.Process(child.pid)
@@ -68,8 +73,10 @@ def run_process(args: list[str], env: dict[str, str], log_path: Path, timeout: f
                 break
             time.sleep(_SAMPLE_SECONDS)
         seconds = time.monotonic() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
     tail = log_path.read_bytes()[-3000:].decode(errors="replace")
-    return ProcessRun(seconds, peak, child.returncode, tail)
+    return ProcessRun(seconds, cpu, peak, child.returncode, tail)
 
 
 def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]:

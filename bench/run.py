@@ -54,6 +54,7 @@ def run_once(run: pipelines.PipelineRun, log_path: Path, timeout: float) -> dict
         "started_at": started_at,
         "load_before": load_before,
         "seconds": round(process.seconds, 2),
+        "cpu_seconds": round(process.cpu_seconds, 2),
         "peak_rss_mb": round(process.peak_rss_bytes / 2**20),
         "components": measure.component_seconds(run.metadata_path, run.pipeline_name),
     }
@@ -80,6 +81,7 @@ def compare(
     other: str = "theirs",
     small: bool = False,
     before: Path | None = None,
+    progress_file: str = "",
 ) -> dict:
     """Ours and `other` (TFX's example, or our pipeline from the checkout `before`), fresh stores, three
     runs each (full, rerun, cached); which goes first alternates per rep."""
@@ -92,20 +94,26 @@ def compare(
             run = _contestant(name, data_dir, work_dir, small, before)
             phases = {}
             for phase in PHASES:
-                phases[phase] = run_once(run, work_dir / f"{phase}.log", timeout)
+                phases[phase] = run_once(run, work_root / "logs" / f"{name}-{rep}-{phase}.log", timeout)
                 print(f"rep {rep} {name:<6} {phase:<6} {phases[phase]['seconds']:7.1f}s "
+                      f"cpu {phases[phase]['cpu_seconds']:7.1f}s "
                       f"({phases[phase]['load_before']})", flush=True)
             runs[name].append(phases)
             shutil.rmtree(work_dir, ignore_errors=True)
+            if progress_file:
+                _write(progress_file, {"partial": True, "runs": runs})
     ratios = {}
     for phase in PHASES:
         ours = [rep[phase]["seconds"] for rep in runs["ours"]]
         theirs = [rep[phase]["seconds"] for rep in runs[other]]
+        ours_cpu = [rep[phase]["cpu_seconds"] for rep in runs["ours"]]
+        theirs_cpu = [rep[phase]["cpu_seconds"] for rep in runs[other]]
         ratios[phase] = {
             "ours": _summary(ours),
             "theirs": _summary(theirs),
             "ratio_min": round(min(ours) / min(theirs), 3),
             "ratio_median": round(statistics.median(ours) / statistics.median(theirs), 3),
+            "cpu_ratio_median": round(statistics.median(ours_cpu) / statistics.median(theirs_cpu), 3),
         }
     components = {}
     common = [
@@ -125,7 +133,9 @@ def compare(
             "components_full_run": components, "runs": runs}
 
 
-def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) -> dict:
+def scale(
+    sizes: list[str], data_root: Path, work_root: Path, timeout: float, progress_file: str = ""
+) -> dict:
     """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC."""
     results = []
     for size in sizes:
@@ -137,7 +147,7 @@ def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) ->
         work_dir = work_root / f"scale-{size}"
         shutil.rmtree(work_dir, ignore_errors=True)
         run = pipelines.ours(data_dir, work_dir)
-        result = run_once(run, work_dir / "full.log", timeout)
+        result = run_once(run, work_root / "logs" / f"scale-{size}.log", timeout)
         counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
         result.update(size=size, rows=counts["csv_rows"], counts=counts)
         result["rows_per_second"] = {
@@ -146,10 +156,12 @@ def scale(sizes: list[str], data_root: Path, work_root: Path, timeout: float) ->
         }
         result["eval_metrics"] = _eval_metrics(run)
         results.append(result)
-        print(f"{size}: {result['seconds']:.0f}s, peak {result['peak_rss_mb']} MB, "
+        print(f"{size}: {result['seconds']:.0f}s (cpu {result['cpu_seconds']:.0f}s), peak {result['peak_rss_mb']} MB, "
               f"rows intact: {counts['rows_intact']}, {result['rows_per_second']} ({result['load_before']})",
               flush=True)
         shutil.rmtree(work_dir, ignore_errors=True)
+        if progress_file:
+            _write(progress_file, {"partial": True, "sizes": results})
     return {"sizes": results}
 
 
@@ -178,26 +190,28 @@ def _write_small_sample(directory: Path) -> None:
 def compare_table(result: dict) -> str:
     other = {"theirs": "TFX example", "before": "before"}[result["other"]]
     lines = [
-        f"| run | ours min / median (s) | {other} min / median (s) | ratio min | ratio median |",
-        "| --- | --- | --- | --- | --- |",
+        f"| run | ours min / median (s) | {other} min / median (s) | ratio min | ratio median "
+        "| CPU-time ratio |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for phase, row in result["ratios"].items():
+        cpu = f"{row['cpu_ratio_median']:.2f}" if "cpu_ratio_median" in row else "not measured"
         lines.append(
             f"| {phase} | {row['ours']['min']:.1f} / {row['ours']['median']:.1f} "
             f"| {row['theirs']['min']:.1f} / {row['theirs']['median']:.1f} "
-            f"| {row['ratio_min']:.2f} | {row['ratio_median']:.2f} |"
+            f"| {row['ratio_min']:.2f} | {row['ratio_median']:.2f} | {cpu} |"
         )
     for node, row in result["components_full_run"].items():
         lines.append(
             f"| {node} (full run) | {row['ours']['min']:.1f} / {row['ours']['median']:.1f} "
-            f"| {row['theirs']['min']:.1f} / {row['theirs']['median']:.1f} | | {row['ratio_median']:.2f} |"
+            f"| {row['theirs']['min']:.1f} / {row['theirs']['median']:.1f} | | {row['ratio_median']:.2f} | |"
         )
     return "\n".join(lines)
 
 
 def scale_table(result: dict) -> str:
     lines = [
-        "| rows | end to end | CsvExampleGen | StatisticsGen | Transform | Trainer | Evaluator "
+        "| rows | end to end (CPU) | CsvExampleGen | StatisticsGen | Transform | Trainer | Evaluator "
         "| rows/s ExampleGen / StatisticsGen / Transform | pyarrow read | peak memory | rows intact | eval AUC |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -205,7 +219,7 @@ def scale_table(result: dict) -> str:
         seconds = {node: value["seconds"] for node, value in entry["components"].items()}
         rate = entry["rows_per_second"]
         lines.append(
-            f"| {entry['rows']:,} | {entry['seconds']:.0f} s "
+            f"| {entry['rows']:,} | {entry['seconds']:.0f} s ({entry.get('cpu_seconds', 0):.0f} s) "
             + "".join(f"| {seconds.get(node, 0):.0f} s " for node in
                       ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"))
             + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in ROW_COMPONENTS)} "
@@ -256,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_root = args.work_dir or Path(tempfile.mkdtemp(prefix="taxi-bench-"))
     started = time.monotonic()
+    # Results so far are saved after every pipeline, so an interrupted benchmark still leaves them.
+    kind = args.command + (f"-{args.tag}" if args.tag else "")
     if args.command == "compare":
         if args.reps < 1:
             print("error: --reps must be at least 1", file=sys.stderr)
@@ -268,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.small and other == "theirs":
             print("error: --small needs --before: TFX's example has fixed training steps", file=sys.stderr)
             return 2
-        result = compare(data, args.reps, work_root, args.timeout, other, args.small, args.before)
+        result = compare(data, args.reps, work_root, args.timeout, other, args.small, args.before, kind)
         table = compare_table(result)
     else:
         sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
-        result = scale(sizes, args.data_root, work_root, args.timeout)
+        result = scale(sizes, args.data_root, work_root, args.timeout, kind)
         table = scale_table(result)
     result["bench_seconds"] = round(time.monotonic() - started)
-    path = _write(args.command + (f"-{args.tag}" if args.tag else ""), result)
+    path = _write(kind, result)
     print(table)
     print(f"results: {path}")
     return 0
