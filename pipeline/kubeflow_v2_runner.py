@@ -29,8 +29,9 @@ if __package__ in (None, ""):
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy  # noqa: E402
 
-from pipeline import configs  # noqa: E402
+from pipeline import configs, data_gate  # noqa: E402
 from pipeline import pipeline as taxi_pipeline  # noqa: E402
 # isort: on
 
@@ -119,6 +120,11 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
             f"component_resources names unknown components {sorted(unknown)}; components: {sorted(ids)}"
         )
     for component in dsl_pipeline.components:
+        if component.id == data_gate.BASELINE_RESOLVER_ID:
+            # The compiler knows only TFX's own strategies; a Vertex resolver query over an empty
+            # channel resolves nothing rather than failing, which is what LatestIfAnyStrategy adds.
+            # Resolver has no setter; its exec_properties are read from this attribute.
+            component._strategy_class = LatestArtifactStrategy  # noqa: SLF001
         for name in _PROJECT_PATH_PROPERTIES:
             value = component.exec_properties.get(name)
             if isinstance(value, str) and value:

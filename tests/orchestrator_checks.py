@@ -1,10 +1,10 @@
-"""Checks shared by the Airflow and Luigi tests: what a run left in ML Metadata, read as users read it."""
+"""Checks shared by the end-to-end tests of every runner: what a run left in ML Metadata, read as users read it."""
 
 from __future__ import annotations
 
 import json
 
-from pipeline import cli, configs, run_summary
+from pipeline import cli, configs, data_gate, run_summary
 from pipeline import pipeline as taxi_pipeline
 
 ALL_NODES = {
@@ -13,14 +13,23 @@ ALL_NODES = {
     "SchemaGen",
     "CuratedSchemaImporter",
     "ExampleValidator",
+    data_gate.BASELINE_RESOLVER_ID,
+    data_gate.DATA_GATE_ID,
     "Transform",
     "Trainer",
     taxi_pipeline.RESOLVER_ID,
     "Evaluator",
     "Pusher",
 }
-# What an unchanged re-run takes from the cache (the Evaluator's baseline changes after a blessing).
-UPSTREAM_OF_EVALUATOR = ALL_NODES - {taxi_pipeline.RESOLVER_ID, "Evaluator", "Pusher"}
+# What an unchanged re-run takes from the cache: the Evaluator's baseline changes after a blessing, and
+# the data gate runs again on every run (its drift baseline is the statistics it passed last time).
+UPSTREAM_OF_EVALUATOR = ALL_NODES - {
+    taxi_pipeline.RESOLVER_ID,
+    data_gate.BASELINE_RESOLVER_ID,
+    data_gate.DATA_GATE_ID,
+    "Evaluator",
+    "Pusher",
+}
 
 
 def states_of_run(config: configs.PipelineConfig, run_id: str) -> dict[str, list[str]]:

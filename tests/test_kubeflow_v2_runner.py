@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("kfp", reason="the kfp SDK is an optional orchestrator package: make install-all")
 
-from pipeline import configs, kubeflow_v2_runner  # noqa: E402
+from pipeline import configs, data_gate, kubeflow_v2_runner  # noqa: E402
 from pipeline import pipeline as taxi_pipeline  # noqa: E402
 from tests.conftest import PROJECT_ROOT, run_command  # noqa: E402
 
@@ -31,7 +31,7 @@ RESOLVER_TASKS = {
 }
 TASKS = {
     "CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSchemaImporter", "ExampleValidator",
-    "Transform", "Trainer", "Evaluator", "Pusher",
+    data_gate.BASELINE_RESOLVER_ID, data_gate.DATA_GATE_ID, "Transform", "Trainer", "Evaluator", "Pusher",
 } | RESOLVER_TASKS
 
 
@@ -85,7 +85,11 @@ def test_dependencies_follow_the_pipeline_graph(compiled):
     assert depends["CsvExampleGen"] == set() and depends["CuratedSchemaImporter"] == set()
     assert depends["StatisticsGen"] == {"CsvExampleGen"}
     assert depends["ExampleValidator"] == {"StatisticsGen", "CuratedSchemaImporter"}
-    assert depends["Transform"] == {"CsvExampleGen", "CuratedSchemaImporter"}
+    # The data gate holds Transform back until the new data has passed it.
+    assert depends[data_gate.DATA_GATE_ID] == {
+        "StatisticsGen", "CuratedSchemaImporter", "ExampleValidator", data_gate.BASELINE_RESOLVER_ID
+    }
+    assert depends["Transform"] == {"CsvExampleGen", "CuratedSchemaImporter", data_gate.DATA_GATE_ID}
     assert depends["Trainer"] == {"Transform", "CuratedSchemaImporter"}
     assert {"CsvExampleGen", "Trainer"} <= depends["Evaluator"]
     assert depends["Evaluator"] & RESOLVER_TASKS

@@ -16,22 +16,7 @@ import tensorflow as tf
 from pipeline import data_gate, lineage, run_summary
 from pipeline import pipeline as taxi_pipeline
 from tests.conftest import predict_through_both_signatures, run_command
-
-ALL_NODES = {
-    "CsvExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "CuratedSchemaImporter",
-    "ExampleValidator",
-    data_gate.BASELINE_RESOLVER_ID,
-    data_gate.DATA_GATE_ID,
-    "Transform",
-    "Trainer",
-    taxi_pipeline.RESOLVER_ID,
-    "Evaluator",
-    "Pusher",
-}
-
+from tests.orchestrator_checks import ALL_NODES, UPSTREAM_OF_EVALUATOR
 
 pytestmark = pytest.mark.xdist_group("local_runs")
 
@@ -95,14 +80,6 @@ def test_pushed_model_predicts_raw_rows_through_both_signatures(runs, sample_row
     np.testing.assert_allclose(from_examples, from_raw, rtol=1e-5, atol=1e-6)
 
 
-# The data gate runs again on every run: its drift baseline is the statistics it passed last time.
-UPSTREAM_OF_EVALUATOR = ALL_NODES - {
-    taxi_pipeline.RESOLVER_ID,
-    data_gate.BASELINE_RESOLVER_ID,
-    data_gate.DATA_GATE_ID,
-    "Evaluator",
-    "Pusher",
-}
 
 
 def test_unchanged_rerun_is_served_from_cache(runs):
