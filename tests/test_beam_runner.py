@@ -21,6 +21,7 @@ from apache_beam.runners import create_runner
 from pipeline import configs, dag_run, run_record, run_summary, store_lock
 from pipeline import pipeline as taxi_pipeline
 from tests.conftest import run_command, small_run_env
+from tests.orchestrator_checks import ALL_NODES, cli_json
 
 # What a user fills in for each remote engine (TAXI_<FIELD>); nothing here is contacted.
 REMOTE_SETTINGS = {
@@ -145,7 +146,7 @@ def beam_run(tmp_path_factory, sample_data_dir) -> BeamRun:
 def test_tfx_cli_creates_and_runs_the_pipeline_on_beam(beam_run, sample_rows):
     assert f'Pipeline "{beam_run.config.pipeline_name}" created successfully.' in beam_run.created
     states = {run.node_id: run.state for run in beam_run.summary.components}
-    assert len(states) == 10 and set(states.values()) == {"executed"}
+    assert states == {node: "executed" for node in ALL_NODES}
     # No row lost: the runner itself compares them, and so does this test.
     assert sum(beam_run.summary.rows_per_split.values()) == len(sample_rows)
     assert beam_run.summary.blessed is True
@@ -160,7 +161,19 @@ def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
     store = run_summary.open_store(taxi_pipeline.metadata_connection_config(beam_run.config))
     record = run_record.read_record(run_summary.latest_run_context(store, beam_run.config.pipeline_name))
     assert record["runner"] == "beam"
-    assert json.loads(record["config"])["beam_profile"] == "in_memory"
+    # The default profile, auto, runs a small input in memory.
+    assert json.loads(record["config"])["beam_profile"] == "auto"
+    assert configs.resolved_beam_profile(beam_run.config) == "in_memory"
     # The run let go of the store.
     with store_lock.hold(store_lock.lock_path_for(beam_run.config.metadata_path), timeout_s=0):
         pass
+
+
+def test_runs_and_lineage_commands_read_the_beam_run(beam_run, capsys):
+    [run] = cli_json(capsys, beam_run.config, "runs")["runs"]
+    assert run["status"] == "complete" and run["record"]["runner"] == "beam"
+    assert {c["node"] for c in run["components"]} >= {"CsvExampleGen", "Transform", "Trainer", "Pusher"}
+    story = cli_json(capsys, beam_run.config, "lineage", "serving")
+    assert story["run"] == run["run"] and story["live"] is True
+    assert story["record"]["runner"] == "beam"
+    assert story["blessed"] is True and story["examples"]
