@@ -20,18 +20,6 @@ PROJECT_ROOT = configs.PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under xdist (`--dist loadgroup`, see pytest.ini) each test module stays on one worker.
-
-    Module-scoped fixtures run real pipelines; split across workers they would run twice. Modules that
-    share a session fixture name one group themselves (xdist_group("local_runs")).
-    """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 def read_rows(path: Path = DATA_CSV) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -114,8 +102,8 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     """Three real local runs into one store, shared by the end-to-end and `taxi-pipeline` tests.
 
     A first run, an unchanged re-run, and a re-run after editing the trainer module, whose new model is
-    blessed (any AUC change allowed) and pushed: two models, one store. The tests that use it carry
-    `pytest.mark.xdist_group("local_runs")` so that under xdist one worker builds it once.
+    blessed (any AUC change allowed) and pushed: two models, one store. Under xdist each worker that runs
+    a module using it builds its own (pytest.ini keeps a module on one worker).
     """
     from pipeline import run_summary
     from pipeline import pipeline as taxi_pipeline

@@ -31,9 +31,6 @@ def taxi(args: list[str], env: dict, check: bool = True) -> subprocess.Completed
     return result
 
 
-pytestmark = pytest.mark.xdist_group("local_runs")
-
-
 @pytest.fixture(scope="module")
 def store(local_runs):
     """The shared store of three runs; returns (env, config, [first run, the re-run after the edit]).

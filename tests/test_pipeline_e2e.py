@@ -18,9 +18,6 @@ from pipeline import pipeline as taxi_pipeline
 from tests.conftest import predict_through_both_signatures, run_command
 from tests.orchestrator_checks import ALL_NODES, UPSTREAM_OF_EVALUATOR
 
-pytestmark = pytest.mark.xdist_group("local_runs")
-
-
 def _summary(config):
     return run_summary.summarize_latest_run(
         taxi_pipeline.metadata_connection_config(config), config.pipeline_name
