@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import configs, recovery, run_summary, serving_dir
+from pipeline import configs, data_gate, recovery, run_summary, serving_dir, store_lock
 from pipeline import pipeline as taxi_pipeline
 from tests.conftest import PROJECT_ROOT, copy_modules, small_run_env
 
@@ -51,6 +51,8 @@ def run_fn(fn_args):
     return _run_fn_that_works(fn_args)
 '''
 RESOLVER = taxi_pipeline.RESOLVER_ID
+# Nodes that run afresh every run: the resolvers, and the data gate (its drift baseline changes).
+ALWAYS_RUN = {RESOLVER, data_gate.BASELINE_RESOLVER_ID, data_gate.DATA_GATE_ID}
 UPSTREAM_OF_TRAINER = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSchemaImporter",
                        "ExampleValidator", "Transform"}
 
@@ -239,8 +241,8 @@ def test_reruns_reuse_everything_cached_upstream(story):
     completed: set[str] = set()
     # Up to the retry; the patient run below evaluates again because it has a baseline now.
     for earlier, later in zip(runs[:3], runs[1:4]):
-        # The resolver is not a cached component: it resolves afresh every run.
-        completed |= {c.node_id for c in earlier if c.state in ("executed", "cached")} - {RESOLVER}
+        # The resolvers and the data gate are never cached: they run afresh every run.
+        completed |= {c.node_id for c in earlier if c.state in ("executed", "cached")} - ALWAYS_RUN
         states = _states(later)
         # Whatever completed before is never executed again; the rest executes.
         assert {node: states[node] for node in completed} == {node: "cached" for node in completed}
@@ -251,7 +253,7 @@ def test_reruns_reuse_everything_cached_upstream(story):
     assert {retry[n] for n in UPSTREAM_OF_TRAINER} == {"cached"}
     assert retry["Trainer"] == retry["Evaluator"] == retry["Pusher"] == "executed"
     # The patient run: only the Evaluator (it has a baseline now) and the Pusher ran.
-    assert {n for n, state in last.items() if state == "executed"} - {RESOLVER} == {"Evaluator", "Pusher"}
+    assert {n for n, state in last.items() if state == "executed"} - ALWAYS_RUN == {"Evaluator", "Pusher"}
 
 
 def test_a_transient_failure_is_retried_with_backoff(story):
@@ -261,7 +263,7 @@ def test_a_transient_failure_is_retried_with_backoff(story):
 
 
 def test_a_second_run_that_cannot_wait_fails_with_a_clear_message(story):
-    assert story.codes["impatient"] == 2
+    assert story.codes["impatient"] == store_lock.EXIT_BUSY
     output = story.runs["impatient"].output
     assert "error: another pipeline run is using the ML Metadata store" in output
     assert f"pid {story.runs['third'].process.pid}" in output
