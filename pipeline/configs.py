@@ -311,10 +311,13 @@ MULTI_PROCESSING_MIN_INPUT_BYTES = 64 * 2**20
 
 def local_input_bytes(config: PipelineConfig) -> int | None:
     """Total size of the input files, or None when data_root is not a local folder (gs://, ...)."""
-    root = Path(config.data_root)
-    if "://" in config.data_root or not root.is_dir():
+    if "://" in config.data_root or not Path(config.data_root).is_dir():
         return None
-    return sum(path.stat().st_size for path in root.glob(config.input_pattern) if path.is_file())
+    # The files the run reads, so a span layout (`span-{SPAN}/*.csv`) counts the newest span's files;
+    # imported here because inputs imports this module.
+    from pipeline import inputs
+
+    return sum(os.path.getsize(path) for path in inputs.input_files(config) if os.path.isfile(path))
 
 
 def resolved_beam_profile(config: PipelineConfig) -> str:

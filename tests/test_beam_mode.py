@@ -51,3 +51,15 @@ def test_transform_statistics_are_off_unless_asked_for(tmp_path, monkeypatch):
     config = configs.load_config(data_root=config.data_root, output_root=str(tmp_path / "out"))
     transform = next(c for c in taxi_pipeline.create_components(config) if c.id == "Transform")
     assert transform.exec_properties["disable_statistics"] == 0
+
+
+def test_span_layout_is_sized_by_its_newest_span(tmp_path, monkeypatch):
+    monkeypatch.setattr(configs, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    for span, size in ((1, 1000), (2, 10)):
+        (tmp_path / "data" / f"span-{span}").mkdir(parents=True)
+        (tmp_path / "data" / f"span-{span}" / "data.csv").write_bytes(b"x" * size)
+    config = configs.load_config(
+        data_root=str(tmp_path / "data"), input_pattern="span-{SPAN}/*.csv", output_root=str(tmp_path / "out")
+    )
+    assert configs.local_input_bytes(config) == 10
+    assert configs.resolved_beam_profile(config) == "in_memory"
