@@ -12,7 +12,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs  # noqa: E402
 from scipy import stats  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
@@ -133,16 +133,30 @@ def model_inputs(model: tf.keras.Model, transformed: dict) -> dict:
 
 def _dataset(
     file_pattern: list[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
 ) -> tf.data.Dataset:
-    """Batches of (transformed features, label), repeated without end; steps bound the training."""
-    return data_accessor.tf_dataset_factory(
+    """Batches of (transformed features, label), repeated without end; steps bound the training.
+
+    Transform does not write transformed copies of the examples (`materialize=False`): the batches are
+    raw examples put through the transform graph here, so only the rows training reads are
+    transformed, and with the graph the served model embeds.
+    """
+    raw = data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL_KEY),
-        tf_transform_output.transformed_metadata.schema,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size),
+        tf_transform_output.raw_metadata.schema,
     )
+    transform_layer = tf_transform_output.transform_features_layer()
+
+    @tf.autograph.experimental.do_not_convert
+    def transform(raw_features):
+        transformed = transform_layer(raw_features)
+        label = transformed.pop(features.LABEL_KEY)
+        return transformed, label
+
+    return raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
@@ -220,7 +234,7 @@ def make_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformO
     }
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Train on the transformed training split, validate on eval, save the model for serving."""
     hyperparameters = {**DEFAULT_HYPERPARAMETERS, **(fn_args.custom_config or {})}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -15,7 +15,7 @@ from typing import Any
 
 from absl import logging
 from tfx import types
-from tfx import v1 as tfx
+from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import pusher_pb2
@@ -78,7 +78,7 @@ class Executor(pusher_executor.Executor):
             model_push.set_string_custom_property(RETIRED_VERSIONS, ",".join(retired))
 
 
-class AtomicPusher(tfx.components.Pusher):
+class AtomicPusher(pusher_component.Pusher):
     """tfx.components.Pusher with the executor above; give it the id "Pusher"."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

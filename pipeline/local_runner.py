@@ -16,7 +16,7 @@ if __package__ in (None, ""):
 
 # isort: off
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tfx import v1 as tfx  # noqa: E402
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
 from pipeline import configs, dag_run, run_summary  # noqa: E402
 # isort: on
@@ -24,7 +24,7 @@ from pipeline import configs, dag_run, run_summary  # noqa: E402
 
 def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
     """Run the whole pipeline once and print what it did; None when the run was only being compiled."""
-    return dag_run.run(tfx.orchestration.LocalDagRunner(), "local", config)
+    return dag_run.run(LocalDagRunner(), "local", config)
 
 
 def main() -> int:

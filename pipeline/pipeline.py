@@ -1,4 +1,4 @@
-"""The one definition of the pipeline, a pure function from configuration to a `tfx.dsl.Pipeline`.
+"""The one definition of the pipeline, a pure function from configuration to a TFX `Pipeline`.
 
 Every runner (local, Beam, Airflow, Kubeflow/Vertex, Luigi) and the notebook build their components
 here; none of them knows the pipeline's shape.
@@ -14,10 +14,28 @@ from typing import Iterator
 
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+
+# TFX's modules one by one, not `from tfx import v1`: that also imports tfx.v1.extensions and with it
+# the Vertex AI client, about 4 s of every run's start-up for nothing this pipeline uses.
+from tfx.components.evaluator.component import Evaluator
+from tfx.components.example_validator.component import ExampleValidator
+from tfx.components.schema_gen.component import SchemaGen
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.components.trainer.component import Trainer
+from tfx.components.transform.component import Transform
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
+from tfx.orchestration import metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from modules import features
-from pipeline import atomic_pusher, configs, data_gate, mysql_metadata
+from pipeline import atomic_pusher, configs, csv_example_gen, data_gate, mysql_metadata
 from pipeline.configs import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -107,38 +125,40 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 
 def create_components(config: PipelineConfig) -> list:
     """All components in topological order, wired to each other."""
-    example_gen = tfx.components.CsvExampleGen(
+    train_buckets, eval_buckets = configs.split_hash_buckets(config)
+    # TFX's CsvExampleGen with a batched executor (pipeline/csv_example_gen.py): same examples and outputs.
+    example_gen = csv_example_gen.CsvExampleGen(
         input_base=config.data_root,
-        input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="single_split", pattern=config.input_pattern)]
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.input_pattern)]
         ),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
                 splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.train_hash_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.eval_hash_buckets),
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
                 ]
             )
         ),
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema is a candidate for review (scripts/update_schema.py), not what the
     # pipeline trusts: validation and training use the curated, committed one.
-    schema_gen = tfx.components.SchemaGen(
+    schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
     )
-    curated_schema = tfx.components.ImportSchemaGen(schema_file=config.schema_path).with_id(
+    curated_schema = ImportSchemaGen(schema_file=config.schema_path).with_id(
         CURATED_SCHEMA_ID
     )
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=curated_schema.outputs["schema"],
     )
     # The statistics of the last data that passed the gate: the baseline its drift check compares with.
-    validated_statistics_resolver = tfx.dsl.Resolver(
+    validated_statistics_resolver = Resolver(
         strategy_class=data_gate.LatestIfAnyStrategy,
-        statistics=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ExampleStatistics,
+        statistics=Channel(
+            type=standard_artifacts.ExampleStatistics,
             producer_component_id=data_gate.DATA_GATE_ID,
             output_key=data_gate.VALIDATED_STATISTICS_KEY,
         ),
@@ -152,7 +172,7 @@ def create_components(config: PipelineConfig) -> list:
         input_pattern=config.input_pattern,
     ).with_id(data_gate.DATA_GATE_ID)
     with _user_module_packaging(config.package_user_modules):
-        transform = tfx.components.Transform(
+        transform = Transform(
             examples=example_gen.outputs["examples"],
             schema=curated_schema.outputs["schema"],
             module_file=config.transform_module_file,
@@ -160,17 +180,21 @@ def create_components(config: PipelineConfig) -> list:
                 "module_fingerprint": module_fingerprint(config.transform_module_file)
             },
             disable_statistics=not config.transform_statistics,
+            # No transformed copy of every example: the Trainer transforms the batches it reads with
+            # the same graph (modules/trainer_module.py), which on 10M rows saves a pass that encodes
+            # and writes them all, for the tens of thousands of rows training reads.
+            materialize=False,
             # The analyzer cache only pays off when fed back in as `analyzer_cache`, which this
             # pipeline does not do; writing it costs a pass over the analyzers' accumulators.
             disable_analyzer_cache=True,
         )
-        trainer = tfx.components.Trainer(
+        trainer = Trainer(
             module_file=config.trainer_module_file,
-            examples=transform.outputs["transformed_examples"],
+            examples=example_gen.outputs["examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=curated_schema.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
-            eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+            train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
+            eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
             custom_config={
                 **config.hyperparameters,
                 "module_fingerprint": module_fingerprint(config.trainer_module_file),
@@ -178,12 +202,12 @@ def create_components(config: PipelineConfig) -> list:
         )
     # Rejected data stops the run at the gate: everything from Transform on waits for it.
     transform.add_upstream_node(gate)
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    model_resolver = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID)
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
@@ -193,8 +217,8 @@ def create_components(config: PipelineConfig) -> list:
     pusher = atomic_pusher.AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_model_dir
             )
         ),
@@ -220,15 +244,15 @@ def metadata_connection_config(config: PipelineConfig) -> metadata_store_pb2.Con
     """The ML Metadata store shared by every component and run: SQLite, or MySQL when configured."""
     if config.metadata_mysql_host:
         return mysql_metadata.connection_config(config)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    return metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
 def create_pipeline(
     config: PipelineConfig,
     metadata_connection: metadata_store_pb2.ConnectionConfig | None = None,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
     """The taxi pipeline for `config`; runners that manage their own store pass its connection."""
-    return tfx.dsl.Pipeline(
+    return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=create_components(config),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 from pipeline import configs
 from pipeline import pipeline as taxi_pipeline
 
@@ -51,6 +55,36 @@ def test_transform_statistics_are_off_unless_asked_for(tmp_path, monkeypatch):
     config = configs.load_config(data_root=config.data_root, output_root=str(tmp_path / "out"))
     transform = next(c for c in taxi_pipeline.create_components(config) if c.id == "Transform")
     assert transform.exec_properties["disable_statistics"] == 0
+
+
+def test_transform_writes_the_graph_and_no_transformed_copy(tmp_path):
+    config = configs.load_config(data_root=_data(tmp_path, 10), output_root=str(tmp_path / "out"))
+    components = {c.id: c for c in taxi_pipeline.create_components(config)}
+    assert "transform_graph" in components["Transform"].outputs
+    assert "transformed_examples" not in components["Transform"].outputs
+    trainer_examples = components["Trainer"].inputs["examples"]
+    assert trainer_examples.producer_component_id == "CsvExampleGen"
+
+
+def _rows(path: Path, rows: int) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    line = b"1,2.5,Cash,some company name\n"
+    (path / "data.csv").write_bytes(b"a,b,c,d\n" + line * rows)
+    return path
+
+
+def test_eval_split_is_capped_on_large_inputs(tmp_path):
+    small = configs.load_config(data_root=str(_rows(tmp_path / "small", 1000)), max_eval_rows=400)
+    assert configs.split_hash_buckets(small) == (3, 1)  # 250 eval rows
+    large = configs.load_config(data_root=str(_rows(tmp_path / "large", 10_000)), max_eval_rows=400)
+    assert configs.estimated_input_rows(large) == 10_001
+    assert configs.split_hash_buckets(large) == (25, 1)  # about 385 eval rows
+    assert configs.split_hash_buckets(dataclasses.replace(large, max_eval_rows=0)) == (3, 1)
+    remote = configs.load_config(data_root="gs://bucket/taxi", max_eval_rows=400)
+    assert configs.split_hash_buckets(remote) == (3, 1)
+    components = {c.id: c for c in taxi_pipeline.create_components(large)}
+    output_config = json.loads(components["CsvExampleGen"].exec_properties["output_config"])
+    assert [s["hash_buckets"] for s in output_config["split_config"]["splits"]] == [25, 1]
 
 
 def test_span_layout_is_sized_by_its_newest_span(tmp_path, monkeypatch):

@@ -90,7 +90,7 @@ def test_dependencies_follow_the_pipeline_graph(compiled):
         "StatisticsGen", "CuratedSchemaImporter", "ExampleValidator", data_gate.BASELINE_RESOLVER_ID
     }
     assert depends["Transform"] == {"CsvExampleGen", "CuratedSchemaImporter", data_gate.DATA_GATE_ID}
-    assert depends["Trainer"] == {"Transform", "CuratedSchemaImporter"}
+    assert depends["Trainer"] == {"CsvExampleGen", "Transform", "CuratedSchemaImporter"}
     assert {"CsvExampleGen", "Trainer"} <= depends["Evaluator"]
     assert depends["Evaluator"] & RESOLVER_TASKS
     assert depends["Pusher"] == {"Trainer", "Evaluator"}
