@@ -2,21 +2,84 @@
 
 Some inputs make TFX fail before the data gate can judge them, with a stack trace from deep inside a Beam
 worker: an empty file, a header without rows, a row with the wrong number of fields, bytes that are not
-UTF-8, no label. This pass streams each file once (about 0.1 s for the 15,002 shipped rows) and names the
-file and the line or column instead.
+UTF-8, no label. Arrow reads each file once (about 1 s per million rows); only a file it finds something wrong
+with is read again line by line (about 0.1 s per 15,000 rows), to name the file and the line or column.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 from pathlib import Path
 from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
 from modules import features
 from pipeline.configs import ConfigError
 
 # Problems listed per file before the rest are only counted.
 MAX_PROBLEMS_SHOWN = 5
+_BLOCK_BYTES = 16 * 2**20
+# Rows of files checked in this process, by (path, size, modification time): the run's closing
+# rows-in/rows-out check reads them from here instead of reading the files again.
+_row_counts: dict[tuple[str, int, int], int] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(_BLOCK_BYTES):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _clean_row_count(path: Path, header: list[str], label_column: str | None) -> int | None:
+    """Rows of a file Arrow reads cleanly: UTF-8 throughout, every row with the header's number of
+    fields, no blank line and (given label_column) a label in every row. None if anything is off."""
+    if not _is_utf8(path):
+        return None
+    column = label_column or header[0]
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=header, skip_rows=1, block_size=_BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(include_columns=[column], column_types={column: pa.string()}),
+        )
+        rows = 0
+        for batch in reader:
+            rows += batch.num_rows
+            if label_column and pc.any(pc.equal(pc.utf8_trim_whitespace(batch.column(0)), "")).as_py():
+                return None
+    except pa.ArrowInvalid:
+        return None
+    return rows
+
+
+def row_count(path: Path) -> int:
+    """CSV records in the file, header excluded (a quoted field may span lines)."""
+    key = _file_key(path)
+    if key not in _row_counts:
+        with open(path, newline="", errors="replace") as f:
+            header = next(csv.reader(f), [])
+        rows = _clean_row_count(path, header, None) if header else 0
+        if rows is None:
+            with open(path, newline="", errors="replace") as f:
+                rows = max(sum(1 for _ in csv.reader(f)) - 1, 0)
+        _row_counts[key] = rows
+    return _row_counts[key]
 
 
 class _Problems:
@@ -78,6 +141,12 @@ def check_csv_file(path: Path, label_column: str = features.TIPS_KEY) -> list[st
             f"the header has no {label_column!r} column, which the label is computed from "
             f"(columns: {', '.join(header)})"
         )
+    if not problems.count and label_index is not None:
+        rows = _clean_row_count(path, header, label_column)
+        if rows:
+            _row_counts[_file_key(path)] = rows
+            return header
+    # Something is off (or there are no rows): line by line, to say what and where.
     rows = 0
     for row in reader:
         rows += 1
