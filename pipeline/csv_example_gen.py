@@ -7,8 +7,9 @@ the shuffle. This one cuts each file into byte ranges (Beam spreads them over it
 Dataflow/Flink/Spark), parses a range with Arrow's CSV reader, encodes it with tfx_bsl's C++ encoder and
 writes one shard per range and split. Output, split names and properties are those of CsvExampleGen, and
 so is each example: column types inferred over all rows (INT, else FLOAT, else STRING, else no type), an
-empty cell as an empty list, rows split by a hash of their content (identical rows land in the same
-split). Rows are shuffled within each range instead of across the whole dataset.
+empty cell as an empty list, rows split by a hash of their cells (identical rows land in the same
+split, and a row stays in its split from run to run). Rows are shuffled within each range instead of
+across the whole dataset.
 """
 
 from __future__ import annotations
@@ -238,12 +239,22 @@ def _with_untyped_features(serialized: bytes, names: list[str]) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
-def split_indices(serialized: list[bytes], buckets: list[int]) -> np.ndarray:
-    """Output split of each record: sha256 of its bytes modulo the total of hash buckets, as TFX's
-    ExampleGen partitions (over the record it writes)."""
+def row_keys(table: pa.Table) -> list[bytes]:
+    """Each row's cells joined, an empty cell as empty text: what a row's split is decided by.
+
+    Not the serialized example, as TFX's ExampleGen hashes: tfx_bsl's encoder writes a row's features
+    in an order that changes from call to call, so the same row would not stay in the same split.
+    """
+    cells = [pc.fill_null(table.column(name).combine_chunks(), "") for name in table.column_names]
+    return [key.encode() for key in pc.binary_join_element_wise(*cells, "\x1f").to_pylist()]
+
+
+def split_indices(keys: list[bytes], buckets: list[int]) -> np.ndarray:
+    """Output split of each row: sha256 of its key modulo the total of hash buckets, the split whose
+    cumulative buckets first exceed it (TFX's ExampleGen's rule)."""
     total = buckets[-1]
-    buckets_of = (int.from_bytes(hashlib.sha256(s).digest(), "big") % total for s in serialized)
-    return np.fromiter((bisect.bisect(buckets, b) for b in buckets_of), dtype=np.int64, count=len(serialized))
+    buckets_of = (int.from_bytes(hashlib.sha256(k).digest(), "big") % total for k in keys)
+    return np.fromiter((bisect.bisect(buckets, b) for b in buckets_of), dtype=np.int64, count=len(keys))
 
 
 def _shard_name(index: int, count: int) -> str:
@@ -282,9 +293,11 @@ class _WriteChunk(beam.DoFn):
     def process(self, chunk: Chunk, kinds: list[ColumnType]):
         table = read_chunk(chunk, self._column_names)
         # Rows of one range in random but repeatable order (TFX's ExampleGen shuffles all rows).
-        order = np.random.default_rng(chunk.index).permutation(table.num_rows)
-        serialized = encode(table.take(order), kinds) if table.num_rows else []
-        splits = split_indices(serialized, self._plan.buckets) if len(self._plan.names) > 1 else None
+        table = table.take(np.random.default_rng(chunk.index).permutation(table.num_rows))
+        serialized = encode(table, kinds) if table.num_rows else []
+        splits = None
+        if len(self._plan.names) > 1:
+            splits = split_indices(row_keys(table), self._plan.buckets)
         for index, name in enumerate(self._plan.names):
             if splits is None:
                 records = serialized
