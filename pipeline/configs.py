@@ -315,15 +315,20 @@ def load_config(**overrides) -> PipelineConfig:
 MULTI_PROCESSING_MIN_INPUT_BYTES = 64 * 2**20
 
 
-def local_input_bytes(config: PipelineConfig) -> int | None:
-    """Total size of the input files, or None when data_root is not a local folder (gs://, ...)."""
+def _local_input_files(config: PipelineConfig) -> list[str] | None:
+    """The files the run reads (a span layout, `span-{SPAN}/*.csv`: the newest span's), or None when
+    data_root is not a local folder (gs://, ...)."""
     if "://" in config.data_root or not Path(config.data_root).is_dir():
         return None
-    # The files the run reads, so a span layout (`span-{SPAN}/*.csv`) counts the newest span's files;
-    # imported here because inputs imports this module.
-    from pipeline import inputs
+    from pipeline import inputs  # Imported here because inputs imports this module.
 
-    return sum(os.path.getsize(path) for path in inputs.input_files(config) if os.path.isfile(path))
+    return [path for path in inputs.input_files(config) if os.path.isfile(path)]
+
+
+def local_input_bytes(config: PipelineConfig) -> int | None:
+    """Total size of the input files, or None when data_root is not a local folder (gs://, ...)."""
+    files = _local_input_files(config)
+    return None if files is None else sum(os.path.getsize(path) for path in files)
 
 
 def resolved_beam_profile(config: PipelineConfig) -> str:
@@ -345,12 +350,11 @@ _ROW_LENGTH_SAMPLE_BYTES = 2**20
 def estimated_input_rows(config: PipelineConfig) -> int | None:
     """Rows in the run's local input files, from their size and the mean length of the first rows;
     None when data_root is not a local folder."""
-    size = local_input_bytes(config)
+    files = _local_input_files(config)
+    size = sum(os.path.getsize(path) for path in files) if files else 0
     if not size:
         return None
-    from pipeline import inputs
-
-    with open(inputs.input_files(config)[0], "rb") as f:
+    with open(files[0], "rb") as f:
         sample = f.read(_ROW_LENGTH_SAMPLE_BYTES)
     lines = sample.count(b"\n")
     return max(1, round(size * lines / len(sample))) if lines else 1

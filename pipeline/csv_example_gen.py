@@ -45,7 +45,6 @@ CHUNK_BYTES = 32 * 2**20
 # Compression of the output shards: level 1 is several times faster than zlib's default 6 and the
 # files are read a handful of times, not archived.
 GZIP_LEVEL = 1
-_METRICS = beam.metrics.Metrics
 
 
 class ColumnType(enum.IntEnum):
@@ -191,10 +190,11 @@ def has_line_break_in_quotes(path: str, block_bytes: int = 16 * 2**20) -> bool:
 
 
 def merge_types(types: Iterable[list[ColumnType]]) -> list[ColumnType]:
-    merged: list[ColumnType] | None = None
+    """Each column's widest type; an empty list (nothing seen yet) stands for no constraint."""
+    merged: list[ColumnType] = []
     for chunk_types in types:
-        merged = list(chunk_types) if merged is None else [max(a, b) for a, b in zip(merged, chunk_types)]
-    return merged or []
+        merged = [max(a, b) for a, b in zip(merged, chunk_types)] if merged else list(chunk_types)
+    return merged
 
 
 class _MergeTypes(beam.CombineFn):
@@ -202,10 +202,10 @@ class _MergeTypes(beam.CombineFn):
         return []
 
     def add_input(self, accumulator, chunk_types):
-        return merge_types([accumulator, chunk_types]) if accumulator else list(chunk_types)
+        return merge_types([accumulator, chunk_types])
 
     def merge_accumulators(self, accumulators):
-        return merge_types(a for a in accumulators if a)
+        return merge_types(accumulators)
 
     def extract_output(self, accumulator):
         return accumulator
@@ -288,7 +288,7 @@ class _WriteChunk(beam.DoFn):
         self._plan = plan
         self._split_uris = split_uris
         self._shards = shards
-        self._rows = _METRICS.counter("ExampleGen", "num_instances")
+        self._rows = beam.metrics.Metrics.counter("ExampleGen", "num_instances")
 
     def process(self, chunk: Chunk, kinds: list[ColumnType]):
         table = read_chunk(chunk, self._column_names)

@@ -7,7 +7,6 @@ and for counting the rows a run must have read.
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
