@@ -269,13 +269,18 @@ def run_fn(fn_args: FnArgs) -> None:
 def export_serving_model(
     model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
 ) -> None:
-    """Save the signatures and what they use (the model's variables, the transform graph).
+    """Save the signatures and what they use (the model's variables, the transform graph's resources).
 
-    Not `Model.save`: Keras's own serialization re-traces every layer through AutoGraph (16 s against
-    9 s here), and serving, TFMA and TF Serving only ever call the signatures.
+    No Keras object goes into the saved object graph: Keras serializes any it finds by re-tracing it
+    through AutoGraph (`Model.save`: 16 s against 9 s; the transform layer alone, itself a Keras
+    model: 5 s against 1 s). Serving, TFMA and TF Serving only ever call the signatures.
     """
     signatures = make_signatures(model, tf_transform_output)
     servable = tf.Module()
     servable.model_variables = model.variables
-    servable.tft_layer = model.tft_layer
+    # What the transform layer itself tracks (its loaded transform SavedModel: tables, vocabulary
+    # assets); the layer is tracked whole only if a TFT release stops exposing it.
+    servable.transform_resources = getattr(
+        model.tft_layer, "_saved_model_loader_tracked_dict", model.tft_layer
+    )
     tf.saved_model.save(servable, export_dir, signatures=signatures)

@@ -97,3 +97,29 @@ def test_span_layout_is_sized_by_its_newest_span(tmp_path, monkeypatch):
     )
     assert configs.local_input_bytes(config) == 10
     assert configs.resolved_beam_profile(config) == "in_memory"
+
+
+def test_state_cache_weighs_values_as_before_without_the_module_scan():
+    """pipeline/__init__.py turns off objsize's scan of module globals; Beam's weights must not move."""
+    import numpy as np
+    import objsize
+    import pyarrow as pa
+    from apache_beam.runners.worker import statecache
+
+    assert objsize.default_settings.exclude_modules_globals is False
+    values = [
+        [1, 2, 3],
+        [np.arange(1000.0)],
+        {"a": "x" * 100, "b": [np.zeros(10)]},
+        [pa.record_batch([pa.array([1, 2, 3])], names=["x"])],
+        [statecache, len, configs.load_config],
+    ]
+    for value in values:
+        with_scan = objsize.get_deep_size(
+            value,
+            get_size_func=statecache._size_func,
+            get_referents_func=statecache._get_referents_func,
+            filter_func=statecache._filter_func,
+            exclude_modules_globals=True,
+        )
+        assert statecache.get_deep_size(value) == with_scan
