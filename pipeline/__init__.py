@@ -5,8 +5,6 @@ import importlib.metadata
 import os
 import warnings
 
-import objsize
-
 # TFX 1.16's Trainer breaks under Keras 3 ("`inputs` not connected to `outputs`"); tf-keras is the
 # Keras 2 it was built for. Every entry point imports this package before TensorFlow.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -20,10 +18,3 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 # scanning every installed package's metadata each time: about 15 scans, 2-3 s of each run's start-up
 # (Beam imports the BigQuery client). The installed set does not change while a process runs.
 importlib.metadata.packages_distributions = functools.cache(importlib.metadata.packages_distributions)
-
-# Beam's state cache weighs each value it caches (side inputs, on every read) with objsize, which first
-# lists every loaded module's globals to leave them out: 2-7 ms a call once TensorFlow, TFT and TFMA are
-# loaded, 4-5 s of a run on the sample. Beam's filter already stops at modules, functions and types,
-# the only ways to reach those globals, so the weights come out the same (checked on lists, arrays,
-# Arrow batches and TFMA keys).
-objsize.default_settings = objsize.default_settings.replace(exclude_modules_globals=False)

@@ -35,8 +35,11 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from modules import features
-from pipeline import atomic_pusher, configs, csv_example_gen, data_gate, mysql_metadata
+from pipeline import atomic_pusher, beam_overheads, configs, csv_example_gen, data_gate, mysql_metadata
 from pipeline.configs import PipelineConfig
+
+# Every process that runs this pipeline's Beam work in-process defines the pipeline here first.
+beam_overheads.install()
 
 RESOLVER_ID = "latest_blessed_model_resolver"
 CURATED_SCHEMA_ID = "CuratedSchemaImporter"
