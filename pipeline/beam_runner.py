@@ -9,8 +9,8 @@ the beam_profile setting (TAXI_BEAM_PROFILE: in_memory, multi_processing, datafl
 
 from __future__ import annotations
 
-import logging
 import gc
+import logging
 import sys
 from pathlib import Path
 
