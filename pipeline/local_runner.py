@@ -11,10 +11,7 @@ import sys
 from pathlib import Path
 
 if __name__ == "__main__":
-    # Start-up imports (TensorFlow, TFX, Beam) allocate millions of objects that live as long as the
-    # process; collections while they load only re-scan them (about 2 s of every run). dag_run.main
-    # collects once, freezes what is left and turns the collector back on.
-    gc.disable()
+    gc.disable()  # While TensorFlow, TFX and Beam load; dag_run.main turns it back on and says why.
 
 if __package__ in (None, ""):
     # Run as a file (python pipeline/local_runner.py, or re-executed by the tfx CLI): Python put pipeline/

@@ -1,5 +1,6 @@
 """The Beam running mode chosen by input size, the TFX source package it avoids, and the in-process
-overheads the package trims (objsize's module scan, DoFn introspection, the GC during start-up)."""
+overheads the package trims (objsize's module scan, DoFn introspection, dill's logger resets, the GC
+during start-up)."""
 
 from __future__ import annotations
 
