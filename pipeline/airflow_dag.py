@@ -7,8 +7,9 @@ TFX's own AirflowDagRunner still launches components through the pre-IR launcher
 ML Metadata under other context types ("run", "component_run") than every other runner here
 ("pipeline_run", "node"): its runs would not share the cache with them, and `taxi-pipeline runs` and
 `lineage` could not read them. This adapter launches each node through TFX's portable launcher instead
-(pipeline/node_launch.py), with the Airflow run id as the pipeline run id, and records the run's
-provenance in a final task.
+(pipeline/node_launch.py), with the Airflow run id as the pipeline run id, after a first task that checks
+the input files (`check_input`, the pre-flight check of every runner), and records the run's provenance
+in a final task.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if (_ROOT / "pipeline" / "__init__.py").is_file() and str(_ROOT) not in sys.path
 # isort: off
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from airflow import DAG  # noqa: E402
+from airflow.exceptions import AirflowFailException  # noqa: E402
 from airflow.operators.python import PythonOperator  # noqa: E402
 
 from pipeline import configs, node_launch, run_record  # noqa: E402
@@ -34,6 +36,14 @@ from pipeline import pipeline as taxi_pipeline  # noqa: E402
 
 RUNNER = "airflow"
 RECORD_TASK_ID = "record_run"
+
+
+def _check_input(config: configs.PipelineConfig) -> None:
+    try:
+        node_launch.check_input(config)
+    except configs.ConfigError as error:
+        # Bad input files or settings: a retry cannot help, so the task fails at once, saying why.
+        raise AirflowFailException(f"error: {error}") from None
 
 
 def _launch_node(config: configs.PipelineConfig, node_id: str, run_id: str) -> None:
@@ -70,6 +80,10 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
         },
         tags=["tfx"],
     )
+    # The pre-flight check of the input, before every node that waits for no other.
+    check = PythonOperator(
+        task_id=node_launch.CHECK_INPUT_TASK_ID, python_callable=_check_input, op_kwargs={"config": config}, dag=dag
+    )
     tasks = {}
     for node_id, upstream in graph.items():
         # `run_id` is filled in from the task's Airflow context.
@@ -81,6 +95,8 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
         )
         for upstream_id in upstream:
             tasks[upstream_id] >> tasks[node_id]
+        if not upstream:
+            check >> tasks[node_id]
     record = PythonOperator(
         task_id=RECORD_TASK_ID, python_callable=_record_run, op_kwargs={"config": config}, dag=dag
     )

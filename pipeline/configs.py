@@ -8,9 +8,7 @@ notebooks override settings with `load_config(name=value)` instead.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 import shlex
 from pathlib import Path
 
@@ -20,6 +18,10 @@ ENV_PREFIX = "TAXI_"
 
 class ConfigError(ValueError):
     """A setting or input the user must fix; the message names it."""
+
+
+# Every command's exit status for a ConfigError: nothing was started or written.
+EXIT_CONFIG_ERROR = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,15 @@ class PipelineConfig:
     # by more than the allowed decrease.
     eval_auc_lower_bound: float = 0.7
     eval_auc_max_decrease: float = 0.0
+    # The data gate: a split with fewer rows halts the run (a model trained or judged on so few rows
+    # says nothing, and empty statistics must never become the next run's drift baseline).
+    min_train_rows: int = 200
+    min_eval_rows: int = 50
+    # Numeric drift against the last data that passed the gate (pipeline/numeric_drift.py): the
+    # smallest Kolmogorov-Smirnov distance that halts a run whatever its size, and per-feature
+    # `name=distance` or `name=off`. Timestamps move forward with every new span by nature.
+    numeric_drift_min_distance: float = 0.1
+    numeric_drift_overrides: tuple[str, ...] = ("trip_start_timestamp=off",)
     # Raw features whose values each get their own eval metrics, beside the overall ones.
     slice_feature_keys: tuple[str, ...] = ("payment_type", "trip_start_day")
     # Extra Beam args of the data components, added after those of beam_profile (a later flag wins).
@@ -145,7 +156,7 @@ class PipelineConfig:
             if "://" not in getattr(self, name):
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
         for name in ("train_steps", "eval_steps", "batch_size", "epochs",
-                     "train_hash_buckets", "eval_hash_buckets"):
+                     "train_hash_buckets", "eval_hash_buckets", "min_train_rows", "min_eval_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.beam_profile not in BEAM_PROFILES:
@@ -159,6 +170,10 @@ class PipelineConfig:
                      "max_eval_rows"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} may not be negative, got {getattr(self, name)}")
+        if not 0.0 < self.numeric_drift_min_distance <= 1.0:
+            raise ConfigError(
+                f"numeric_drift_min_distance must be in (0, 1], got {self.numeric_drift_min_distance}"
+            )
         if self.metadata_mysql_url:
             from pipeline import mysql_metadata  # Keeps this module free of anything but settings.
 
@@ -176,26 +191,6 @@ class PipelineConfig:
         }
 
 
-def check_local_inputs(config: PipelineConfig) -> None:
-    """Fail before any component starts when an input the run needs is missing on this machine."""
-    if not Path(config.data_root).is_dir():
-        raise ConfigError(f"data folder {config.data_root} does not exist (set TAXI_DATA_ROOT)")
-    if not any(Path(config.data_root).glob(config.input_pattern.replace("{SPAN}", "*"))):
-        raise ConfigError(
-            f"no input files match {config.input_pattern!r} in {config.data_root} (set TAXI_DATA_ROOT "
-            "or TAXI_INPUT_PATTERN)"
-        )
-    for name in ("schema_path", "transform_module_file", "trainer_module_file"):
-        if not Path(getattr(config, name)).is_file():
-            raise ConfigError(
-                f"{name} {getattr(config, name)} does not exist (set {ENV_PREFIX}{name.upper()})"
-            )
-    # Imported here: it reads the label's name from modules/, which configs does not otherwise need.
-    from pipeline import input_checks
-
-    input_checks.check_csv_inputs(config.data_root, config.input_pattern)
-
-
 # The Beam args of each engine the data components can run on. `{field}` stands for that
 # PipelineConfig setting (TAXI_<FIELD>); a profile refuses to build while a setting it names is empty.
 # The remote profiles also get how the project's code reaches their workers: the package built from
@@ -204,7 +199,7 @@ def check_local_inputs(config: PipelineConfig) -> None:
 # cannot import the module files TFX loads by path: cloudpickle ships their functions by value (see
 # modules/transform_module.py).
 BEAM_PROFILES: dict[str, tuple[str, ...]] = {
-    # in_memory or multi_processing, by input size (resolved_beam_profile).
+    # in_memory or multi_processing, by input size (beam_profiles.resolved_beam_profile).
     "auto": (),
     # Beam's own default (DirectRunner, in memory, one worker), so no args at all: given any Beam arg
     # without a dependency flag (--extra_packages, --setup_file, ...), TFX builds a source package of
@@ -235,31 +230,7 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--environment_type={beam_environment_type}",
     ),
 }
-_LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
-
-
-def beam_args(config: PipelineConfig) -> list[str]:
-    """The data components' Beam args: the profile's, filled in from config, then beam_pipeline_args."""
-    values = dataclasses.asdict(config)
-    args = []
-    for template in BEAM_PROFILES[resolved_beam_profile(config)]:
-        for name in re.findall(r"{(\w+)}", template):
-            if values[name] == "":
-                raise ConfigError(
-                    f"beam_profile {config.beam_profile!r} needs {name} (set {ENV_PREFIX}{name.upper()})"
-                )
-        args.append(template.format(**values))
-    if config.beam_profile not in _LOCAL_BEAM_PROFILES:
-        args.append("--pickle_library=cloudpickle")
-        args.append(f"--setup_file={PROJECT_ROOT / 'setup.py'}")
-        image = config.beam_sdk_container_image
-        if not image:
-            args.append(f"--requirements_file={PROJECT_ROOT / 'requirements.lock'}")
-        elif config.beam_profile == "dataflow":
-            args.append(f"--sdk_container_image={image}")
-        else:
-            args.append(f"--environment_config={image}")
-    return args + list(config.beam_pipeline_args)
+LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
 
 
 def _parse(name: str, raw: str, annotation: str):
@@ -306,66 +277,3 @@ def load_config(**overrides) -> PipelineConfig:
     if unknown:
         raise ConfigError(f"unknown pipeline settings: {', '.join(sorted(unknown))}")
     return PipelineConfig(**{**env_overrides(), **overrides})
-
-
-# --- Beam running mode by input size (see bench/README.md for the measurements) -----------------------
-
-# Inputs up to this size run in one process on Beam's in-memory DirectRunner; larger ones get a worker
-# process per core, which pays its start-up only where there is enough data to share.
-MULTI_PROCESSING_MIN_INPUT_BYTES = 64 * 2**20
-
-
-def _local_input_files(config: PipelineConfig) -> list[str] | None:
-    """The files the run reads (a span layout, `span-{SPAN}/*.csv`: the newest span's), or None when
-    data_root is not a local folder (gs://, ...)."""
-    if "://" in config.data_root or not Path(config.data_root).is_dir():
-        return None
-    from pipeline import inputs  # Imported here because inputs imports this module.
-
-    return [path for path in inputs.input_files(config) if os.path.isfile(path)]
-
-
-def local_input_bytes(config: PipelineConfig) -> int | None:
-    """Total size of the input files, or None when data_root is not a local folder (gs://, ...)."""
-    files = _local_input_files(config)
-    return None if files is None else sum(os.path.getsize(path) for path in files)
-
-
-def resolved_beam_profile(config: PipelineConfig) -> str:
-    """beam_profile, with auto made in_memory or multi_processing by the size of the local input."""
-    if config.beam_profile != "auto":
-        return config.beam_profile
-    size = local_input_bytes(config)
-    if size is not None and size >= MULTI_PROCESSING_MIN_INPUT_BYTES:
-        return "multi_processing"
-    return "in_memory"
-
-
-# --- Eval split size by input size ---------------------------------------------------------------------
-
-# Bytes read from the top of the first input file to estimate the mean row length.
-_ROW_LENGTH_SAMPLE_BYTES = 2**20
-
-
-def estimated_input_rows(config: PipelineConfig) -> int | None:
-    """Rows in the run's local input files, from their size and the mean length of the first rows;
-    None when data_root is not a local folder."""
-    files = _local_input_files(config)
-    size = sum(os.path.getsize(path) for path in files) if files else 0
-    if not size:
-        return None
-    with open(files[0], "rb") as f:
-        sample = f.read(_ROW_LENGTH_SAMPLE_BYTES)
-    lines = sample.count(b"\n")
-    return max(1, round(size * lines / len(sample))) if lines else 1
-
-
-def split_hash_buckets(config: PipelineConfig) -> tuple[int, int]:
-    """ExampleGen's (train, eval) hash buckets: train_hash_buckets:eval_hash_buckets, unless that
-    would put more than max_eval_rows rows in eval; then one bucket of eval in enough buckets to
-    keep it near max_eval_rows."""
-    train, evaluation = config.train_hash_buckets, config.eval_hash_buckets
-    rows = estimated_input_rows(config) if config.max_eval_rows else None
-    if rows is None or rows * evaluation / (train + evaluation) <= config.max_eval_rows:
-        return train, evaluation
-    return math.ceil(rows / config.max_eval_rows) - 1, 1

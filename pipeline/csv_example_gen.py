@@ -36,8 +36,11 @@ from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
+
+from pipeline import input_checks, inputs
+from pipeline.configs import ConfigError
 
 # Bytes of CSV per Beam element: small enough to keep a worker's memory in the hundreds of MB, large
 # enough that per-range overhead (a few ms) is noise.
@@ -127,16 +130,16 @@ def to_feature_column(values: pa.Array, kind: ColumnType) -> pa.Array:
 
 def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
     """The rows whose first byte lies in [start, end), every column as nullable strings."""
-    with fileio.open(chunk.path, "rb") as f:
+    with inputs.open_input(chunk.path) as f:
         if chunk.start == 0:
             f.readline()  # The header.
         else:
             f.seek(chunk.start - 1)
             f.readline()  # The end of a row that began in the previous range.
-        begin = f.tell()
-        if chunk.end < 0:
+        if chunk.end < 0:  # The whole file: the only range of a compressed file, which cannot seek.
             data = f.read()
         else:
+            begin = f.tell()
             data = f.read(chunk.end - begin) if begin < chunk.end else b""
             if data and not data.endswith(b"\n"):
                 data += f.readline()
@@ -155,16 +158,26 @@ def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
             ),
         )
     except pa.ArrowInvalid as error:
-        raise ValueError(f"cannot parse {chunk.path} (bytes {chunk.start}-{chunk.end}): {error}") from error
+        raise ValueError(_parse_failure(chunk.path, error)) from error
+
+
+def _parse_failure(path: str, error: Exception) -> str:
+    """What is wrong with a file Arrow could not parse, by line, as the pre-flight check says it."""
+    try:
+        input_checks.check_csv_file(path)
+    except ConfigError as problem:
+        return str(problem)
+    return f"cannot parse input file {path}: {error}"
 
 
 def plan_chunks(paths: list[str], chunk_bytes: int = CHUNK_BYTES) -> list[Chunk]:
-    """Byte ranges of every file; one range for a file with a line break inside a quoted value, where
-    only a reader that starts at the top knows where its rows end."""
+    """Byte ranges of every file; one range for a compressed file (it is read from the top) and for a
+    file with a line break inside a quoted value, where only a reader that starts at the top knows
+    where its rows end."""
     chunks: list[Chunk] = []
     for path in paths:
         size = fileio.stat(path).length
-        if size > chunk_bytes and not has_line_break_in_quotes(path):
+        if size > chunk_bytes and not inputs.is_compressed(path) and not has_line_break_in_quotes(path):
             chunks += [Chunk(path, s, min(s + chunk_bytes, size), 0) for s in range(0, size, chunk_bytes)]
         else:
             chunks.append(Chunk(path, 0, -1, 0))
@@ -358,12 +371,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     @staticmethod
     def _add_split(pipeline: beam.Pipeline, plan: SplitPlan, input_base: str, examples) -> None:
         pattern = os.path.join(input_base, plan.pattern)
-        paths = sorted(fileio.glob(pattern))
+        paths = list(inputs.list_files(input_base, plan.pattern))
         if not paths:
             raise RuntimeError(f"Split pattern {pattern} does not match any files.")
-        column_names = io_utils.load_csv_column_names(paths[0])
+        column_names = inputs.read_header(paths[0])
         for path in paths[1:]:
-            if io_utils.load_csv_column_names(path) != column_names:
+            if inputs.read_header(path) != column_names:
                 raise RuntimeError(f"Files in same split {pattern} have different header.")
         chunks = plan_chunks(paths, CHUNK_BYTES)
         split_uris = {name: artifact_utils.get_split_uri(examples, name) for name in plan.names}

@@ -1,7 +1,8 @@
 """One run of the pipeline on any TFX DAG runner: what every in-process runner does around `run()`.
 
-Input checks, one run per store at a time, progress lines, the run record, the closing summary and the
-rows-in/rows-out check live here once; `local_runner.py` and `beam_runner.py` only pick the DAG runner.
+The pre-flight check of the input (and a line naming the files the run reads), one run per store at a
+time, progress lines, the run record, the closing summary and the rows-in/rows-out check live here once;
+`local_runner.py` and `beam_runner.py` only pick the DAG runner.
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ import gc
 import sys
 from typing import Callable
 
-from pipeline import configs, data_gate, inputs, progress, recovery, run_record, run_summary, store_lock
+from pipeline import (
+    beam_profiles,
+    configs,
+    data_gate,
+    input_checks,
+    inputs,
+    progress,
+    recovery,
+    run_record,
+    run_summary,
+    store_lock,
+)
 from pipeline import pipeline as taxi_pipeline
 
 
@@ -21,18 +33,20 @@ class RowCountMismatch(RuntimeError):
 def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSummary) -> None:
     """Rows in the run's input files must equal the rows StatisticsGen counted over all splits."""
     examples = summary.component("CsvExampleGen").output("examples")
-    span = None
-    if examples is not None and "span" in examples.custom_properties:
-        span = examples.custom_properties["span"].int_value
-    files = inputs.input_files(config, span)
-    if not files or not summary.rows_per_split:
+    if examples is None or not summary.rows_per_split:
         return
-    rows_in, rows_out = inputs.count_rows(files), sum(summary.rows_per_split.values())
+    try:
+        run_input = inputs.resolve_for(
+            config, run_summary.int_property(examples, "span") or 0, run_summary.int_property(examples, "version")
+        )
+    except configs.ConfigError:  # The files ExampleGen read are gone: nothing left to count.
+        return
+    rows_in, rows_out = input_checks.count_rows(run_input.files), sum(summary.rows_per_split.values())
     if rows_in != rows_out:
         raise RowCountMismatch(
-            f"the input files hold {rows_in:,} rows but ExampleGen's splits hold {rows_out:,} "
-            f"({', '.join(f'{k} {v:,}' for k, v in summary.rows_per_split.items())}) with Beam args "
-            f"{' '.join(configs.beam_args(config))}: records were lost or duplicated"
+            f"the input files ({run_input.describe()}) hold {rows_in:,} rows but ExampleGen's splits hold "
+            f"{rows_out:,} ({', '.join(f'{k} {v:,}' for k, v in summary.rows_per_split.items())}) with Beam "
+            f"args {' '.join(beam_profiles.beam_args(config, run_input))}: records were lost or duplicated"
         )
 
 
@@ -46,15 +60,16 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     DataGateError raised: that is the user's data to fix, never retried.
     """
     config = config or configs.load_config()
-    configs.check_local_inputs(config)
-    configs.beam_args(config)  # A profile missing a setting fails here, before anything runs.
+    run_input = input_checks.preflight(config)
+    beam_profiles.beam_args(config, run_input)  # A profile missing a setting fails here, before anything runs.
     progress.configure_logging(config.log_level)
+    progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
     connection = taxi_pipeline.metadata_connection_config(config)
     with recovery.hold_run_lock(config):
         recovery.clean_up_interrupted_runs(config, connection)
         tracker, rejected = recovery.call_with_retries(
-            lambda: _run_once(dag_runner, config), config.retries, config.retry_backoff_s
+            lambda: _run_once(dag_runner, config, run_input), config.retries, config.retry_backoff_s
         )
         if not tracker.started:
             return None
@@ -72,11 +87,11 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
 
 
 def _run_once(
-    dag_runner, config: configs.PipelineConfig
+    dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
     with progress.component_progress() as tracker:
         try:
-            dag_runner.run(taxi_pipeline.create_pipeline(config))
+            dag_runner.run(taxi_pipeline.create_pipeline(config, run_input=run_input))
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error
@@ -97,7 +112,7 @@ def main(run_once: Callable[[], object]) -> int:
     except configs.ConfigError as error:
         # The message says what to fix; a traceback would not.
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return configs.EXIT_CONFIG_ERROR
     except store_lock.LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return store_lock.EXIT_BUSY

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Submitted {job.resource_name}")
     except configs.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return configs.EXIT_CONFIG_ERROR
     return 0
 
 

@@ -5,7 +5,8 @@
     python -m pipeline.luigi_runner --local-scheduler --run-id ID  # resume run ID after a failure
     luigi --module pipeline.luigi_runner taxi.Pipeline --local-scheduler   # Luigi's own command
 
-Each task launches its node through TFX's portable launcher against the pipeline's MLMD store, so
+A first task checks the input files (`taxi.CheckInput`, the pre-flight check of every runner); each
+node's task launches its node through TFX's portable launcher against the pipeline's MLMD store, so
 caching and lineage are TFX's; a task is complete when MLMD holds a finished or cached execution of its
 node in the current run. A failed node fails its task, and Luigi runs nothing downstream of it; running
 the same run id again re-runs only what did not finish, and a new run id re-runs everything with
@@ -14,6 +15,8 @@ unchanged nodes served from TFX's cache. Configuration comes from TAXI_* variabl
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 if __package__ in (None, ""):
@@ -25,7 +28,7 @@ if __package__ in (None, ""):
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import luigi  # noqa: E402
 
-from pipeline import configs, node_launch, progress, run_record, run_summary  # noqa: E402
+from pipeline import configs, input_checks, node_launch, progress, run_record, run_summary  # noqa: E402
 from pipeline import pipeline as taxi_pipeline  # noqa: E402
 # isort: on
 
@@ -45,6 +48,8 @@ class Node(luigi.Task):
 
     def requires(self):
         upstream = node_launch.upstream_node_ids(node_launch.compile_pipeline(_config()))[self.node_id]
+        if not upstream:
+            return [CheckInput(run_id=self.run_id)]
         return [Node(node_id=node_id, run_id=self.run_id) for node_id in upstream]
 
     def complete(self) -> bool:
@@ -55,6 +60,24 @@ class Node(luigi.Task):
 
     def run(self) -> None:
         node_launch.launch(node_launch.compile_pipeline(_config()), self.node_id, self.run_id)
+
+
+class CheckInput(luigi.Task):
+    """The pre-flight check of the run's input files, before every node that waits for no other."""
+
+    task_namespace = "taxi"
+    run_id = luigi.Parameter()
+
+    def output(self) -> luigi.LocalTarget:
+        # Written whole (Luigi writes aside and renames) once the check passed; a resumed run finds it.
+        config = _config()
+        folder = os.path.join(config.output_root, "luigi", config.pipeline_name, "input_checked")
+        return luigi.LocalTarget(os.path.join(folder, f"{self.run_id}.json"))
+
+    def run(self) -> None:
+        run_input = node_launch.check_input(_config())
+        with self.output().open("w") as f:
+            json.dump({"input": run_input.describe(), "fingerprint": run_input.fingerprint}, f)
 
 
 class Pipeline(luigi.Task):
@@ -86,7 +109,9 @@ class Pipeline(luigi.Task):
 def run(argv: list[str] | None = None) -> bool:
     """Run the pipeline with Luigi's command-line options; True when every task succeeded."""
     config = _config()
-    configs.check_local_inputs(config)
+    # Checked here first, so that bad input stops the command with one line before Luigi starts; the
+    # CheckInput task (which `luigi --module` runs rely on) then reads the row counts this one kept.
+    input_checks.preflight(config)
     progress.configure_logging(config.log_level)
     with progress.component_progress():
         result = luigi.run(
@@ -105,7 +130,7 @@ def main() -> int:
         return 0 if run() else 1
     except configs.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return configs.EXIT_CONFIG_ERROR
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ here; none of them knows the pipeline's shape.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +22,6 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.components.evaluator.component import Evaluator
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.component import SchemaGen
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.components.statistics_gen.component import StatisticsGen
 from tfx.components.trainer.component import Trainer
 from tfx.components.transform.component import Transform
@@ -35,27 +36,84 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from modules import features
-from pipeline import atomic_pusher, beam_overheads, configs, csv_example_gen, data_gate, mysql_metadata
+from pipeline import (
+    atomic_pusher,
+    beam_overheads,
+    beam_profiles,
+    configs,
+    csv_example_gen,
+    curated_schema,
+    data_gate,
+    inputs,
+    mysql_metadata,
+    numeric_drift,
+)
 from pipeline.configs import PipelineConfig
 
 # Every process that runs this pipeline's Beam work in-process defines the pipeline here first.
 beam_overheads.install()
 
+EXAMPLE_GEN_ID = "CsvExampleGen"
 RESOLVER_ID = "latest_blessed_model_resolver"
-CURATED_SCHEMA_ID = "CuratedSchemaImporter"
+CURATED_SCHEMA_ID = curated_schema.CURATED_SCHEMA_ID
 # TFX reads this variable when a Transform or Trainer is constructed.
 _NO_PACKAGING_ENV = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 
 
+def _imported_names(path: Path) -> list[str]:
+    """Every module name an `import` or `from ... import` in the file may refer to."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _project_file(name: str, package: str) -> Path | None:
+    """The source file of module `name` as Python would import it now, if it is the user's: in the
+    module files' own package (`modules`, wherever it is installed) or elsewhere in this project; None
+    for the standard library, installed packages and names that are attributes."""
+    top = name.split(".")[0]
+    try:
+        if top != package and not _in_project(importlib.util.find_spec(top)):
+            return None
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _in_project(spec) -> bool:
+    if spec is None or not spec.origin:
+        return False
+    origin = Path(spec.origin).resolve()
+    return configs.PROJECT_ROOT in origin.parents and "site-packages" not in origin.parts
+
+
 def module_fingerprint(module_file: str) -> str:
-    """Content hash of a user module and of the feature definitions it imports.
+    """Content hash of a user module and of every project module it imports, directly or not.
 
     It goes into the component's `custom_config`, so editing exactly the code a component runs
-    invalidates its cache, and nothing else's.
+    (features.py, or any helper module a fork adds beside it) invalidates its cache, and nothing else's.
     """
+    package = Path(module_file).resolve().parent.name
+    seen: set[Path] = set()
+    todo = [Path(module_file).resolve()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        found = (_project_file(name, package) for name in _imported_names(path))
+        todo += [file.resolve() for file in found if file]
     digest = hashlib.sha256()
-    for path in (module_file, features.__file__):
-        digest.update(Path(path).read_bytes())
+    for path in sorted(seen):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -126,14 +184,18 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
-def create_components(config: PipelineConfig) -> list:
-    """All components in topological order, wired to each other."""
-    train_buckets, eval_buckets = configs.split_hash_buckets(config)
+def create_components(config: PipelineConfig, run_input: inputs.RunInput | None = None) -> list:
+    """All components in topological order, wired to each other.
+
+    `run_input`, the input a runner's pre-flight check resolved, sizes the eval split; without it (a
+    compiled pipeline runs later) the input is resolved now.
+    """
+    train_buckets, eval_buckets = inputs.split_hash_buckets(config, run_input)
     # TFX's CsvExampleGen with a batched executor (pipeline/csv_example_gen.py): same examples and outputs.
     example_gen = csv_example_gen.CsvExampleGen(
         input_base=config.data_root,
         input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.input_pattern)]
+            splits=[example_gen_pb2.Input.Split(name=inputs.SPLIT_NAME, pattern=config.input_pattern)]
         ),
         output_config=example_gen_pb2.Output(
             split_config=example_gen_pb2.SplitConfig(
@@ -143,19 +205,22 @@ def create_components(config: PipelineConfig) -> list:
                 ]
             )
         ),
+    ).with_id(EXAMPLE_GEN_ID)
+    # Finer quantiles than TFDV's default ten: what the gate's numeric drift check compares.
+    statistics_gen = StatisticsGen(
+        examples=example_gen.outputs["examples"], stats_options=numeric_drift.stats_options()
     )
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema is a candidate for review (scripts/update_schema.py), not what the
     # pipeline trusts: validation and training use the curated, committed one.
     schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
     )
-    curated_schema = ImportSchemaGen(schema_file=config.schema_path).with_id(
+    schema_importer = curated_schema.CuratedSchemaImporter(schema_file=config.schema_path).with_id(
         CURATED_SCHEMA_ID
     )
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
-        schema=curated_schema.outputs["schema"],
+        schema=schema_importer.outputs["schema"],
     )
     # The statistics of the last data that passed the gate: the baseline its drift check compares with.
     validated_statistics_resolver = Resolver(
@@ -167,17 +232,21 @@ def create_components(config: PipelineConfig) -> list:
         ),
     ).with_id(data_gate.BASELINE_RESOLVER_ID)
     gate = data_gate.DataGate(
+        examples=example_gen.outputs["examples"],
         statistics=statistics_gen.outputs["statistics"],
-        schema=curated_schema.outputs["schema"],
+        schema=schema_importer.outputs["schema"],
         anomalies=example_validator.outputs["anomalies"],
         baseline_statistics=validated_statistics_resolver.outputs["statistics"],
         input_base=config.data_root,
         input_pattern=config.input_pattern,
+        min_rows={"train": config.min_train_rows, "eval": config.min_eval_rows},
+        numeric_drift_min_distance=config.numeric_drift_min_distance,
+        numeric_drift_overrides=list(config.numeric_drift_overrides),
     ).with_id(data_gate.DATA_GATE_ID)
     with _user_module_packaging(config.package_user_modules):
         transform = Transform(
             examples=example_gen.outputs["examples"],
-            schema=curated_schema.outputs["schema"],
+            schema=schema_importer.outputs["schema"],
             module_file=config.transform_module_file,
             custom_config={
                 "module_fingerprint": module_fingerprint(config.transform_module_file)
@@ -195,7 +264,7 @@ def create_components(config: PipelineConfig) -> list:
             module_file=config.trainer_module_file,
             examples=example_gen.outputs["examples"],
             transform_graph=transform.outputs["transform_graph"],
-            schema=curated_schema.outputs["schema"],
+            schema=schema_importer.outputs["schema"],
             train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
             custom_config={
@@ -231,7 +300,7 @@ def create_components(config: PipelineConfig) -> list:
         example_gen,
         statistics_gen,
         schema_gen,
-        curated_schema,
+        schema_importer,
         example_validator,
         validated_statistics_resolver,
         gate,
@@ -253,13 +322,15 @@ def metadata_connection_config(config: PipelineConfig) -> metadata_store_pb2.Con
 def create_pipeline(
     config: PipelineConfig,
     metadata_connection: metadata_store_pb2.ConnectionConfig | None = None,
+    run_input: inputs.RunInput | None = None,
 ) -> tfx_pipeline.Pipeline:
-    """The taxi pipeline for `config`; runners that manage their own store pass its connection."""
+    """The taxi pipeline for `config`; runners that manage their own store pass its connection, and
+    runners that checked the input before the run pass what they checked."""
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config),
+        components=create_components(config, run_input),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection or metadata_connection_config(config),
-        beam_pipeline_args=configs.beam_args(config),
+        beam_pipeline_args=beam_profiles.beam_args(config, run_input),
     )

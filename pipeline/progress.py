@@ -15,6 +15,8 @@ from typing import Iterator, TextIO
 
 import absl.logging
 
+from pipeline import inputs
+
 # The local orchestrator's messages, then the Beam orchestrator's.
 _RUNNING = ("Component %s is running.", "node %s is running.")
 _FINISHED = ("Component %s is finished.", "node %s is finished.")
@@ -53,6 +55,17 @@ class ComponentProgress(logging.Handler):
         for node_id in self.unfinished():
             seconds = time.monotonic() - self.started[node_id]
             self._print(f"{node_id:<32} FAILED after {seconds:.1f}s")
+
+
+def report_input(run_input: inputs.RunInput, rows: int | None = None, stream: TextIO | None = None) -> None:
+    """The line before the components' lines: which files, span and version the run reads."""
+    count = len(run_input.files)
+    size = f", {rows:,} rows" if rows is not None else ""
+    (stream or sys.stdout).write(
+        f"{time.strftime('%H:%M:%S')} Input: {run_input.data_root} ({run_input.describe()}; "
+        f"{count} file{'s' if count != 1 else ''}{size})\n"
+    )
+    (stream or sys.stdout).flush()
 
 
 def configure_logging(level: str) -> None:

@@ -2,9 +2,10 @@
 
 TFX records artifacts and executions but not the provenance a governance question needs (user, git
 commit, module hashes, lock file, input files, configuration). Each runner calls `record_run` once
-its run finishes; the record becomes custom properties of that run's `pipeline_run` context, so every
-tool that reads the store (the `taxi-pipeline` CLI, the report) finds it beside the run, whichever
-orchestrator wrote it.
+its run finishes. What the run read (its input files, span and version, and the curated schema's hash)
+comes from the run's own artifacts, not from the working tree, which may have changed since. The record
+becomes custom properties of that run's `pipeline_run` context, so every tool that reads the store (the
+`taxi-pipeline` CLI, the report) finds it beside the run, whichever orchestrator wrote it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from pipeline import configs, inputs, run_summary
 
 # Every recorded property starts with this prefix, apart from TFX's own.
 PREFIX = "record_"
+# The Schema artifact property CuratedSchemaImporter writes (curated_schema.SCHEMA_SHA256_KEY; that module
+# loads TFX, which readers of the store such as `taxi-pipeline` never need).
+SCHEMA_SHA256_PROPERTY = "schema_sha256"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -47,13 +51,11 @@ def git_state(root: Path = configs.PROJECT_ROOT) -> tuple[str, bool | None]:
     return commit, bool(status.strip())
 
 
-def input_files(config: configs.PipelineConfig) -> dict[str, dict]:
-    """Each input file the run read: its content hash and size."""
-    paths = inputs.input_files(config)
+def input_files(run_input: inputs.RunInput) -> dict[str, dict]:
+    """Each file of a run's input: its content hash and size, by its path under the data root."""
     return {
-        os.path.relpath(path, config.data_root): {"sha256": file_sha256(path), "bytes": os.path.getsize(path)}
-        for path in paths
-        if os.path.isfile(path)
+        run_input.relative(path): {"sha256": file_sha256(path), "bytes": os.path.getsize(path)}
+        for path in run_input.files
     }
 
 
@@ -73,9 +75,7 @@ def collect(config: configs.PipelineConfig, runner: str) -> dict[str, str | int]
         "git_commit": commit,
         "git_dirty": -1 if dirty is None else int(dirty),
         "lock_sha256": file_sha256(lock_file) if lock_file.is_file() else "",
-        "input_files": json.dumps(input_files(config), sort_keys=True),
         "config": json.dumps(dataclasses.asdict(config), sort_keys=True),
-        "schema_sha256": file_sha256(config.schema_path),
     }
     for name, path in modules.items():
         record[f"{name}_sha256"] = file_sha256(path)
@@ -83,24 +83,54 @@ def collect(config: configs.PipelineConfig, runner: str) -> dict[str, str | int]
     return {PREFIX + key: value for key, value in record.items()}
 
 
-def spans(store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context) -> list[int]:
-    """The data spans of the Examples that the run's executions wrote or reused from the cache."""
+def _run_outputs(
+    store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context, type_name: str
+) -> list[metadata_store_pb2.Artifact]:
+    """The artifacts of a type that the run's executions wrote or reused from the cache, oldest first."""
+    artifact_type = store.get_artifact_type(type_name)
     execution_ids = [e.id for e in store.get_executions_by_context(run_context.id)]
     artifact_ids = {
         e.artifact_id
         for e in store.get_events_by_execution_ids(execution_ids)
         if e.type == metadata_store_pb2.Event.OUTPUT
     }
-    found = set()
+    found = [a for a in store.get_artifacts_by_id(artifact_ids) if a.type_id == artifact_type.id]
+    return sorted(found, key=lambda a: a.id)
+
+
+def spans(store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context) -> list[int]:
+    """The data spans of the Examples that the run's executions wrote or reused from the cache."""
     # Only Examples carry a meaningful span; statistics and anomalies declare one and leave it 0.
-    examples_type = store.get_artifact_type("Examples")
-    for artifact in store.get_artifacts_by_id(artifact_ids):
-        if artifact.type_id != examples_type.id:
-            continue
-        for properties in (artifact.properties, artifact.custom_properties):
-            if "span" in properties:
-                found.add(properties["span"].int_value)
-    return sorted(found)
+    found = {run_summary.int_property(a, "span") for a in _run_outputs(store, run_context, "Examples")}
+    return sorted(span for span in found if span is not None)
+
+
+def run_inputs(
+    store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context, config: configs.PipelineConfig
+) -> dict[str, str | int]:
+    """What the run read, from its artifacts: the input files of its Examples' span and version (hashed
+    now; empty if they changed since ExampleGen read them) and the hash of the curated schema it imported."""
+    record: dict[str, str | int] = {}
+    examples = _run_outputs(store, run_context, "Examples")
+    if examples:
+        span = run_summary.int_property(examples[-1], "span") or 0
+        version = run_summary.int_property(examples[-1], "version")
+        record["input_version"] = -1 if version is None else version
+        read = examples[-1].custom_properties.get("input_fingerprint")
+        try:
+            run_input = inputs.resolve_for(config, span, version)
+        except configs.ConfigError:
+            run_input = None
+        if run_input is not None and (read is None or read.string_value == run_input.fingerprint):
+            record["input_files"] = json.dumps(input_files(run_input), sort_keys=True)
+        else:
+            record["input_files"] = "{}"
+            record["input_note"] = "the input files changed or went away after ExampleGen read them"
+    for schema in _run_outputs(store, run_context, "Schema"):
+        digest = schema.custom_properties.get(SCHEMA_SHA256_PROPERTY)
+        if digest is not None:
+            record["schema_sha256"] = digest.string_value
+    return record
 
 
 def record_run(
@@ -124,6 +154,7 @@ def record_run(
             raise LookupError(f"no pipeline run {run_id!r} in the store")
     values = dict(record or collect(config, runner))
     values[PREFIX + "spans"] = json.dumps(spans(store, context))
+    values.update({PREFIX + key: value for key, value in run_inputs(store, context, config).items()})
     for key, value in values.items():
         if isinstance(value, int):
             context.custom_properties[key].int_value = value

@@ -61,6 +61,15 @@ class RunSummary:
         raise KeyError(f"no component {node_id!r} in run {self.run_id}")
 
 
+def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | None:
+    """An integer property of an artifact, declared or custom (TFX 1.16 writes an Examples artifact's
+    span and version as custom properties; reading `Artifact.span` then answers 0 whatever the span)."""
+    for properties in (artifact.properties, artifact.custom_properties):
+        if name in properties:
+            return properties[name].int_value
+    return None
+
+
 def open_store(connection: metadata_store_pb2.ConnectionConfig) -> metadata_store.MetadataStore:
     """A store that must already exist: reading never creates an empty SQLite file by accident."""
     if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):

@@ -4,9 +4,12 @@
     python -m pipeline.scheduler --cron '0 6 * * *'
     python -m pipeline.scheduler --interval-s 600 --force
 
-Each trigger asks whether there is new data (the newest span on disk has no recorded run in ML
-Metadata; in the plain layout, the input files differ from the last recorded run's) and, if so, runs
-`pipeline/beam_runner.py` in a child process. Runs never overlap: a trigger that fires while this
+Each trigger asks whether there is new data (the input a run would read, `inputs.resolve`, has no
+recorded run in ML Metadata: in the span layout the newest span and version, in the plain layout input
+files whose hashes differ from the last recorded run's) and, if so, runs `pipeline/beam_runner.py` in a
+child process, which checks the input before it starts anything. A run that fails says why in its
+trigger line (`error`); an input its pre-flight check refused (`refused`) is not run again until its
+files change (`refused_before`). Runs never overlap: a trigger that fires while this
 scheduler's run is in flight, or while another process holds the store's lock, is skipped. Every
 trigger is logged with its outcome and duration, to stdout and as a JSON line in
 <output_root>/scheduler/<pipeline_name>/triggers.jsonl; a failed run does not stop later triggers.
@@ -42,6 +45,10 @@ BEAM_RUNNER = configs.PROJECT_ROOT / "pipeline" / "beam_runner.py"
 _KILL_AFTER_S = 30.0
 
 
+def _identity(run_input: inputs.RunInput | None) -> tuple | None:
+    return None if run_input is None else (run_input.span, run_input.version, run_input.fingerprint)
+
+
 def recorded_runs(config: configs.PipelineConfig) -> list[dict]:
     """The run records of every finished run of the pipeline in its store, oldest first."""
     # The SQLite connection built here: importing the pipeline definition would load TensorFlow into a
@@ -63,17 +70,32 @@ def recorded_runs(config: configs.PipelineConfig) -> list[dict]:
     return sorted(records, key=lambda r: r["_created"])
 
 
-def new_data(config: configs.PipelineConfig) -> tuple[bool, int | None]:
-    """Whether the data on disk has no recorded run yet, and the newest span (None in the plain layout)."""
-    runs = recorded_runs(config)
-    if inputs.is_span_layout(config):
-        span = inputs.newest_span(config)
-        done = {s for r in runs for s in json.loads(r.get("spans") or "[]")}
-        return span is not None and span not in done, span
-    if not inputs.input_files(config):
+def new_data(config: configs.PipelineConfig) -> tuple[bool, inputs.RunInput | None]:
+    """Whether the input a run would read now has no recorded run yet, and that input (None: no input).
+
+    In the span layout that is the newest span and version on disk; in the plain layout, the input
+    files, new when their hashes differ from the last recorded run's.
+    """
+    try:
+        run_input = inputs.resolve_for(config)
+    except configs.ConfigError:
         return False, None
-    current = json.dumps(run_record.input_files(config), sort_keys=True)
-    return not runs or runs[-1].get("input_files") != current, None
+    runs = recorded_runs(config)
+    if run_input.in_spans:
+        version = -1 if run_input.version is None else run_input.version
+        done = {(span, r.get("input_version", -1)) for r in runs for span in json.loads(r.get("spans") or "[]")}
+        return (run_input.span, version) not in done, run_input
+    current = json.dumps(run_record.input_files(run_input), sort_keys=True)
+    return not runs or runs[-1].get("input_files") != current, run_input
+
+
+def error_message(run_log: Path, limit: int = 2000) -> str | None:
+    """What a failed run said last: from its `error: ` line to the end of its output."""
+    text = run_log.read_text(errors="replace")
+    start = text.rfind("\nerror: ")
+    if start < 0 and not text.startswith("error: "):
+        return None
+    return text[start + 1:].strip()[:limit]
 
 
 class TriggerLog:
@@ -107,6 +129,9 @@ class SpanScheduler:
         self._child: subprocess.Popen | None = None
         self._count = 0
         self._count_lock = threading.Lock()
+        # The input (span, version, fingerprint) whose run its pre-flight check refused: not run again
+        # until it changes, since the same files would be refused the same way.
+        self._refused: tuple | None = None
 
     def trigger(self) -> None:
         with self._count_lock:
@@ -119,9 +144,14 @@ class SpanScheduler:
         try:
             if self._stopping.is_set():
                 return
-            is_new, span = new_data(self.config)
+            is_new, run_input = new_data(self.config)
+            span = run_input.span if run_input is not None and run_input.in_spans else None
             if not (is_new or self.force):
                 self.log.write(event="trigger", trigger=number, outcome="no_new_data", span=span,
+                               duration_s=round(time.monotonic() - started, 3))
+                return
+            if _identity(run_input) == self._refused and not self.force:
+                self.log.write(event="trigger", trigger=number, outcome="refused_before", span=span,
                                duration_s=round(time.monotonic() - started, 3))
                 return
             try:
@@ -132,14 +162,14 @@ class SpanScheduler:
                 self.log.write(event="trigger", trigger=number, outcome="skipped_busy", span=span,
                                holder=str(busy), duration_s=round(time.monotonic() - started, 3))
                 return
-            self._run(number, span, started)
+            self._run(number, run_input, span, started)
         except Exception as error:  # A trigger's failure is logged; later triggers still fire.
             self.log.write(event="trigger", trigger=number, outcome="error", error=repr(error),
                            duration_s=round(time.monotonic() - started, 3))
         finally:
             self._in_flight.release()
 
-    def _run(self, number: int, span: int | None, started: float) -> None:
+    def _run(self, number: int, run_input: inputs.RunInput | None, span: int | None, started: float) -> None:
         run_log = self.log.folder / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{number}.log"
         with open(run_log, "w") as out:
             # Its own session: a terminal's Ctrl-C reaches only the scheduler, which decides. A run that
@@ -150,15 +180,21 @@ class SpanScheduler:
                 env={**os.environ, f"{configs.ENV_PREFIX}RUN_LOCK_TIMEOUT_S": "0"},
             )
             self.log.write(event="run_started", trigger=number, span=span, pid=self._child.pid,
-                           log=str(run_log))
+                           input=run_input.describe() if run_input else None, log=str(run_log))
             code = self._child.wait()
         self._child = None
+        details = {}
         if self._stopping.is_set() and code < 0:
             outcome = "terminated"
         else:
             outcome = {0: "ran", store_lock.EXIT_BUSY: "skipped_busy"}.get(code, "failed")
+        if outcome == "failed":
+            details["error"] = error_message(run_log)
+            if code == configs.EXIT_CONFIG_ERROR:  # Refused before it started: input or settings.
+                outcome = "refused"
+                self._refused = _identity(run_input)
         self.log.write(event="trigger", trigger=number, outcome=outcome, span=span, exit_code=code,
-                       duration_s=round(time.monotonic() - started, 3), log=str(run_log))
+                       duration_s=round(time.monotonic() - started, 3), log=str(run_log), **details)
 
     def stop(self) -> None:
         """Stop triggering; let the run in flight finish for up to stop_timeout_s, then end it."""
@@ -228,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         trigger = make_trigger(config, args.cron, args.interval_s)
     except configs.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return configs.EXIT_CONFIG_ERROR
     return serve(config, trigger, args.force, args.stop_timeout_s)
 
 

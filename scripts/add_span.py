@@ -25,8 +25,11 @@ SOURCE = configs.PROJECT_ROOT / "data" / "data.csv"
 
 
 def span_path(config: configs.PipelineConfig, span: int) -> Path:
-    """Where span `span`'s CSV file goes; a wildcard file name becomes data.csv."""
-    relative = Path(config.input_pattern.replace(inputs.SPAN_TOKEN, str(span)))
+    """Where span `span`'s CSV file goes (TFX fills in the span, with its zero padding); a wildcard file
+    name becomes data.csv."""
+    from tfx.components.example_gen import utils
+
+    relative = Path(utils.get_pattern_for_span_version(config.input_pattern, True, False, False, span, None))
     if any(char in relative.name for char in "*?["):
         if not fnmatch.fnmatch("data.csv", relative.name):
             raise configs.ConfigError(f"input_pattern {config.input_pattern!r} does not match a data.csv file")
@@ -38,12 +41,15 @@ def span_path(config: configs.PipelineConfig, span: int) -> Path:
 
 def add_span(config: configs.PipelineConfig, rows: int, seed: int | None = None, source: Path = SOURCE) -> Path:
     """Write span newest+1 with `rows` rows sampled from `source`; returns the file written."""
-    if not inputs.is_span_layout(config):
+    if "{SPAN" not in config.input_pattern or not inputs.is_span_layout(config.input_pattern):
         raise configs.ConfigError(
-            f"input_pattern {config.input_pattern!r} has no {inputs.SPAN_TOKEN} "
+            f"input_pattern {config.input_pattern!r} has no {{SPAN}} "
             "(set TAXI_INPUT_PATTERN, e.g. 'span-{SPAN}/*.csv')"
         )
-    span = (inputs.newest_span(config) or 0) + 1
+    try:
+        span = inputs.resolve_for(config).span + 1
+    except configs.ConfigError:  # No span yet.
+        span = 1
     with open(source, newline="") as f:
         reader = csv.DictReader(f)
         fieldnames, all_rows = reader.fieldnames, list(reader)
@@ -75,7 +81,7 @@ def main() -> int:
         path = add_span(configs.load_config(), args.rows, args.seed)
     except configs.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return configs.EXIT_CONFIG_ERROR
     print(path)
     return 0
 

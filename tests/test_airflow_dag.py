@@ -40,6 +40,14 @@ class AirflowRuns:
     dags_list: list[dict]
     dags_list_stderr: str
     run_ids: list[str]
+    bad_span_file: Path
+    bad_output: str
+    executions: tuple[int, int]  # in the store before and after the run on the bad span
+
+
+def _executions(config: configs.PipelineConfig) -> int:
+    with sqlite3.connect(config.metadata_path) as db:
+        return db.execute("SELECT COUNT(*) FROM Execution").fetchone()[0]
 
 
 def _dag_run_ids(airflow_db: Path, dag_id: str) -> list[str]:
@@ -81,12 +89,26 @@ def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
     run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
     run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
     airflow_db = home / "airflow.db"
+    run_ids = _dag_run_ids(airflow_db, config.pipeline_name)
+    # A third run on a span holding an empty file, against the same store.
+    spans = tmp_path_factory.mktemp("airflow_spans")
+    (spans / "span-1").mkdir()
+    (spans / "span-1" / "data.csv").write_bytes(b"")
+    before = _executions(config)
+    bad = subprocess.run(
+        [AIRFLOW, "dags", "test", config.pipeline_name],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+        env={**env, "TAXI_DATA_ROOT": str(spans), "TAXI_INPUT_PATTERN": "span-{SPAN}/*.csv"},
+    )
     return AirflowRuns(
         config=config,
         airflow_db=airflow_db,
         dags_list=json.loads(listed.stdout.strip().splitlines()[-1]),
         dags_list_stderr=listed.stderr,
-        run_ids=_dag_run_ids(airflow_db, config.pipeline_name),
+        run_ids=run_ids,
+        bad_span_file=spans / "span-1" / "data.csv",
+        bad_output=bad.stdout + bad.stderr,
+        executions=(before, _executions(config)),
     )
 
 
@@ -109,7 +131,7 @@ def test_every_task_of_both_runs_succeeds(airflow_runs):
     assert len(airflow_runs.run_ids) == 2
     for run_id in airflow_runs.run_ids:
         states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, run_id)
-        assert states == {task: "success" for task in ALL_NODES | {"record_run"}}, run_id
+        assert states == {task: "success" for task in ALL_NODES | {"check_input", "record_run"}}, run_id
 
 
 def test_tasks_take_their_retries_from_config(airflow_runs):
@@ -140,3 +162,21 @@ def test_runs_and_lineage_commands_read_the_airflow_runs(airflow_runs, capsys):
     story = cli_json(capsys, airflow_runs.config, "lineage", "serving")
     assert story["run"] == airflow_runs.run_ids[0]
     assert story["record"]["runner"] == "airflow"
+
+
+def test_a_bad_span_fails_the_input_check_and_nothing_runs(airflow_runs):
+    [bad_run] = [r for r in _dag_run_ids(airflow_runs.airflow_db, airflow_runs.config.pipeline_name)
+                 if r not in airflow_runs.run_ids]
+    states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, bad_run)
+    assert states == {"check_input": "failed", **{task: "upstream_failed" for task in ALL_NODES | {"record_run"}}}
+    assert (
+        f"error: input file {airflow_runs.bad_span_file} (span 1) is empty: expected a header line and rows"
+        in airflow_runs.bad_output
+    )
+    # Not retried (TAXI_RETRIES=2 here): a retry cannot fix the file. Nothing reached ML Metadata.
+    with sqlite3.connect(airflow_runs.airflow_db) as db:
+        [(tries,)] = db.execute(
+            "SELECT try_number FROM task_instance WHERE run_id = ? AND task_id = 'check_input'", (bad_run,)
+        ).fetchall()
+    assert tries == 1
+    assert airflow_runs.executions[1] == airflow_runs.executions[0]

@@ -17,7 +17,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from dill import _dill
 
-from pipeline import beam_overheads, configs, dag_run
+from pipeline import beam_overheads, beam_profiles, configs, dag_run, inputs
 from pipeline import pipeline as taxi_pipeline
 
 
@@ -29,33 +29,33 @@ def _data(tmp_path, size: int):
 
 def test_small_input_runs_in_memory_with_no_beam_args(tmp_path):
     config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
-    assert configs.resolved_beam_profile(config) == "in_memory"
+    assert beam_profiles.resolved_beam_profile(config) == "in_memory"
     # Beam's own default (in-memory, one worker): no arg, so TFX builds no source package of itself.
-    assert configs.beam_args(config) == []
+    assert beam_profiles.beam_args(config) == []
     assert taxi_pipeline.create_pipeline(config).beam_pipeline_args == []
 
 
 def test_large_input_gets_a_worker_per_core(tmp_path, monkeypatch):
-    monkeypatch.setattr(configs, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setattr(beam_profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
-    assert configs.resolved_beam_profile(config) == "multi_processing"
-    args = configs.beam_args(config)
+    assert beam_profiles.resolved_beam_profile(config) == "multi_processing"
+    args = beam_profiles.beam_args(config)
     assert "--direct_running_mode=multi_processing" in args
     assert "--direct_num_workers=0" in args  # Beam: one worker per core.
 
 
 def test_explicit_profile_and_extra_args_are_used_as_given(tmp_path, monkeypatch):
-    monkeypatch.setattr(configs, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setattr(beam_profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     monkeypatch.setenv("TAXI_BEAM_PROFILE", "in_memory")
     monkeypatch.setenv("TAXI_BEAM_PIPELINE_ARGS", "--runner=DirectRunner --direct_num_workers=1")
     config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
-    assert configs.beam_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
+    assert beam_profiles.beam_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
 
 
 def test_remote_data_stays_in_memory_unless_a_profile_says_otherwise():
     config = configs.load_config(data_root="gs://bucket/taxi")
-    assert configs.local_input_bytes(config) is None
-    assert configs.resolved_beam_profile(config) == "in_memory"
+    assert not inputs.is_local(config)
+    assert beam_profiles.resolved_beam_profile(config) == "in_memory"
 
 
 def test_transform_statistics_are_off_unless_asked_for(tmp_path, monkeypatch):
@@ -86,28 +86,30 @@ def _rows(path: Path, rows: int) -> Path:
 
 def test_eval_split_is_capped_on_large_inputs(tmp_path):
     small = configs.load_config(data_root=str(_rows(tmp_path / "small", 1000)), max_eval_rows=400)
-    assert configs.split_hash_buckets(small) == (3, 1)  # 250 eval rows
+    assert inputs.split_hash_buckets(small) == (3, 1)  # 250 eval rows
     large = configs.load_config(data_root=str(_rows(tmp_path / "large", 10_000)), max_eval_rows=400)
-    assert configs.estimated_input_rows(large) == 10_001
-    assert configs.split_hash_buckets(large) == (25, 1)  # about 385 eval rows
-    assert configs.split_hash_buckets(dataclasses.replace(large, max_eval_rows=0)) == (3, 1)
+    assert inputs.estimated_rows(inputs.resolve_for(large)) == 10_001
+    assert inputs.split_hash_buckets(large) == (25, 1)  # about 385 eval rows
+    assert inputs.split_hash_buckets(dataclasses.replace(large, max_eval_rows=0)) == (3, 1)
     remote = configs.load_config(data_root="gs://bucket/taxi", max_eval_rows=400)
-    assert configs.split_hash_buckets(remote) == (3, 1)
+    assert inputs.split_hash_buckets(remote) == (3, 1)
     components = {c.id: c for c in taxi_pipeline.create_components(large)}
     output_config = json.loads(components["CsvExampleGen"].exec_properties["output_config"])
     assert [s["hash_buckets"] for s in output_config["split_config"]["splits"]] == [25, 1]
 
 
 def test_span_layout_is_sized_by_its_newest_span(tmp_path, monkeypatch):
-    monkeypatch.setattr(configs, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setattr(beam_profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     for span, size in ((1, 1000), (2, 10)):
         (tmp_path / "data" / f"span-{span}").mkdir(parents=True)
         (tmp_path / "data" / f"span-{span}" / "data.csv").write_bytes(b"x" * size)
     config = configs.load_config(
         data_root=str(tmp_path / "data"), input_pattern="span-{SPAN}/*.csv", output_root=str(tmp_path / "out")
     )
-    assert configs.local_input_bytes(config) == 10
-    assert configs.resolved_beam_profile(config) == "in_memory"
+    run_input = inputs.resolve_for(config)
+    assert (run_input.span, run_input.files) == (2, (str(tmp_path / "data" / "span-2" / "data.csv"),))
+    assert inputs.local_bytes(run_input) == 10
+    assert beam_profiles.resolved_beam_profile(config) == "in_memory"
 
 
 def test_state_cache_weighs_values_as_before_without_the_module_scan():

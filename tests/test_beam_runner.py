@@ -17,8 +17,9 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
 )
 from apache_beam.runners import create_runner
+from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import configs, dag_run, run_record, run_summary, store_lock
+from pipeline import beam_profiles, configs, dag_run, run_record, run_summary, store_lock
 from pipeline import pipeline as taxi_pipeline
 from tests.conftest import run_command, small_run_env
 from tests.orchestrator_checks import ALL_NODES, cli_json
@@ -47,7 +48,7 @@ def _options(args: list[str]) -> dict:
 @pytest.mark.parametrize("profile", list(configs.BEAM_PROFILES))
 def test_each_profile_builds_pipeline_options_whose_runner_resolves(profile):
     config = configs.load_config(beam_profile=profile, **REMOTE_SETTINGS.get(profile, {}))
-    args = configs.beam_args(config)
+    args = beam_profiles.beam_args(config)
     options = _options(args)
     # Every flag is one Beam knows: an unknown one would be missing from the parsed options.
     for arg in args:
@@ -60,19 +61,19 @@ def test_each_profile_builds_pipeline_options_whose_runner_resolves(profile):
 
 def test_remote_profiles_ship_the_project_and_its_lock_to_workers():
     for profile, settings in REMOTE_SETTINGS.items():
-        options = PipelineOptions(configs.beam_args(configs.load_config(beam_profile=profile, **settings)))
+        options = PipelineOptions(beam_profiles.beam_args(configs.load_config(beam_profile=profile, **settings)))
         setup = options.view_as(SetupOptions)
         assert setup.setup_file == str(configs.PROJECT_ROOT / "setup.py")
         assert setup.requirements_file == str(configs.PROJECT_ROOT / "requirements.lock")
         assert Path(setup.setup_file).is_file() and Path(setup.requirements_file).is_file()
-    dataflow = PipelineOptions(configs.beam_args(configs.load_config(
+    dataflow = PipelineOptions(beam_profiles.beam_args(configs.load_config(
         beam_profile="dataflow", beam_sdk_container_image="europe-docker.pkg.dev/p/r/taxi:1",
         **REMOTE_SETTINGS["dataflow"])))
     assert dataflow.view_as(GoogleCloudOptions).project == "my-project"
     assert dataflow.view_as(GoogleCloudOptions).temp_location == "gs://my-bucket/tmp"
     assert dataflow.get_all_options()["sdk_container_image"] == "europe-docker.pkg.dev/p/r/taxi:1"
     assert dataflow.view_as(SetupOptions).requirements_file is None  # The image holds the lock.
-    flink = PipelineOptions(configs.beam_args(configs.load_config(
+    flink = PipelineOptions(beam_profiles.beam_args(configs.load_config(
         beam_profile="flink", beam_sdk_container_image="taxi:1", **REMOTE_SETTINGS["flink"])))
     assert flink.view_as(PortableOptions).environment_type == "DOCKER"
     assert flink.view_as(PortableOptions).environment_config == "taxi:1"
@@ -82,20 +83,24 @@ def test_profile_settings_come_from_the_environment_and_extra_args_win(monkeypat
     monkeypatch.setenv("TAXI_BEAM_PROFILE", "multi_processing")
     monkeypatch.setenv("TAXI_BEAM_DIRECT_NUM_WORKERS", "3")
     monkeypatch.setenv("TAXI_BEAM_PIPELINE_ARGS", "--direct_num_workers=2")
-    options = PipelineOptions(configs.beam_args(configs.load_config())).view_as(DirectOptions)
+    options = PipelineOptions(beam_profiles.beam_args(configs.load_config())).view_as(DirectOptions)
     assert options.direct_running_mode == "multi_processing"
     assert options.direct_num_workers == 2
 
 
 def test_a_profile_missing_a_setting_names_its_variable():
     with pytest.raises(configs.ConfigError, match="needs beam_gcp_project \\(set TAXI_BEAM_GCP_PROJECT\\)"):
-        configs.beam_args(configs.load_config(beam_profile="dataflow"))
+        beam_profiles.beam_args(configs.load_config(beam_profile="dataflow"))
     with pytest.raises(configs.ConfigError, match="beam_profile 'direct' is not one of auto, in_memory, "):
         configs.load_config(beam_profile="direct")
 
 
-def _summary_with_rows(rows_per_split: dict[str, int]) -> run_summary.RunSummary:
-    example_gen = run_summary.ComponentRun("CsvExampleGen", "executed", 0.0, None, {})
+def _summary_with_rows(rows_per_split: dict[str, int], span: int = 0) -> run_summary.RunSummary:
+    """A run's summary as far as the row check reads it: ExampleGen's Examples (span as TFX 1.16 records
+    it, a custom property) and the rows StatisticsGen counted."""
+    examples = metadata_store_pb2.Artifact()
+    examples.custom_properties["span"].int_value = span
+    example_gen = run_summary.ComponentRun("CsvExampleGen", "executed", 0.0, None, {"examples": [examples]})
     return run_summary.RunSummary("p", "r", [example_gen], rows_per_split, {}, {}, None, None)
 
 
@@ -104,6 +109,18 @@ def test_lost_rows_fail_the_run_loudly(sample_data_dir, sample_rows):
     dag_run.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": len(sample_rows) - 1000}))
     with pytest.raises(dag_run.RowCountMismatch, match="hold 1,500 rows but ExampleGen's splits hold 1,499"):
         dag_run.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": 499}))
+
+
+def test_rows_are_counted_in_the_span_the_run_read(tmp_path, sample_data_dir):
+    # Span 2 arrived after the run read span 1: the run's rows are span 1's.
+    for span, rows in ((1, 1500), (2, 600)):
+        (tmp_path / f"span-{span}").mkdir()
+        lines = (sample_data_dir / "data.csv").read_bytes().splitlines(keepends=True)[: rows + 1]
+        (tmp_path / f"span-{span}" / "data.csv").write_bytes(b"".join(lines))
+    config = configs.load_config(data_root=str(tmp_path), input_pattern="span-{SPAN}/*.csv")
+    dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=1))
+    with pytest.raises(dag_run.RowCountMismatch, match=r"files span-2/data.csv; span 2\) hold 600 rows"):
+        dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=2))
 
 
 @dataclasses.dataclass
@@ -163,7 +180,7 @@ def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
     assert record["runner"] == "beam"
     # The default profile, auto, runs a small input in memory.
     assert json.loads(record["config"])["beam_profile"] == "auto"
-    assert configs.resolved_beam_profile(beam_run.config) == "in_memory"
+    assert beam_profiles.resolved_beam_profile(beam_run.config) == "in_memory"
     # The run let go of the store.
     with store_lock.hold(store_lock.lock_path_for(beam_run.config.metadata_path), timeout_s=0):
         pass

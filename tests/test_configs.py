@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs
+from pipeline import configs, input_checks
 
 
 def test_defaults_are_absolute_and_independent_of_the_current_directory(tmp_path, monkeypatch):
@@ -65,15 +65,21 @@ def test_unknown_setting_is_refused():
 
 def test_missing_inputs_are_named_before_anything_runs(tmp_path):
     with pytest.raises(configs.ConfigError, match=f"data folder {tmp_path / 'nowhere'} does not exist"):
-        configs.check_local_inputs(configs.load_config(data_root=str(tmp_path / "nowhere")))
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path / "nowhere")))
     (tmp_path / "notes.txt").write_text("not data")
     with pytest.raises(configs.ConfigError, match="no input files match '\\*.csv'"):
-        configs.check_local_inputs(configs.load_config(data_root=str(tmp_path)))
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path)))
+    with pytest.raises(configs.ConfigError, match="no input files match 'span-\\{SPAN\\}/\\*.csv'"):
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path), input_pattern="span-{SPAN}/*.csv"))
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
     with pytest.raises(configs.ConfigError, match="schema_path .* does not exist"):
-        configs.check_local_inputs(
+        input_checks.preflight(
             configs.load_config(data_root=str(tmp_path), schema_path=str(tmp_path / "none.pbtxt"))
         )
+    with pytest.raises(configs.ConfigError, match="data folder gs://bucket/taxi is not on this machine"):
+        input_checks.preflight(configs.load_config(data_root="gs://bucket/taxi"))
+    with pytest.raises(configs.ConfigError, match="input_pattern 'span-\\{VERSION\\}/\\*.csv'"):
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path), input_pattern="span-{VERSION}/*.csv"))
 
 
 def test_runner_reports_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
@@ -92,3 +98,18 @@ def test_runner_reports_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert "error: data folder" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_gates_settings_are_checked(tmp_path):
+    with pytest.raises(configs.ConfigError, match="min_eval_rows must be at least 1, got 0"):
+        configs.load_config(min_eval_rows=0)
+    with pytest.raises(configs.ConfigError, match=r"numeric_drift_min_distance must be in \(0, 1\], got 1.5"):
+        configs.load_config(numeric_drift_min_distance=1.5)
+    overrides = configs.env_overrides({"TAXI_NUMERIC_DRIFT_OVERRIDES": "fare=0.2, trip_start_timestamp=off"})
+    assert overrides == {"numeric_drift_overrides": ("fare=0.2", "trip_start_timestamp=off")}
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    # A feature the schema does not have is named before anything runs.
+    config = configs.load_config(data_root=str(tmp_path), numeric_drift_overrides=("fares=0.2",))
+    expected = "numeric_drift_overrides names 'fares'.*TAXI_NUMERIC_DRIFT_OVERRIDES"
+    with pytest.raises(configs.ConfigError, match=expected):
+        input_checks.preflight(config)

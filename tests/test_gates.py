@@ -1,10 +1,12 @@
 """What the pipeline does with bad input and with a worse model: it stops, says why, and keeps what it had.
 
 One store serves every case: a good run pushes a model, a deliberately degraded candidate is evaluated
-against it and not pushed, then each bad input runs against the same output root. Every case checks the
-message the user sees, that nothing was pushed, and that the pushed model and the earlier MLMD records
-are untouched. Pre-flight cases stop before any component starts; data-gate cases stop after
-ExampleGen, StatisticsGen, ExampleValidator and the gate.
+against it and not pushed, then each bad input runs against the same output root, in the plain layout
+(data.csv) and in the span layout (the bad file is the newest span, span-2/data.csv, beside a good
+span-1). Every case checks the message the user sees (file and span, column, problem), that nothing was
+pushed, and that the pushed model and the earlier MLMD records are untouched. Pre-flight cases stop
+before any component starts; data-gate cases stop after ExampleGen, StatisticsGen, ExampleValidator and
+the gate.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import re
 from pathlib import Path
 from typing import Callable
@@ -184,6 +187,20 @@ def _drift(rows) -> bytes:
     return _csv_text([dict(row, payment_type="Cash") for row in rows]).encode()
 
 
+def _too_few_rows(rows) -> bytes:
+    return _csv_text(rows[:60]).encode()
+
+
+def _unit_change(rows) -> bytes:
+    # trip_seconds delivered in milliseconds.
+    return _csv_text([dict(row, trip_seconds=str(int(row["trip_seconds"]) * 1000) if row["trip_seconds"] else "")
+                      for row in rows]).encode()
+
+
+def _fares_tripled(rows) -> bytes:
+    return _csv_text([dict(row, fare=repr(float(row["fare"]) * 3)) for row in rows]).encode()
+
+
 @dataclasses.dataclass
 class Case:
     name: str
@@ -201,26 +218,50 @@ CASES = [
     Case("no label column", _no_label_column, 2, ("the header has no 'tips' column",)),
     Case("a row without a label", _missing_label_value, 2,
          ("line 4 has no value in the label column 'tips'",)),
+    Case("missing column", _missing_column, 2,
+         ("the header lacks column(s) the curated schema requires: trip_miles",)),
+    Case("new column", _new_column, 2, ("the header has column(s) the curated schema does not know: driver_id",)),
+    Case("too few rows", _too_few_rows, 1,
+         ("[train] whole dataset: Too few rows: ", "the minimum is 200 (min_train_rows)",
+          "[eval] whole dataset: Too few rows: ", "the minimum is 50 (min_eval_rows)")),
     Case("category out of domain", _category_out_of_domain, 1,
          ("column 'payment_type'", "Unexpected string values", "Bitcoin")),
     Case("value out of range", _value_out_of_range, 1,
          ("column 'trip_start_hour'", "Out-of-range values")),
-    Case("missing column", _missing_column, 1, ("column 'trip_miles'", "Column dropped")),
-    Case("new column", _new_column, 1, ("column 'driver_id'", "New column")),
     Case("missing values", _missing_values, 1, ("column 'fare'", "Missing values")),
     Case("wrong type", _wrong_type, 1, ("column 'trip_seconds'", "Unexpected data type")),
     Case("drift against the last accepted data", _drift, 1,
          ("column 'payment_type'", "High Linfty distance", "above the threshold 0.1")),
+    Case("a unit change (trip_seconds in milliseconds)", _unit_change, 1,
+         ("[all splits] column 'trip_seconds': Numeric drift: its values moved by", "(Kolmogorov-Smirnov distance)")),
+    Case("every fare tripled", _fares_tripled, 1,
+         ("[all splits] column 'fare': Numeric drift: its values moved by",)),
 ]
+LAYOUTS = ("plain", "spans")
 
 
+def _write_input(data_dir: Path, layout: str, data: bytes, sample_rows) -> tuple[Path, str]:
+    """The bad file where the layout puts a run's input: (its path, how the gate names the data)."""
+    if layout == "plain":
+        bad = data_dir / "data.csv"
+        where = "files data.csv; span 0"
+    else:
+        (data_dir / "span-1").mkdir(parents=True)
+        (data_dir / "span-1" / "data.csv").write_text(_csv_text(sample_rows))
+        bad = data_dir / "span-2" / "data.csv"
+        where = "files span-2/data.csv; span 2"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(data)
+    return bad, where
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_stops_with_a_clear_message_and_keeps_what_was_there(
-    case, store, sample_rows, tmp_path, monkeypatch, capsys
+    case, layout, store, sample_rows, tmp_path, monkeypatch, capsys
 ):
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "data.csv").write_bytes(case.make(sample_rows))
+    bad_file, where = _write_input(data_dir, layout, case.make(sample_rows), sample_rows)
     serving_before = _serving_snapshot(store.config)
     mlmd_before = _mlmd_snapshot(store.config)
     assert serving_before, "the good run pushed nothing"
@@ -229,6 +270,8 @@ def test_bad_input_stops_with_a_clear_message_and_keeps_what_was_there(
         if name.startswith(configs.ENV_PREFIX):
             monkeypatch.setenv(name, value)
     monkeypatch.setenv("TAXI_DATA_ROOT", str(data_dir))
+    if layout == "spans":
+        monkeypatch.setenv("TAXI_INPUT_PATTERN", "span-{SPAN}/*.csv")
     exit_code = local_runner.main()
     captured = capsys.readouterr()
 
@@ -240,9 +283,10 @@ def test_bad_input_stops_with_a_clear_message_and_keeps_what_was_there(
     for fragment in case.expected:
         assert fragment in message, message
     if case.exit_code == 2:
-        assert str(data_dir / "data.csv") in message
+        named = f"input file {bad_file}" + (" (span 2)" if layout == "spans" else "")
+        assert error_lines[0].startswith(f"error: {named}"), error_lines[0]
     else:
-        assert f"the data in {data_dir} (files data.csv; span 0)" in message
+        assert f"the data in {data_dir} ({where})" in message
         assert "Transform, Trainer, Evaluator and Pusher did not run" in message
         assert "Pushed: no" in captured.out
 
@@ -264,4 +308,8 @@ def test_bad_input_stops_with_a_clear_message_and_keeps_what_was_there(
         ]
         assert gate.last_known_state == metadata_store_pb2.Execution.FAILED
         context = run_summary.latest_run_context(metadata, store.config.pipeline_name)
-        assert case.expected[0] in run_record.read_record(context)["data_gate"]
+        record = run_record.read_record(context)
+        assert case.expected[0] in record["data_gate"]
+        # The record names the data the run read: its span and files.
+        assert json.loads(record["spans"]) == [0 if layout == "plain" else 2]
+        assert list(json.loads(record["input_files"])) == [str(bad_file.relative_to(data_dir))]

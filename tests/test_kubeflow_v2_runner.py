@@ -85,9 +85,10 @@ def test_dependencies_follow_the_pipeline_graph(compiled):
     assert depends["CsvExampleGen"] == set() and depends["CuratedSchemaImporter"] == set()
     assert depends["StatisticsGen"] == {"CsvExampleGen"}
     assert depends["ExampleValidator"] == {"StatisticsGen", "CuratedSchemaImporter"}
-    # The data gate holds Transform back until the new data has passed it.
+    # The data gate holds Transform back until the new data has passed it; it reads the Examples for the
+    # span and version they came from.
     assert depends[data_gate.DATA_GATE_ID] == {
-        "StatisticsGen", "CuratedSchemaImporter", "ExampleValidator", data_gate.BASELINE_RESOLVER_ID
+        "CsvExampleGen", "StatisticsGen", "CuratedSchemaImporter", "ExampleValidator", data_gate.BASELINE_RESOLVER_ID
     }
     assert depends["Transform"] == {"CsvExampleGen", "CuratedSchemaImporter", data_gate.DATA_GATE_ID}
     assert depends["Trainer"] == {"CsvExampleGen", "Transform", "CuratedSchemaImporter"}

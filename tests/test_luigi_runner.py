@@ -147,6 +147,7 @@ def test_resuming_the_failed_run_runs_only_its_unfinished_nodes(luigi_runs):
 
 def test_the_central_scheduler_saw_every_node_as_a_task(luigi_runs):
     families = {task["name"] for task in luigi_runs.scheduler_tasks.values()}
+    # No taxi.CheckInput: the resumed run's first nodes had finished, so Luigi never asked what they need.
     assert families == {"taxi.Node", "taxi.Pipeline"}
     nodes = {
         task["params"]["node_id"]
@@ -165,3 +166,46 @@ def test_runs_and_lineage_commands_read_the_luigi_runs(luigi_runs, capsys):
     assert all(r["record"]["runner"] == "luigi" for r in runs.values())
     story = cli_json(capsys, luigi_runs.config, "lineage", "serving")
     assert story["record"]["runner"] == "luigi"
+
+
+@pytest.fixture(scope="module")
+def bad_span(luigi_runs, tmp_path_factory):
+    """A span holding a row with the wrong number of fields, against the store of the runs above."""
+    spans = tmp_path_factory.mktemp("luigi_spans")
+    header, *rows = (PROJECT_ROOT / "data" / "data.csv").read_bytes().splitlines(keepends=True)[:300]
+    rows[3] = b"1,2,3\n"
+    (spans / "span-1").mkdir()
+    (spans / "span-1" / "data.csv").write_bytes(header + b"".join(rows))
+    env = {**small_run_env(spans, Path(luigi_runs.config.output_root)), "TAXI_INPUT_PATTERN": "span-{SPAN}/*.csv"}
+    return spans / "span-1" / "data.csv", env
+
+
+def _execution_count(config) -> int:
+    return len(run_summary.open_store(taxi_pipeline.metadata_connection_config(config)).get_executions())
+
+
+def test_a_bad_span_stops_the_runner_with_one_line(luigi_runs, bad_span):
+    path, env = bad_span
+    before = _execution_count(luigi_runs.config)
+    result = subprocess.run([*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: input file {path} (span 1): line 5 has 3 fields, the header has 18"]
+    assert "Traceback" not in result.stderr
+    assert _execution_count(luigi_runs.config) == before
+
+
+def test_luigis_own_command_runs_the_input_check_before_any_node(luigi_runs, bad_span):
+    path, env = bad_span
+    before = _execution_count(luigi_runs.config)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "luigi"), "--module", "pipeline.luigi_runner", "taxi.Pipeline",
+         "--local-scheduler"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert f"ConfigError: input file {path} (span 1): line 5 has 3 fields, the header has 18" in output
+    assert "1 failed:" in output and "taxi.CheckInput" in output
+    # No node ran: Luigi ran nothing that waits for the check, and MLMD holds no new execution.
+    assert _execution_count(luigi_runs.config) == before

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from tests.conftest import PROJECT_ROOT, small_run_env
 
@@ -112,6 +113,33 @@ def test_notebook_runs_every_component_into_its_own_folder(executed):
     for node in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSchemaImporter",
                  "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"):
         assert (root / "pipelines" / "chicago-taxi" / node).is_dir(), node
+
+
+def test_notebook_checks_the_input_first_and_passes_the_gate(executed, re_executed, sample_rows):
+    configuration = executed.outputs("configuration", "stream")
+    assert f"(files data.csv; span 0; {len(sample_rows):,} rows, checked)" in configuration
+    gate = executed.outputs("data-gate", "stream")
+    assert "nothing to compare with yet" in gate and "The data passed the gate." in gate
+    again = re_executed.outputs("data-gate", "stream")
+    assert "Drift checked against the data that passed the gate before: " in again
+    assert "The data passed the gate." in again
+
+
+def test_notebook_stops_at_the_pre_flight_check_on_a_bad_span(notebook_env, tmp_path):
+    env, _ = notebook_env
+    data = tmp_path / "spans"
+    (data / "span-1").mkdir(parents=True)
+    (data / "span-1" / "data.csv").write_bytes(b"")
+    output_root = tmp_path / "bad_output"
+    env = {**env, "TAXI_DATA_ROOT": str(data), "TAXI_INPUT_PATTERN": "span-{SPAN}/*.csv",
+           "TAXI_NOTEBOOK_OUTPUT_ROOT": str(output_root)}
+    with pytest.raises(CellExecutionError) as error:
+        execute_walkthrough(env, output_root)
+    message = str(error.value)
+    assert "ConfigError" in message
+    assert f"input file {data / 'span-1' / 'data.csv'} (span 1) is empty" in message
+    # Stopped in the configuration cell, before any component: no store, no artifact.
+    assert not (output_root / "metadata").exists() and not (output_root / "pipelines").exists()
 
 
 def test_notebook_shows_statistics_schema_and_anomalies(executed):

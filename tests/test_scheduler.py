@@ -2,7 +2,9 @@
 
 One scheduler on a 2-second interval sees, in order: no data (runs nothing), span 1 (one run, later
 triggers skipped while it is in flight), no new span (runs nothing), span 2 held back by another
-process's lock (skipped), then released (a second run), span 3 (a run that SIGTERM ends).
+process's lock (skipped), then released (a second run), span 3 holding an empty file and span 4 a row
+with the wrong number of fields (each refused by the run's pre-flight check, saying why, and not run
+again), span 5 (a run that SIGTERM ends).
 """
 
 from __future__ import annotations
@@ -35,6 +37,24 @@ class SchedulerSession:
     exit_code: int
     stopped_in_s: float
     output: str
+    before_bad_spans: dict  # executions in the store and serving versions, before spans 3 and 4
+    after_bad_spans: dict
+
+
+def _add_raw_span(config: configs.PipelineConfig, span: int, data: bytes) -> Path:
+    """A span holding one file with these bytes, renamed into place whole (as add_span does)."""
+    staging = Path(config.data_root) / f".adding-{span}"
+    (staging / f"span-{span}").mkdir(parents=True)
+    (staging / f"span-{span}" / "data.csv").write_bytes(data)
+    (staging / f"span-{span}").rename(Path(config.data_root) / f"span-{span}")
+    staging.rmdir()
+    return Path(config.data_root) / f"span-{span}" / "data.csv"
+
+
+def _store_state(config: configs.PipelineConfig) -> dict:
+    with sqlite3.connect(config.metadata_path) as connection:
+        executions = connection.execute("SELECT COUNT(*) FROM Execution").fetchone()[0]
+    return {"executions": executions, "serving": sorted(p.name for p in Path(config.serving_model_dir).iterdir())}
 
 
 def _entries(path: Path) -> list[dict]:
@@ -84,8 +104,16 @@ def session(tmp_path_factory) -> SchedulerSession:
             add_span(config, SPAN_ROWS)
             _wait_for(log, lambda e: e.get("outcome") == "skipped_busy" and e.get("span") == 2, process)
         _wait_for(log, lambda e: e.get("outcome") == "ran" and e.get("span") == 2, process)
+        before_bad_spans = _store_state(config)
+        _add_raw_span(config, 3, b"")
+        _wait_for(log, lambda e: e.get("outcome") == "refused_before" and e.get("span") == 3, process)
+        header, *rows = (PROJECT_ROOT / "data" / "data.csv").read_bytes().splitlines(keepends=True)[:40]
+        rows[5] = b"1,2,3\n"
+        _add_raw_span(config, 4, header + b"".join(rows))
+        _wait_for(log, lambda e: e.get("outcome") == "refused_before" and e.get("span") == 4, process)
+        after_bad_spans = _store_state(config)
         add_span(config, SPAN_ROWS)
-        _wait_for(log, lambda e: e.get("event") == "run_started" and e.get("span") == 3, process)
+        _wait_for(log, lambda e: e.get("event") == "run_started" and e.get("span") == 5, process)
         time.sleep(5)  # Well into the run: TensorFlow loading, the store open.
         sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -98,7 +126,9 @@ def session(tmp_path_factory) -> SchedulerSession:
         stdout.seek(0)
         output = stdout.read()
         stdout.close()
-    return SchedulerSession(config, _entries(log), process.returncode, stopped_in_s, output)
+    return SchedulerSession(
+        config, _entries(log), process.returncode, stopped_in_s, output, before_bad_spans, after_bad_spans
+    )
 
 
 def test_two_new_spans_lead_to_exactly_two_runs(session):
@@ -115,7 +145,7 @@ def test_a_trigger_without_a_new_span_runs_nothing(session):
     before, after = session.entries[:first_run], session.entries[first_run + 1:]
     assert _count(before, outcome="no_new_data", span=None) >= 1
     assert _count(after, outcome="no_new_data", span=1) >= 1
-    assert _count(session.entries, event="run_started") == 3  # spans 1, 2, 3
+    assert _count(session.entries, event="run_started") == 5  # spans 1 to 5
 
 
 def test_overlapping_triggers_are_skipped(session):
@@ -130,7 +160,7 @@ def test_sigterm_stops_the_scheduler_and_the_run_in_flight_cleanly(session):
     assert session.stopped_in_s < 60
     stopping = next(i for i, e in enumerate(session.entries) if e["event"] == "stopping")
     after = session.entries[stopping + 1:]
-    assert _count(after, outcome="terminated", span=3) == 1
+    assert _count(after, outcome="terminated", span=5) == 1
     assert after[-1]["event"] == "scheduler_stopped"
     # The store is whole, free, and span 3 is still new for the next start.
     with sqlite3.connect(session.config.metadata_path) as connection:
@@ -151,3 +181,21 @@ def test_schedule_comes_from_a_crontab_line_or_an_interval():
     assert str(make_trigger(configs.load_config(), None, None)) == "interval[1:00:00]"
     with pytest.raises(configs.ConfigError, match="is not a crontab line"):
         make_trigger(config, "every day", None)
+
+
+def test_bad_spans_are_refused_with_the_reason_and_not_run_again(session):
+    data = Path(session.config.data_root)
+    refused = {e["span"]: e for e in session.entries if e.get("outcome") == "refused"}
+    assert set(refused) == {3, 4}
+    assert refused[3]["exit_code"] == configs.EXIT_CONFIG_ERROR
+    assert refused[3]["error"] == (
+        f"error: input file {data / 'span-3' / 'data.csv'} (span 3) is empty: expected a header line and rows"
+    )
+    assert refused[4]["error"] == (
+        f"error: input file {data / 'span-4' / 'data.csv'} (span 4): line 7 has 3 fields, the header has 18"
+    )
+    # Each refused span started exactly one run; later triggers saw the same files and skipped them.
+    assert _count(session.entries, event="run_started", span=3) == 1
+    assert _count(session.entries, event="run_started", span=4) == 1
+    # Nothing was written for them: no execution in the store, no serving version, no run record.
+    assert session.after_bad_spans == session.before_bad_spans
