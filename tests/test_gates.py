@@ -307,6 +307,10 @@ def test_bad_input_stops_with_a_clear_message_and_keeps_what_was_there(
             if _node_of(metadata, e.id, store.config.pipeline_name) == data_gate.DATA_GATE_ID
         ]
         assert gate.last_known_state == metadata_store_pb2.Execution.FAILED
+        # It published nothing: these statistics never become the next run's drift baseline.
+        outputs = [e for e in metadata.get_events_by_execution_ids([gate.id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT]
+        assert not outputs
         context = run_summary.latest_run_context(metadata, store.config.pipeline_name)
         record = run_record.read_record(context)
         assert case.expected[0] in record["data_gate"]
