@@ -1,5 +1,5 @@
 # The image every Kubeflow Pipelines v2 / Vertex AI component of the pipeline runs in
-# (pipeline/kubeflow_v2_runner.py): Python 3.10, the packages pinned in requirements.lock, and the
+# (pipeline/runners/kubeflow_v2_runner.py): Python 3.10, the packages pinned in requirements.lock, and the
 # project at /pipeline (the image_project_root setting), where the specs find the schema and modules.
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/chicago-taxi:TAG .

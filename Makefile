@@ -13,7 +13,7 @@ install-all:
 	@scripts/setup_env.sh requirements-orchestrators.lock
 
 run: install
-	$(PY) pipeline/local_runner.py
+	$(PY) pipeline/runners/local_runner.py
 
 # install_os_packages.sh adds Chromium (the report test renders HTML headless); a no-op once present.
 test: install-all
@@ -48,8 +48,8 @@ clean-outputs:
 .PHONY: run-beam schedule
 # The same pipeline on TFX's Beam orchestrator; TAXI_BEAM_PROFILE picks where Beam work runs.
 run-beam: install
-	$(PY) pipeline/beam_runner.py
+	$(PY) pipeline/runners/beam_runner.py
 
 # Beam runs whenever a new span arrives (TAXI_INPUT_PATTERN='span-{SPAN}/*.csv'); see README.
 schedule: install
-	$(PY) -m pipeline.scheduler
+	$(PY) -m pipeline.runners.scheduler

@@ -14,5 +14,5 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "modules", "modules.*"]),
     install_requires=["tfx==1.16.0", "tf-keras>=2.16,<2.17"],
     # Runs, lineage, rollback and run reports from the pipeline's ML Metadata store.
-    entry_points={"console_scripts": ["taxi-pipeline = pipeline.cli:main"]},
+    entry_points={"console_scripts": ["taxi-pipeline = pipeline.governance.cli:main"]},
 )

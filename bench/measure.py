@@ -21,7 +21,9 @@ import psutil
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import run_summary
+from pipeline.metadata import run_summary
+from pipeline.metadata import artifact_files
+from pipeline.metadata.store import open_store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SAMPLE_SECONDS = 0.25
@@ -83,7 +85,7 @@ def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]
     """Wall time and state of each component in the newest run, from MLMD execution timestamps."""
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = metadata_path
-    store = run_summary.open_store(connection)
+    store = open_store(connection)
     context = run_summary.latest_run_context(store, pipeline_name)
     return {
         run.node_id: {"seconds": run.seconds, "state": run.state}
@@ -95,7 +97,7 @@ def latest_outputs(metadata_path: str, pipeline_name: str) -> dict[str, str]:
     """URI of each output key (examples, statistics, transformed_examples, ...) of the newest run."""
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = metadata_path
-    store = run_summary.open_store(connection)
+    store = open_store(connection)
     context = run_summary.latest_run_context(store, pipeline_name)
     uris = {}
     for run in run_summary.component_runs(store, context, pipeline_name):
@@ -142,7 +144,7 @@ def count_rows(data_dir: str, metadata_path: str, pipeline_name: str) -> dict:
     )
     counts = json.loads(completed.stdout.strip().splitlines()[-1])
     if "statistics" in uris:
-        per_split = run_summary.rows_per_split(uris["statistics"])
+        per_split = artifact_files.rows_per_split(uris["statistics"])
         counts["statistics_rows"] = sum(per_split.values())
         counts["statistics_rows_per_split"] = per_split
     stages = [counts.get(key) for key in ("csv_rows", "examples_rows", "statistics_rows")]

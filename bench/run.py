@@ -26,6 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pipeline  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline.metadata import artifact_files  # noqa: E402
 from bench import generate_data, measure, pipelines  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -166,10 +167,9 @@ def scale(
 
 
 def _eval_metrics(run: pipelines.PipelineRun) -> dict:
-    from pipeline import run_summary
 
     uris = measure.latest_outputs(run.metadata_path, run.pipeline_name)
-    return run_summary.overall_metrics(uris["evaluation"]) if "evaluation" in uris else {}
+    return artifact_files.overall_metrics(uris["evaluation"]) if "evaluation" in uris else {}
 
 
 def _write_small_sample(directory: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import urllib.parse
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,9 @@ class ConfigError(ValueError):
 
 # Every command's exit status for a ConfigError: nothing was started or written.
 EXIT_CONFIG_ERROR = 2
+# The MySQL password is never a setting (every setting is recorded with each run): it comes from this
+# variable, or from the file metadata_mysql_password_file names (pipeline/metadata/mysql.py reads it).
+METADATA_MYSQL_PASSWORD_ENV = "TAXI_METADATA_MYSQL_PASSWORD"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +126,7 @@ class PipelineConfig:
     # Off: StatisticsGen already describes the input, nothing here reads them, and they cost about a
     # third of Transform's time. Turn on to inspect the transformed features' distributions.
     transform_statistics: bool = False
-    # Orchestrators beside the local runner: pipeline/airflow_dag.py, luigi_runner.py and
+    # Orchestrators beside the local runner: pipeline/runners/airflow_dag.py, luigi_runner.py and
     # kubeflow_v2_runner.py read these.
     # Airflow: the DAG's schedule (a cron expression or a preset such as "@daily"; empty: only runs when
     # triggered) from its start date. Its task retries are `retries` and `retry_backoff_s` above.
@@ -175,9 +179,7 @@ class PipelineConfig:
                 f"numeric_drift_min_distance must be in (0, 1], got {self.numeric_drift_min_distance}"
             )
         if self.metadata_mysql_url:
-            from pipeline import mysql_metadata  # Keeps this module free of anything but settings.
-
-            for name, value in mysql_metadata.parse_url(self.metadata_mysql_url).items():
+            for name, value in parse_metadata_mysql_url(self.metadata_mysql_url).items():
                 object.__setattr__(self, name, value)
 
     @property
@@ -199,7 +201,7 @@ class PipelineConfig:
 # cannot import the module files TFX loads by path: cloudpickle ships their functions by value (see
 # modules/transform_module.py).
 BEAM_PROFILES: dict[str, tuple[str, ...]] = {
-    # in_memory or multi_processing, by input size (beam_profiles.resolved_beam_profile).
+    # in_memory or multi_processing, by input size (profiles.resolved_beam_profile).
     "auto": (),
     # Beam's own default (DirectRunner, in memory, one worker), so no args at all: given any Beam arg
     # without a dependency flag (--extra_packages, --setup_file, ...), TFX builds a source package of
@@ -231,6 +233,31 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
     ),
 }
 LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
+
+
+def parse_metadata_mysql_url(url: str) -> dict:
+    """The connection fields of `mysql://user@host:port/database`; a password in it is refused."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("mysql", "mariadb"):
+        raise ConfigError(f"metadata_mysql_url must start with mysql://, got {parsed.scheme or 'no'} scheme")
+    if parsed.password is not None:
+        raise ConfigError(
+            "metadata_mysql_url may not contain a password (it would be recorded with the run); set "
+            f"{METADATA_MYSQL_PASSWORD_ENV} or metadata_mysql_password_file instead"
+        )
+    database = parsed.path.lstrip("/")
+    if not parsed.hostname or not database:
+        raise ConfigError("metadata_mysql_url needs a host and a database: mysql://user@host:port/database")
+    try:
+        port = parsed.port or 3306
+    except ValueError as error:
+        raise ConfigError(f"metadata_mysql_url has a bad port: {error}") from None
+    return {
+        "metadata_mysql_host": parsed.hostname,
+        "metadata_mysql_port": port,
+        "metadata_mysql_database": database,
+        "metadata_mysql_user": urllib.parse.unquote(parsed.username or ""),
+    }
 
 
 def _parse(name: str, raw: str, annotation: str):

@@ -29,29 +29,21 @@ from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
-from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from modules import features
-from pipeline import (
-    atomic_pusher,
-    beam_overheads,
-    beam_profiles,
-    configs,
-    csv_example_gen,
-    curated_schema,
-    data_gate,
-    inputs,
-    mysql_metadata,
-    numeric_drift,
-)
+from pipeline import configs, inputs
+from pipeline.beam import overheads, profiles
+from pipeline.components import atomic_pusher, csv_example_gen, curated_schema, data_gate
+from pipeline.guards import numeric_drift
 from pipeline.configs import PipelineConfig
+from pipeline.metadata import store
 
 # Every process that runs this pipeline's Beam work in-process defines the pipeline here first.
-beam_overheads.install()
+overheads.install()
 
 EXAMPLE_GEN_ID = "CsvExampleGen"
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -312,13 +304,6 @@ def create_components(config: PipelineConfig, run_input: inputs.RunInput | None 
     ]
 
 
-def metadata_connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
-    """The ML Metadata store shared by every component and run: SQLite, or MySQL when configured."""
-    if config.metadata_mysql_host:
-        return mysql_metadata.connection_config(config)
-    return metadata.sqlite_metadata_connection_config(config.metadata_path)
-
-
 def create_pipeline(
     config: PipelineConfig,
     metadata_connection: metadata_store_pb2.ConnectionConfig | None = None,
@@ -331,6 +316,6 @@ def create_pipeline(
         pipeline_root=config.pipeline_root,
         components=create_components(config, run_input),
         enable_cache=config.enable_cache,
-        metadata_connection_config=metadata_connection or metadata_connection_config(config),
-        beam_pipeline_args=beam_profiles.beam_args(config, run_input),
+        metadata_connection_config=metadata_connection or store.connection_config(config),
+        beam_pipeline_args=profiles.beam_args(config, run_input),
     )

@@ -17,13 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import configs, run_summary  # noqa: E402
-from pipeline import pipeline as taxi_pipeline  # noqa: E402
+from pipeline import configs  # noqa: E402
+from pipeline.metadata.store import connection_config  # noqa: E402
+from pipeline.metadata.store import open_store  # noqa: E402
 
 
 def latest_inferred_schema(config: configs.PipelineConfig) -> Path:
     """schema.pbtxt of the newest Schema artifact that the SchemaGen node produced."""
-    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    store = open_store(connection_config(config))
     context = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.SchemaGen")
     if context is None:
         raise LookupError(f"SchemaGen of pipeline {config.pipeline_name!r} has never run; run the pipeline first")

@@ -15,6 +15,7 @@ import pytest
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
 from pipeline import configs
+from pipeline.metadata.store import connection_config
 
 PROJECT_ROOT = configs.PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
@@ -85,7 +86,7 @@ def run_command(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, 
 
 
 def run_local_pipeline(env: dict[str, str]) -> str:
-    return run_command([sys.executable, str(PROJECT_ROOT / "pipeline" / "local_runner.py")], env)
+    return run_command([sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")], env)
 
 
 @dataclasses.dataclass
@@ -105,14 +106,13 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     blessed (any AUC change allowed) and pushed: two models, one store. Under xdist each worker that runs
     a module using it builds its own (pytest.ini keeps a module on one worker).
     """
-    from pipeline import run_summary
-    from pipeline import pipeline as taxi_pipeline
+    from pipeline.metadata import run_summary
 
     modules_dir = copy_modules(tmp_path_factory.mktemp("user") / "modules")
     output_root = tmp_path_factory.mktemp("output")
     env = {**small_run_env(sample_data_dir, output_root, modules_dir), "TAXI_EVAL_AUC_MAX_DECREASE": "1.0"}
     config = configs.load_config(**configs.env_overrides(env))
-    connection = taxi_pipeline.metadata_connection_config(config)
+    connection = connection_config(config)
     outputs, summaries = [], []
 
     def run():

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
-from pipeline import cli, configs, data_gate, run_summary
+from pipeline import configs
+from pipeline.components import data_gate
+from pipeline.governance import cli
+from pipeline.metadata import run_summary
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata.store import connection_config
+from pipeline.metadata.store import open_store
 
 ALL_NODES = {
     "CsvExampleGen",
@@ -34,7 +39,7 @@ UPSTREAM_OF_EVALUATOR = ALL_NODES - {
 
 def states_of_run(config: configs.PipelineConfig, run_id: str) -> dict[str, list[str]]:
     """Every node's execution states in pipeline run `run_id`, oldest first."""
-    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    store = open_store(connection_config(config))
     context = store.get_context_by_type_and_name("pipeline_run", run_id)
     assert context is not None, f"no pipeline run {run_id!r} in {config.metadata_path}"
     found: dict[str, list[str]] = {}

@@ -71,7 +71,7 @@ def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
     home = tmp_path_factory.mktemp("airflow_home")
     dags_folder = home / "dags"
     dags_folder.mkdir()
-    (dags_folder / "airflow_dag.py").symlink_to(PROJECT_ROOT / "pipeline" / "airflow_dag.py")
+    (dags_folder / "airflow_dag.py").symlink_to(PROJECT_ROOT / "pipeline" / "runners" / "airflow_dag.py")
     env = {
         **small_run_env(sample_data_dir, tmp_path_factory.mktemp("airflow_output")),
         "AIRFLOW_HOME": str(home),

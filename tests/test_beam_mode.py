@@ -17,7 +17,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from dill import _dill
 
-from pipeline import beam_overheads, beam_profiles, configs, dag_run, inputs
+from pipeline import configs, inputs
+from pipeline.beam import overheads, profiles
+from pipeline.runners import dag_run
 from pipeline import pipeline as taxi_pipeline
 
 
@@ -29,33 +31,33 @@ def _data(tmp_path, size: int):
 
 def test_small_input_runs_in_memory_with_no_beam_args(tmp_path):
     config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
-    assert beam_profiles.resolved_beam_profile(config) == "in_memory"
+    assert profiles.resolved_beam_profile(config) == "in_memory"
     # Beam's own default (in-memory, one worker): no arg, so TFX builds no source package of itself.
-    assert beam_profiles.beam_args(config) == []
+    assert profiles.beam_args(config) == []
     assert taxi_pipeline.create_pipeline(config).beam_pipeline_args == []
 
 
 def test_large_input_gets_a_worker_per_core(tmp_path, monkeypatch):
-    monkeypatch.setattr(beam_profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setattr(profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
-    assert beam_profiles.resolved_beam_profile(config) == "multi_processing"
-    args = beam_profiles.beam_args(config)
+    assert profiles.resolved_beam_profile(config) == "multi_processing"
+    args = profiles.beam_args(config)
     assert "--direct_running_mode=multi_processing" in args
     assert "--direct_num_workers=0" in args  # Beam: one worker per core.
 
 
 def test_explicit_profile_and_extra_args_are_used_as_given(tmp_path, monkeypatch):
-    monkeypatch.setattr(beam_profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setattr(profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     monkeypatch.setenv("TAXI_BEAM_PROFILE", "in_memory")
     monkeypatch.setenv("TAXI_BEAM_PIPELINE_ARGS", "--runner=DirectRunner --direct_num_workers=1")
     config = configs.load_config(data_root=_data(tmp_path, 1000), output_root=str(tmp_path / "out"))
-    assert beam_profiles.beam_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
+    assert profiles.beam_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
 
 
 def test_remote_data_stays_in_memory_unless_a_profile_says_otherwise():
     config = configs.load_config(data_root="gs://bucket/taxi")
     assert not inputs.is_local(config)
-    assert beam_profiles.resolved_beam_profile(config) == "in_memory"
+    assert profiles.resolved_beam_profile(config) == "in_memory"
 
 
 def test_transform_statistics_are_off_unless_asked_for(tmp_path, monkeypatch):
@@ -99,7 +101,7 @@ def test_eval_split_is_capped_on_large_inputs(tmp_path):
 
 
 def test_span_layout_is_sized_by_its_newest_span(tmp_path, monkeypatch):
-    monkeypatch.setattr(beam_profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
+    monkeypatch.setattr(profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     for span, size in ((1, 1000), (2, 10)):
         (tmp_path / "data" / f"span-{span}").mkdir(parents=True)
         (tmp_path / "data" / f"span-{span}" / "data.csv").write_bytes(b"x" * size)
@@ -109,7 +111,7 @@ def test_span_layout_is_sized_by_its_newest_span(tmp_path, monkeypatch):
     run_input = inputs.resolve_for(config)
     assert (run_input.span, run_input.files) == (2, (str(tmp_path / "data" / "span-2" / "data.csv"),))
     assert inputs.local_bytes(run_input) == 10
-    assert beam_profiles.resolved_beam_profile(config) == "in_memory"
+    assert profiles.resolved_beam_profile(config) == "in_memory"
 
 
 def test_state_cache_weighs_values_as_before_without_the_module_scan():
@@ -178,8 +180,8 @@ def _specs_by_name(specs):
 
 
 def test_dofn_specs_are_remembered_and_answer_as_beam_does():
-    assert userstate.get_dofn_specs is beam_overheads.get_dofn_specs  # installed by pipeline/pipeline.py
-    beam_answer = beam_overheads._beam_get_dofn_specs
+    assert userstate.get_dofn_specs is overheads.get_dofn_specs  # installed by pipeline/pipeline.py
+    beam_answer = overheads._beam_get_dofn_specs
     with_bound_method = _Stateless()
     with_bound_method.extra = _Tally().add  # an instance attribute holding another object's state
     cases = [
@@ -189,14 +191,14 @@ def test_dofn_specs_are_remembered_and_answer_as_beam_does():
         beam.FlatMap(_Tally().add).fn,  # arguments from Beam's _inspect_process hook: never remembered
     ]
     for dofn in cases * 2:  # the second round is answered from the memo
-        assert beam_overheads.get_dofn_specs(dofn) == beam_answer(dofn)
-    assert _specs_by_name(beam_overheads.get_dofn_specs(_RunningCount())) == (["count"], ["ts-flush"])
-    assert _specs_by_name(beam_overheads.get_dofn_specs(with_bound_method)) == (["tally"], [])
-    assert _specs_by_name(beam_overheads.get_dofn_specs(_Stateless())) == ([], [])
-    assert _specs_by_name(beam_overheads.get_dofn_specs(cases[3])) == (["tally"], [])
-    assert beam_overheads._methods_key(cases[3]) is None
-    assert beam_overheads._methods_key(_Stateless()) == beam_overheads._methods_key(_Stateless())
-    assert beam_overheads._methods_key(_Stateless()) in beam_overheads._dofn_specs
+        assert overheads.get_dofn_specs(dofn) == beam_answer(dofn)
+    assert _specs_by_name(overheads.get_dofn_specs(_RunningCount())) == (["count"], ["ts-flush"])
+    assert _specs_by_name(overheads.get_dofn_specs(with_bound_method)) == (["tally"], [])
+    assert _specs_by_name(overheads.get_dofn_specs(_Stateless())) == ([], [])
+    assert _specs_by_name(overheads.get_dofn_specs(cases[3])) == (["tally"], [])
+    assert overheads._methods_key(cases[3]) is None
+    assert overheads._methods_key(_Stateless()) == overheads._methods_key(_Stateless())
+    assert overheads._methods_key(_Stateless()) in overheads._dofn_specs
 
 
 def test_stateful_dofns_run_and_are_validated_with_the_memo():
@@ -226,7 +228,7 @@ def test_runners_turn_the_collector_back_on():
 
 def test_dill_trace_sets_the_level_only_when_it_changes():
     """Beam calls dill's _trace around every (un)pickle; a setLevel there empties every logger's cache."""
-    assert _dill._trace is beam_overheads._dill_trace
+    assert _dill._trace is overheads._dill_trace
     dill_log, other = logging.getLogger("dill"), logging.getLogger("tests.beam_overheads")
     _dill._trace(False)
     other.isEnabledFor(logging.INFO)  # fills `other`'s level cache

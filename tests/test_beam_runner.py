@@ -19,8 +19,13 @@ from apache_beam.options.pipeline_options import (
 from apache_beam.runners import create_runner
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import beam_profiles, configs, dag_run, run_record, run_summary, store_lock
-from pipeline import pipeline as taxi_pipeline
+from pipeline import configs
+from pipeline.beam import profiles
+from pipeline.guards import store_lock
+from pipeline.metadata import run_record, run_summary
+from pipeline.runners import dag_run
+from pipeline.metadata.store import connection_config
+from pipeline.metadata.store import open_store
 from tests.conftest import run_command, small_run_env
 from tests.orchestrator_checks import ALL_NODES, cli_json
 
@@ -48,7 +53,7 @@ def _options(args: list[str]) -> dict:
 @pytest.mark.parametrize("profile", list(configs.BEAM_PROFILES))
 def test_each_profile_builds_pipeline_options_whose_runner_resolves(profile):
     config = configs.load_config(beam_profile=profile, **REMOTE_SETTINGS.get(profile, {}))
-    args = beam_profiles.beam_args(config)
+    args = profiles.beam_args(config)
     options = _options(args)
     # Every flag is one Beam knows: an unknown one would be missing from the parsed options.
     for arg in args:
@@ -61,19 +66,19 @@ def test_each_profile_builds_pipeline_options_whose_runner_resolves(profile):
 
 def test_remote_profiles_ship_the_project_and_its_lock_to_workers():
     for profile, settings in REMOTE_SETTINGS.items():
-        options = PipelineOptions(beam_profiles.beam_args(configs.load_config(beam_profile=profile, **settings)))
+        options = PipelineOptions(profiles.beam_args(configs.load_config(beam_profile=profile, **settings)))
         setup = options.view_as(SetupOptions)
         assert setup.setup_file == str(configs.PROJECT_ROOT / "setup.py")
         assert setup.requirements_file == str(configs.PROJECT_ROOT / "requirements.lock")
         assert Path(setup.setup_file).is_file() and Path(setup.requirements_file).is_file()
-    dataflow = PipelineOptions(beam_profiles.beam_args(configs.load_config(
+    dataflow = PipelineOptions(profiles.beam_args(configs.load_config(
         beam_profile="dataflow", beam_sdk_container_image="europe-docker.pkg.dev/p/r/taxi:1",
         **REMOTE_SETTINGS["dataflow"])))
     assert dataflow.view_as(GoogleCloudOptions).project == "my-project"
     assert dataflow.view_as(GoogleCloudOptions).temp_location == "gs://my-bucket/tmp"
     assert dataflow.get_all_options()["sdk_container_image"] == "europe-docker.pkg.dev/p/r/taxi:1"
     assert dataflow.view_as(SetupOptions).requirements_file is None  # The image holds the lock.
-    flink = PipelineOptions(beam_profiles.beam_args(configs.load_config(
+    flink = PipelineOptions(profiles.beam_args(configs.load_config(
         beam_profile="flink", beam_sdk_container_image="taxi:1", **REMOTE_SETTINGS["flink"])))
     assert flink.view_as(PortableOptions).environment_type == "DOCKER"
     assert flink.view_as(PortableOptions).environment_config == "taxi:1"
@@ -83,14 +88,14 @@ def test_profile_settings_come_from_the_environment_and_extra_args_win(monkeypat
     monkeypatch.setenv("TAXI_BEAM_PROFILE", "multi_processing")
     monkeypatch.setenv("TAXI_BEAM_DIRECT_NUM_WORKERS", "3")
     monkeypatch.setenv("TAXI_BEAM_PIPELINE_ARGS", "--direct_num_workers=2")
-    options = PipelineOptions(beam_profiles.beam_args(configs.load_config())).view_as(DirectOptions)
+    options = PipelineOptions(profiles.beam_args(configs.load_config())).view_as(DirectOptions)
     assert options.direct_running_mode == "multi_processing"
     assert options.direct_num_workers == 2
 
 
 def test_a_profile_missing_a_setting_names_its_variable():
     with pytest.raises(configs.ConfigError, match="needs beam_gcp_project \\(set TAXI_BEAM_GCP_PROJECT\\)"):
-        beam_profiles.beam_args(configs.load_config(beam_profile="dataflow"))
+        profiles.beam_args(configs.load_config(beam_profile="dataflow"))
     with pytest.raises(configs.ConfigError, match="beam_profile 'direct' is not one of auto, in_memory, "):
         configs.load_config(beam_profile="direct")
 
@@ -146,7 +151,7 @@ def beam_run(tmp_path_factory, sample_data_dir) -> BeamRun:
     config = configs.load_config(**configs.env_overrides(env))
     tfx = str(Path(sys.executable).parent / "tfx")
     created = run_command(
-        [tfx, "pipeline", "create", "--engine", "beam", "--pipeline_path", "pipeline/beam_runner.py"], env
+        [tfx, "pipeline", "create", "--engine", "beam", "--pipeline_path", "pipeline/runners/beam_runner.py"], env
     )
     assert (home / config.pipeline_name / "pipeline_args.json").is_file()
     # Compiling the pipeline ran nothing.
@@ -155,7 +160,7 @@ def beam_run(tmp_path_factory, sample_data_dir) -> BeamRun:
         [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name], env
     )
     summary = run_summary.summarize_latest_run(
-        taxi_pipeline.metadata_connection_config(config), config.pipeline_name
+        connection_config(config), config.pipeline_name
     )
     return BeamRun(config, created, output, summary)
 
@@ -175,12 +180,12 @@ def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
         assert f"{node:<32} started" in beam_run.output
         assert f"{node:<32} finished in " in beam_run.output
     assert "Blessed: yes" in beam_run.output
-    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(beam_run.config))
+    store = open_store(connection_config(beam_run.config))
     record = run_record.read_record(run_summary.latest_run_context(store, beam_run.config.pipeline_name))
     assert record["runner"] == "beam"
     # The default profile, auto, runs a small input in memory.
     assert json.loads(record["config"])["beam_profile"] == "auto"
-    assert beam_profiles.resolved_beam_profile(beam_run.config) == "in_memory"
+    assert profiles.resolved_beam_profile(beam_run.config) == "in_memory"
     # The run let go of the store.
     with store_lock.hold(store_lock.lock_path_for(beam_run.config.metadata_path), timeout_s=0):
         pass

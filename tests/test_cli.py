@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import run_summary
+from pipeline.metadata.store import open_store
 from tests.conftest import PROJECT_ROOT
 
 CLI = str(Path(sys.executable).parent / "taxi-pipeline")
@@ -129,7 +129,7 @@ def test_rollback_refuses_a_model_that_was_never_blessed(store, tmp_path):
     shutil.copytree(config.serving_model_dir, serving)
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = str(metadata)
-    copy = run_summary.open_store(connection)
+    copy = open_store(connection)
     model = metadata_store_pb2.Artifact(type_id=copy.get_artifact_type("Model").id, uri=str(tmp_path / "model"))
     [model_id] = copy.put_artifacts([model])
     args = ["rollback", str(model_id), "--metadata-path", str(metadata), "--serving-model-dir", str(serving)]

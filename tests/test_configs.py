@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs, input_checks
+from pipeline import configs
+from pipeline.guards import input_checks
 
 
 def test_defaults_are_absolute_and_independent_of_the_current_directory(tmp_path, monkeypatch):
@@ -89,7 +90,7 @@ def test_runner_reports_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
         "TAXI_OUTPUT_ROOT": str(tmp_path / "out"),
     }
     result = subprocess.run(
-        [sys.executable, str(configs.PROJECT_ROOT / "pipeline" / "local_runner.py")],
+        [sys.executable, str(configs.PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
         env=env,
         capture_output=True,
         text=True,

@@ -17,7 +17,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from pipeline import csv_example_gen, inputs
+from pipeline import inputs
+from pipeline.components import csv_example_gen
 
 from .conftest import DATA_CSV
 

@@ -23,8 +23,13 @@ from typing import Callable
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import configs, data_gate, local_runner, run_record, run_summary
+from pipeline import configs
+from pipeline.components import data_gate
+from pipeline.metadata import run_record, run_summary
+from pipeline.runners import local_runner
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata.store import connection_config
+from pipeline.metadata.store import open_store
 from tests.conftest import run_local_pipeline, small_run_env
 
 # Nodes that may run before the data gate stops a run.
@@ -48,7 +53,7 @@ class Store:
 
 
 def _store(config: configs.PipelineConfig):
-    return run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    return open_store(connection_config(config))
 
 
 def _serving_snapshot(config: configs.PipelineConfig) -> dict[str, str]:
@@ -97,7 +102,7 @@ def test_a_worse_candidate_is_not_pushed_and_the_reason_is_printed_and_recorded(
     assert "auc (overall)" in reason_line and "against the blessed baseline's" in reason_line
     assert "the threshold allows no less than -0.0000" in reason_line
     summary = run_summary.summarize_latest_run(
-        taxi_pipeline.metadata_connection_config(store.config), store.config.pipeline_name
+        connection_config(store.config), store.config.pipeline_name
     )
     assert summary.blessed is False and summary.pushed_to is None
     values = re.search(r"auc \(overall\) ([0-9.]+) against the blessed baseline's ([0-9.]+)", reason_line)

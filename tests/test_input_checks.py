@@ -11,7 +11,8 @@ import random
 
 import pytest
 
-from pipeline import configs, input_checks, inputs
+from pipeline import configs, inputs
+from pipeline.guards import input_checks
 from tests.conftest import DATA_CSV, curated_schema, read_rows
 
 

@@ -15,7 +15,9 @@ import pytest
 
 pytest.importorskip("kfp", reason="the kfp SDK is an optional orchestrator package: make install-all")
 
-from pipeline import configs, data_gate, kubeflow_v2_runner  # noqa: E402
+from pipeline import configs  # noqa: E402
+from pipeline.components import data_gate  # noqa: E402
+from pipeline.runners import kubeflow_v2_runner  # noqa: E402
 from pipeline import pipeline as taxi_pipeline  # noqa: E402
 from tests.conftest import PROJECT_ROOT, run_command  # noqa: E402
 
@@ -185,7 +187,7 @@ def test_tfx_cli_vertex_engine_compiles_the_runner(tmp_path):
         "TAXI_OUTPUT_ROOT": str(tmp_path / "output"),
     }
     output = run_command(
-        [str(Path(bin_dir) / "tfx"), "pipeline", "create", "--engine", "vertex", "--pipeline_path", "pipeline/kubeflow_v2_runner.py"],
+        [str(Path(bin_dir) / "tfx"), "pipeline", "create", "--engine", "vertex", "--pipeline_path", "pipeline/runners/kubeflow_v2_runner.py"],
         env,
     )
     name = configs.PipelineConfig.pipeline_name

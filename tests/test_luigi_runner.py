@@ -19,8 +19,10 @@ import pytest
 
 pytest.importorskip("luigi", reason="Luigi is an optional orchestrator: make install-all")
 
-from pipeline import configs, run_summary  # noqa: E402
-from pipeline import pipeline as taxi_pipeline  # noqa: E402
+from pipeline import configs  # noqa: E402
+from pipeline.metadata import run_summary  # noqa: E402
+from pipeline.metadata.store import connection_config  # noqa: E402
+from pipeline.metadata.store import open_store  # noqa: E402
 from tests.conftest import PROJECT_ROOT, copy_modules, run_command, small_run_env  # noqa: E402
 from tests.orchestrator_checks import (  # noqa: E402
     ALL_NODES,
@@ -29,7 +31,7 @@ from tests.orchestrator_checks import (  # noqa: E402
     states_of_run,
 )
 
-RUNNER = [sys.executable, "-m", "pipeline.luigi_runner"]
+RUNNER = [sys.executable, "-m", "pipeline.runners.luigi_runner"]
 BROKEN_RUN_FN = '\n\ndef run_fn(fn_args):\n    raise RuntimeError("trainer broken on purpose by the test")\n'
 DOWNSTREAM_OF_TRAINER = {"Trainer", "Evaluator", "Pusher"}
 
@@ -53,7 +55,7 @@ def _free_port() -> int:
 
 
 def _latest_run_id(config) -> str:
-    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    store = open_store(connection_config(config))
     return run_summary.latest_run_context(store, config.pipeline_name).name
 
 
@@ -181,7 +183,7 @@ def bad_span(luigi_runs, tmp_path_factory):
 
 
 def _execution_count(config) -> int:
-    return len(run_summary.open_store(taxi_pipeline.metadata_connection_config(config)).get_executions())
+    return len(open_store(connection_config(config)).get_executions())
 
 
 def test_a_bad_span_stops_the_runner_with_one_line(luigi_runs, bad_span):
@@ -200,7 +202,7 @@ def test_luigis_own_command_runs_the_input_check_before_any_node(luigi_runs, bad
     path, env = bad_span
     before = _execution_count(luigi_runs.config)
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "luigi"), "--module", "pipeline.luigi_runner", "taxi.Pipeline",
+        [str(Path(sys.executable).parent / "luigi"), "--module", "pipeline.runners.luigi_runner", "taxi.Pipeline",
          "--local-scheduler"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs, governance, mysql_metadata, run_record
-from tests.conftest import run_local_pipeline, small_run_env
+from pipeline import configs
+from pipeline.metadata.store import open_store
+from pipeline.metadata import mysql, run_record
+from tests.conftest import small_run_env
 
 CLI = str(Path(sys.executable).parent / "taxi-pipeline")
 # Characters a naive URL or shell quoting would trip on.
@@ -111,15 +113,15 @@ def test_password_comes_from_the_environment_or_a_file(tmp_path, monkeypatch):
     secret.write_text("from-file\n")
     config = configs.load_config(metadata_mysql_host="h", metadata_mysql_database="d",
                                  metadata_mysql_password_file=str(secret))
-    monkeypatch.delenv(mysql_metadata.PASSWORD_ENV, raising=False)
-    assert mysql_metadata.connection_config(config).mysql.password == "from-file"
-    monkeypatch.setenv(mysql_metadata.PASSWORD_ENV, "from-env")
-    assert mysql_metadata.connection_config(config).mysql.password == "from-env"
+    monkeypatch.delenv(mysql.PASSWORD_ENV, raising=False)
+    assert mysql.connection_config(config).mysql.password == "from-file"
+    monkeypatch.setenv(mysql.PASSWORD_ENV, "from-env")
+    assert mysql.connection_config(config).mysql.password == "from-env"
     missing = configs.load_config(metadata_mysql_host="h", metadata_mysql_database="d",
                                   metadata_mysql_password_file=str(tmp_path / "nope"))
-    monkeypatch.delenv(mysql_metadata.PASSWORD_ENV)
+    monkeypatch.delenv(mysql.PASSWORD_ENV)
     with pytest.raises(configs.ConfigError, match="cannot read metadata_mysql_password_file"):
-        mysql_metadata.connection_config(missing)
+        mysql.connection_config(missing)
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +133,9 @@ def mysql_run(mariadb, tmp_path_factory, sample_data_dir):
         # TFX logs its connection config at INFO: the password must be masked there.
         "TAXI_LOG_LEVEL": "INFO",
     }
-    env.pop(mysql_metadata.PASSWORD_ENV, None)
+    env.pop(mysql.PASSWORD_ENV, None)
     result = subprocess.run(
-        [sys.executable, str(configs.PROJECT_ROOT / "pipeline" / "local_runner.py")],
+        [sys.executable, str(configs.PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
         env=env, capture_output=True, text=True, timeout=900, cwd=configs.PROJECT_ROOT,
     )
     if result.returncode != 0:
@@ -165,7 +167,7 @@ def test_the_password_is_in_no_log_and_no_record(mysql_run):
     assert "Using connection config" in result.stdout + result.stderr  # TFX did log it, masked.
     assert PASSWORD not in result.stdout + result.stderr
     config = configs.load_config(**configs.env_overrides(env))
-    store = governance.open_config_store(config)
+    store = open_store(config)
     contexts = store.get_contexts_by_type("pipeline_run")
     assert contexts
     for context in contexts:

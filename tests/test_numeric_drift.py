@@ -17,7 +17,8 @@ import pyarrow as pa
 import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline import configs, numeric_drift
+from pipeline import configs
+from pipeline.guards import numeric_drift
 from tests.conftest import curated_schema, read_rows
 
 # Sample sizes, and how many disjoint blocks of each are cut from one permutation of the 15,002 rows:

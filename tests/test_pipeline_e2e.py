@@ -13,14 +13,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import data_gate, lineage, run_summary
+from pipeline.components import data_gate
+from pipeline.governance import lineage
+from pipeline.metadata import run_summary
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata.store import connection_config
+from pipeline.metadata.store import open_store
 from tests.conftest import predict_through_both_signatures, run_command
 from tests.orchestrator_checks import ALL_NODES, UPSTREAM_OF_EVALUATOR
 
 def _summary(config):
     return run_summary.summarize_latest_run(
-        taxi_pipeline.metadata_connection_config(config), config.pipeline_name
+        connection_config(config), config.pipeline_name
     )
 
 
@@ -58,7 +62,7 @@ def test_run_prints_progress_and_a_closing_summary(runs):
 
 
 def test_lineage_links_the_pushed_model_to_examples_schema_and_transform_graph(runs):
-    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(runs.config))
+    store = open_store(connection_config(runs.config))
     pushed = runs.summaries[0].component("Pusher").output("pushed_model")
     ancestors = {(a.type_name, a.producer) for a in lineage.upstream(store, pushed.id)}
     assert ("Model", "Trainer") in ancestors
@@ -106,7 +110,7 @@ def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):
     env = {**runs.env, "LOCAL_HOME": str(tmp_path / "local_home")}
     tfx = str(Path(sys.executable).parent / "tfx")
     created = run_command(
-        [tfx, "pipeline", "create", "--engine", "local", "--pipeline_path", "pipeline/local_runner.py"],
+        [tfx, "pipeline", "create", "--engine", "local", "--pipeline_path", "pipeline/runners/local_runner.py"],
         env,
     )
     assert f'Pipeline "{runs.config.pipeline_name}" created successfully.' in created

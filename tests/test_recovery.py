@@ -24,8 +24,13 @@ from pathlib import Path
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import configs, data_gate, recovery, run_summary, serving_dir, store_lock
+from pipeline import configs
+from pipeline.components import data_gate
+from pipeline.guards import recovery, serving_dir, store_lock
+from pipeline.metadata import run_summary
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata.store import connection_config
+from pipeline.metadata.store import open_store
 from tests.conftest import PROJECT_ROOT, copy_modules, small_run_env
 
 CLI = str(Path(sys.executable).parent / "taxi-pipeline")
@@ -62,7 +67,7 @@ class PipelineProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "pipeline" / "local_runner.py")],
+            [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
@@ -177,7 +182,7 @@ def story(tmp_path_factory, sample_data_dir) -> Story:
 
 
 def _store(config):
-    return run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    return open_store(connection_config(config))
 
 
 def _runs_in_order(store, config) -> list[list[run_summary.ComponentRun]]:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs, store_lock
-from pipeline.scheduler import make_trigger, recorded_runs
+from pipeline import configs
+from pipeline.guards import store_lock
+from pipeline.runners.scheduler import make_trigger, recorded_runs
 from scripts.add_span import add_span
 from tests.conftest import PROJECT_ROOT, small_run_env
 
@@ -91,7 +92,7 @@ def session(tmp_path_factory) -> SchedulerSession:
     log = Path(config.output_root) / "scheduler" / config.pipeline_name / "triggers.jsonl"
     stdout = open(tmp_path_factory.mktemp("scheduler") / "stdout.txt", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.scheduler", "--interval-s", "2"],
+        [sys.executable, "-m", "pipeline.runners.scheduler", "--interval-s", "2"],
         cwd=PROJECT_ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -25,8 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs, curated_schema, run_record, run_summary
+from pipeline import configs
+from pipeline.components import curated_schema
+from pipeline.metadata import run_record, run_summary
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata.store import connection_config
+from pipeline.metadata.store import open_store
 from tests.conftest import PROJECT_ROOT, run_local_pipeline, small_run_env
 
 BITCOIN_DOMAIN_EDIT = ('  value: "Unknown"\n', '  value: "Unknown"\n  value: "Bitcoin"\n')
@@ -74,19 +78,19 @@ def runs(tmp_path_factory, sample_rows) -> Runs:
     config = configs.load_config(**configs.env_overrides(env))
     original = _sha256(schema_file)
     refused = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "pipeline" / "local_runner.py")],
+        [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     text = schema_file.read_text()
     assert BITCOIN_DOMAIN_EDIT[0] in text
     schema_file.write_text(text.replace(*BITCOIN_DOMAIN_EDIT))  # The same path: only the content changes.
     output = run_local_pipeline(env)
-    summary = run_summary.summarize_latest_run(taxi_pipeline.metadata_connection_config(config), config.pipeline_name)
+    summary = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name)
     return Runs(config, schema_file, refused, original, _sha256(schema_file), summary, output)
 
 
 def _records(config: configs.PipelineConfig) -> list[dict]:
-    store = run_summary.open_store(taxi_pipeline.metadata_connection_config(config))
+    store = open_store(connection_config(config))
     contexts = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch)
     return [run_record.read_record(context) for context in contexts]
 

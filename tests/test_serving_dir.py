@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import configs, serving_dir
+from pipeline import configs
+from pipeline.guards import serving_dir
 
 
 def _model(path: Path, files: int = 300, size: int = 20_000) -> Path:

@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from pipeline import configs, store_lock
+from pipeline import configs
+from pipeline.guards import store_lock
 
 HOLD_FOREVER = """
 import sys, time
-from pipeline import store_lock
+from pipeline.guards import store_lock
 with store_lock.hold(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

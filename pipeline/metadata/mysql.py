@@ -9,39 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.parse
 
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.configs import METADATA_MYSQL_PASSWORD_ENV as PASSWORD_ENV
 from pipeline.configs import ConfigError, PipelineConfig
 
-PASSWORD_ENV = "TAXI_METADATA_MYSQL_PASSWORD"
 _MASK = "********"
-
-
-def parse_url(url: str) -> dict:
-    """The connection fields of `mysql://user@host:port/database`; a password in it is refused."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("mysql", "mariadb"):
-        raise ConfigError(f"metadata_mysql_url must start with mysql://, got {parsed.scheme or 'no'} scheme")
-    if parsed.password is not None:
-        raise ConfigError(
-            "metadata_mysql_url may not contain a password (it would be recorded with the run); set "
-            f"{PASSWORD_ENV} or metadata_mysql_password_file instead"
-        )
-    database = parsed.path.lstrip("/")
-    if not parsed.hostname or not database:
-        raise ConfigError("metadata_mysql_url needs a host and a database: mysql://user@host:port/database")
-    try:
-        port = parsed.port or 3306
-    except ValueError as error:
-        raise ConfigError(f"metadata_mysql_url has a bad port: {error}") from None
-    return {
-        "metadata_mysql_host": parsed.hostname,
-        "metadata_mysql_port": port,
-        "metadata_mysql_database": database,
-        "metadata_mysql_user": urllib.parse.unquote(parsed.username or ""),
-    }
 
 
 def read_password(password_file: str = "") -> str:

@@ -25,8 +25,11 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline import configs, input_checks, inputs, progress, run_summary
+from pipeline import configs, inputs
+from pipeline.guards import input_checks
+from pipeline.runners import progress
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata.store import open_store
 
 # The task id of the pre-flight check in the task-per-node orchestrators.
 CHECK_INPUT_TASK_ID = "check_input"
@@ -120,7 +123,7 @@ def node_succeeded(
     """Whether `node_id` has a finished or cached execution in pipeline run `run_id`."""
     if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
         return False
-    store = run_summary.open_store(connection)
+    store = open_store(connection)
     run_context = store.get_context_by_type_and_name(
         compiler_constants.PIPELINE_RUN_CONTEXT_TYPE_NAME, run_id
     )

@@ -16,8 +16,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
 
 # TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) would bury the answer; set before
@@ -25,7 +23,19 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from pipeline import configs, governance  # noqa: E402
+from pipeline import configs  # noqa: E402
+from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot  # noqa: E402
+from pipeline.governance.rollback import rollback  # noqa: E402
+from pipeline.governance.runs import (  # noqa: E402
+    GovernanceError,
+    RollbackInfo,
+    RunInfo,
+    list_rollbacks,
+    list_runs,
+    pipeline_context,
+    timestamp,
+)
+from pipeline.metadata.store import open_store  # noqa: E402
 
 
 def _yes_no(value) -> str:
@@ -40,7 +50,7 @@ def _who(record: dict) -> str:
     return f"{record.get('user')}@{record.get('host')}, runner {record.get('runner')}, commit {commit}{dirty}"
 
 
-def format_runs(runs: list[governance.RunInfo], rollbacks: list[governance.RollbackInfo]) -> str:
+def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo]) -> str:
     entries = [(r.started_ms, "run", r) for r in runs] + [
         (r.execution.create_time_since_epoch, "rollback", r) for r in rollbacks
     ]
@@ -59,7 +69,7 @@ def format_runs(runs: list[governance.RunInfo], rollbacks: list[governance.Rollb
             forced = " (forced)" if item.prop("forced") else ""
             reason = f", reason: {item.prop('reason')}" if item.prop("reason") else ""
             lines.append(
-                f"rollback {governance._time(item.execution.create_time_since_epoch)}  to model "
+                f"rollback {timestamp(item.execution.create_time_since_epoch)}  to model "
                 f"{item.model_id} as version {item.prop('to_version')} (was {item.prop('from_version') or '-'})"
                 f"{forced}  by {item.prop('user')}@{item.prop('host')}{reason}"
             )
@@ -104,49 +114,13 @@ def format_lineage(story: dict) -> str:
     lines.append(f"Blessed: {_yes_no(story['blessed'])}")
     for push in story["pushes"]:
         lines.append(f"Pushed as version {push['version']} by {push['by']} at {push['at']}: {push['destination']}")
-    for rollback in story["rollbacks"]:
-        reason = f" ({rollback['reason']})" if rollback["reason"] else ""
+    for back in story["rollbacks"]:
+        reason = f" ({back['reason']})" if back["reason"] else ""
         lines.append(
-            f"Rolled back to as version {rollback['version']} by {rollback['user']}@{rollback['host']} "
-            f"at {rollback['at']}{reason}"
+            f"Rolled back to as version {back['version']} by {back['user']}@{back['host']} "
+            f"at {back['at']}{reason}"
         )
     return "\n".join(lines)
-
-
-def lineage_dot(story: dict) -> str:
-    """The lineage graph in Graphviz's DOT language: artifacts as boxes, executions as ellipses."""
-    graph = story["graph"]
-
-    def quote(text: str) -> str:
-        return '"' + text.replace('"', '\\"').replace("\n", "\\n") + '"'
-
-    lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
-    for artifact in graph["artifacts"].values():
-        label = f"{artifact['type']} #{artifact['id']}"
-        span = artifact["properties"].get("span")
-        if span is not None and artifact["type"] == "Examples":
-            label += f"\nspan {span}"
-        version = artifact["properties"].get("pushed_version")
-        if version:
-            label += f"\nversion {version}"
-        lines.append(f"  a{artifact['id']} [shape=box, style=filled, fillcolor=\"#e8f0fe\", label={quote(label)}];")
-    for execution in graph["executions"].values():
-        label = f"{execution['node']}\n#{execution['id']} {execution['state'].lower()}"
-        color = "#fde8e8" if execution["node"] == governance.ROLLBACK_TYPE else "#eef7e8"
-        lines.append(f"  e{execution['id']} [shape=ellipse, style=filled, fillcolor=\"{color}\", label={quote(label)}];")
-    for source, target in graph["edges"]:
-        lines.append(f"  {source} -> {target};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def render_dot(dot_text: str, output: str, fmt: str) -> bool:
-    """Render with Graphviz when it is installed; False when it is not."""
-    dot = shutil.which("dot")
-    if dot is None:
-        return False
-    subprocess.run([dot, f"-T{fmt}", "-o", output], input=dot_text, text=True, check=True)
-    return True
 
 
 def _config(args) -> configs.PipelineConfig:
@@ -160,9 +134,9 @@ def _config(args) -> configs.PipelineConfig:
 
 def cmd_runs(args) -> int:
     config = _config(args)
-    store = governance.open_config_store(config)
-    runs = governance.list_runs(store, config.pipeline_name)[: args.limit]
-    rollbacks = governance.list_rollbacks(store)
+    store = open_store(config)
+    runs = list_runs(store, config.pipeline_name)[: args.limit]
+    rollbacks = list_rollbacks(store)
     if args.format == "json":
         print(json.dumps(
             {
@@ -182,9 +156,9 @@ def cmd_runs(args) -> int:
 
 def cmd_lineage(args) -> int:
     config = _config(args)
-    store = governance.open_config_store(config)
-    governance.pipeline_context(store, config.pipeline_name)
-    story = governance.lineage(store, config.serving_model_dir, args.model)
+    store = open_store(config)
+    pipeline_context(store, config.pipeline_name)
+    story = model_lineage(store, config.serving_model_dir, args.model)
     if args.format == "json":
         text = json.dumps(story, indent=2, default=str)
     elif args.format == "dot":
@@ -210,9 +184,9 @@ def cmd_lineage(args) -> int:
 
 def cmd_rollback(args) -> int:
     config = _config(args)
-    store = governance.open_config_store(config)
-    governance.pipeline_context(store, config.pipeline_name)
-    done = governance.rollback(store, config.serving_model_dir, args.version, args.force, args.reason)
+    store = open_store(config)
+    pipeline_context(store, config.pipeline_name)
+    done = rollback(store, config.serving_model_dir, args.version, args.force, args.reason)
     print(
         f"Serving model {done['model_id']} as version {done['version']} (was {done['previous'] or 'nothing'}): "
         f"{done['destination']}"
@@ -221,10 +195,10 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipeline import report  # Imports TFDV and TFMA: slow, needed only here.
+    from pipeline.governance import report  # Imports TFDV and TFMA: slow, needed only here.
 
     config = _config(args)
-    store = governance.open_config_store(config)
+    store = open_store(config)
     output = report.write_report(store, config, args.run, args.output)
     print(f"wrote {output}")
     return 0
@@ -285,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
     try:
         return args.func(args)
-    except (governance.GovernanceError, configs.ConfigError, FileNotFoundError, LookupError) as error:
+    except (GovernanceError, configs.ConfigError, FileNotFoundError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -1,28 +1,24 @@
 """Runs the pipeline on TFX's local orchestrator: the default runner (one process, SQLite MLMD).
 
-    python pipeline/local_runner.py
-    tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
+    python pipeline/runners/local_runner.py      # or: python -m pipeline.runners.local_runner
+    tfx pipeline create --engine local --pipeline_path pipeline/runners/local_runner.py
 """
 
 from __future__ import annotations
 
 import gc
 import sys
-from pathlib import Path
 
 if __name__ == "__main__":
     gc.disable()  # While TensorFlow, TFX and Beam load; dag_run.main turns it back on and says why.
-
-if __package__ in (None, ""):
-    # Run as a file (python pipeline/local_runner.py, or re-executed by the tfx CLI): Python put pipeline/
-    # first on sys.path, where pipeline.py would shadow the `pipeline` package. The project root goes first.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # isort: off
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
-from pipeline import configs, dag_run, run_summary  # noqa: E402
+from pipeline import configs  # noqa: E402
+from pipeline.metadata import run_summary  # noqa: E402
+from pipeline.runners import dag_run  # noqa: E402
 # isort: on
 
 

@@ -11,19 +11,15 @@ import gc
 import sys
 from typing import Callable
 
-from pipeline import (
-    beam_profiles,
-    configs,
-    data_gate,
-    input_checks,
-    inputs,
-    progress,
-    recovery,
-    run_record,
-    run_summary,
-    store_lock,
-)
+from pipeline import configs, inputs
+from pipeline.beam import profiles
+from pipeline.components import data_gate
+from pipeline.guards import input_checks, recovery, store_lock
+from pipeline.metadata import run_record, run_summary
+from pipeline.runners import progress
 from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata import artifact_files
+from pipeline.metadata.store import connection_config
 
 
 class RowCountMismatch(RuntimeError):
@@ -37,7 +33,7 @@ def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSumm
         return
     try:
         run_input = inputs.resolve_for(
-            config, run_summary.int_property(examples, "span") or 0, run_summary.int_property(examples, "version")
+            config, artifact_files.int_property(examples, "span") or 0, artifact_files.int_property(examples, "version")
         )
     except configs.ConfigError:  # The files ExampleGen read are gone: nothing left to count.
         return
@@ -46,7 +42,7 @@ def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSumm
         raise RowCountMismatch(
             f"the input files ({run_input.describe()}) hold {rows_in:,} rows but ExampleGen's splits hold "
             f"{rows_out:,} ({', '.join(f'{k} {v:,}' for k, v in summary.rows_per_split.items())}) with Beam "
-            f"args {' '.join(beam_profiles.beam_args(config, run_input))}: records were lost or duplicated"
+            f"args {' '.join(profiles.beam_args(config, run_input))}: records were lost or duplicated"
         )
 
 
@@ -61,11 +57,11 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     """
     config = config or configs.load_config()
     run_input = input_checks.preflight(config)
-    beam_profiles.beam_args(config, run_input)  # A profile missing a setting fails here, before anything runs.
+    profiles.beam_args(config, run_input)  # A profile missing a setting fails here, before anything runs.
     progress.configure_logging(config.log_level)
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
-    connection = taxi_pipeline.metadata_connection_config(config)
+    connection = connection_config(config)
     with recovery.hold_run_lock(config):
         recovery.clean_up_interrupted_runs(config, connection)
         tracker, rejected = recovery.call_with_retries(
@@ -79,7 +75,7 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
         if summary.blessing_reason:
             record[run_record.PREFIX + "blessing_reason"] = summary.blessing_reason
         run_record.record_run(connection, config, runner=runner, record=record)
-    print(run_summary.format_summary(summary), flush=True)
+    print(progress.format_summary(summary), flush=True)
     if rejected is not None:
         raise rejected
     check_rows_read(config, summary)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
@@ -24,8 +25,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from pipeline import inputs, numeric_drift, run_summary
+from pipeline import inputs
+from pipeline.guards import numeric_drift
 from pipeline.configs import ConfigError
+from pipeline.metadata import artifact_files
 
 DATA_GATE_ID = "DataGate"
 BASELINE_RESOLVER_ID = "validated_statistics_resolver"
@@ -76,8 +79,8 @@ def describe_input(input_base: str, input_pattern: str, examples: types.Artifact
     """The files, span and version ExampleGen read, as `inputs.resolve` finds them for its artifact."""
     span, version = 0, None
     if examples is not None:
-        span = run_summary.int_property(examples.mlmd_artifact, "span") or 0
-        version = run_summary.int_property(examples.mlmd_artifact, "version")
+        span = artifact_files.int_property(examples.mlmd_artifact, "span") or 0
+        version = artifact_files.int_property(examples.mlmd_artifact, "version")
     try:
         return inputs.resolve(input_base, input_pattern, span, version).describe()
     except ConfigError:  # The files have gone since ExampleGen read them.
@@ -124,8 +127,6 @@ class DataGateExecutor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        import tensorflow_data_validation as tfdv
-
         statistics = artifact_utils.get_single_instance(input_dict["statistics"])
         anomalies_artifact = artifact_utils.get_single_instance(input_dict["anomalies"])
         examples = (input_dict.get("examples") or [None])[0]
@@ -135,12 +136,12 @@ class DataGateExecutor(base_executor.BaseExecutor):
         settings = json.loads(exec_properties.get("numeric_drift") or "{}")
         overrides = numeric_drift.parse_overrides(settings.get("overrides", []), schema)
         baselines = input_dict.get("baseline_statistics") or []
-        current = run_summary.load_statistics(statistics.uri)
-        previous = run_summary.load_statistics(baselines[0].uri) if baselines else {}
+        current = artifact_files.load_statistics(statistics.uri)
+        previous = artifact_files.load_statistics(baselines[0].uri) if baselines else {}
 
         scarce = too_few_rows(current, json.loads(exec_properties.get("min_rows") or "{}"))
         found: list[tuple[bool, str]] = [(True, line) for line in scarce]
-        for split, anomalies in run_summary.load_anomalies(anomalies_artifact.uri).items():
+        for split, anomalies in artifact_files.load_anomalies(anomalies_artifact.uri).items():
             found.extend(findings(split, anomalies))
         # Drift measured on a handful of rows is noise: with too few rows, that is all there is to say.
         if scarce:

@@ -39,7 +39,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
-from pipeline import input_checks, inputs
+from pipeline import inputs
+from pipeline.guards import input_checks
 from pipeline.configs import ConfigError
 
 # Bytes of CSV per Beam element: small enough to keep a worker's memory in the hundreds of MB, large

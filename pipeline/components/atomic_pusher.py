@@ -22,7 +22,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, proto_utils
 
-from pipeline import serving_dir
+from pipeline.guards import serving_dir
 
 KEEP_VERSIONS_KEY = "serving_versions_to_keep"
 # Custom properties of the PushedModel artifact when nothing new was pushed.

@@ -24,7 +24,10 @@ from typing import TypeVar
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import configs, store_lock
+from pipeline import configs
+from pipeline.guards import store_lock
+from pipeline.metadata import mysql
+from pipeline.metadata.store import open_store
 
 T = TypeVar("T")
 ABANDONED_PROPERTY = "abandoned"
@@ -46,9 +49,7 @@ def run_lock_path(config: configs.PipelineConfig):
 
 def _store_location(config: configs.PipelineConfig) -> str:
     if config.metadata_mysql_host:
-        from pipeline import mysql_metadata
-
-        return mysql_metadata.describe(config)
+        return mysql.describe(config)
     return config.metadata_path
 
 
@@ -144,10 +145,9 @@ def clean_up_interrupted_runs(
     """abandon_interrupted_executions on the config's store, if it exists yet, saying what it found."""
     if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
         return []
-    from pipeline import run_summary
 
     found = abandon_interrupted_executions(
-        run_summary.open_store(connection), config.pipeline_name, config.pipeline_root
+        open_store(connection), config.pipeline_name, config.pipeline_root
     )
     if found:
         say(

@@ -1,8 +1,8 @@
 """Compiles the pipeline to a Kubeflow Pipelines v2 / Vertex AI Pipelines spec (JSON), and submits it.
 
-    python -m pipeline.kubeflow_v2_runner                          # compile (TAXI_CONTAINER_IMAGE, TAXI_BUCKET_ROOT)
-    python -m pipeline.kubeflow_v2_runner --submit --project P --region R [--service-account SA]
-    tfx pipeline create --engine vertex --pipeline_path pipeline/kubeflow_v2_runner.py
+    python -m pipeline.runners.kubeflow_v2_runner                          # compile (TAXI_CONTAINER_IMAGE, TAXI_BUCKET_ROOT)
+    python -m pipeline.runners.kubeflow_v2_runner --submit --project P --region R [--service-account SA]
+    tfx pipeline create --engine vertex --pipeline_path pipeline/runners/kubeflow_v2_runner.py
 
 Every component runs in the project's image (Dockerfile), where the project sits at
 `image_project_root`: the curated schema and the module files are referenced there. Data is read from
@@ -20,19 +20,15 @@ import os
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # Run as a file (python pipeline/kubeflow_v2_runner.py, or by the tfx CLI): pipeline/ must not shadow
-    # the package.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 # isort: off
-import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from ml_metadata.proto import metadata_store_pb2  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy  # noqa: E402
+import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
-from pipeline import configs, data_gate  # noqa: E402
-from pipeline import pipeline as taxi_pipeline  # noqa: E402
+from pipeline import configs
+from pipeline import pipeline as taxi_pipeline
+from pipeline.components import data_gate
 # isort: on
 
 # Keys of one component's entry in `component_resources`.
@@ -81,7 +77,7 @@ def image_path(config: configs.PipelineConfig, local_path: str) -> str:
 
 def resource_specs(config: configs.PipelineConfig) -> dict:
     """`component_resources` as Kubeflow ResourceSpec protos, by component id."""
-    from kfp.pipeline_spec import pipeline_spec_pb2
+    from kfp.pipeline_spec import pipeline_spec_pb2  # Optional (make install-all): only Kubeflow needs it.
 
     try:
         wanted = json.loads(config.component_resources or "{}")
@@ -153,7 +149,7 @@ def compile_spec(config: configs.PipelineConfig, output: Path | None = None) -> 
 
 def submit(config: configs.PipelineConfig, spec: Path, project: str, region: str, service_account: str):
     """Start a Vertex AI Pipelines run of the compiled spec; returns the job."""
-    from google.cloud import aiplatform
+    from google.cloud import aiplatform  # Slow to import; only --submit needs it.
 
     aiplatform.init(project=project, location=region)
     job = aiplatform.PipelineJob(

@@ -26,7 +26,8 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from modules import features
-from pipeline import inputs, numeric_drift
+from pipeline import inputs
+from pipeline.guards import numeric_drift
 from pipeline.configs import ENV_PREFIX, ConfigError, PipelineConfig
 
 # Problems listed per file before the rest are only counted.

@@ -1,9 +1,9 @@
 """Runs the pipeline on Luigi: one `luigi.Task` per TFX node, wired by the compiled pipeline's graph.
 
-    python -m pipeline.luigi_runner --local-scheduler             # one process, no server
-    python -m pipeline.luigi_runner --scheduler-host HOST          # a central luigid (graph in its UI)
-    python -m pipeline.luigi_runner --local-scheduler --run-id ID  # resume run ID after a failure
-    luigi --module pipeline.luigi_runner taxi.Pipeline --local-scheduler   # Luigi's own command
+    python -m pipeline.runners.luigi_runner --local-scheduler             # one process, no server
+    python -m pipeline.runners.luigi_runner --scheduler-host HOST          # a central luigid (graph in its UI)
+    python -m pipeline.runners.luigi_runner --local-scheduler --run-id ID  # resume run ID after a failure
+    luigi --module pipeline.runners.luigi_runner taxi.Pipeline --local-scheduler   # Luigi's own command
 
 A first task checks the input files (`taxi.CheckInput`, the pre-flight check of every runner); each
 node's task launches its node through TFX's portable launcher against the pipeline's MLMD store, so
@@ -19,17 +19,15 @@ import json
 import os
 import sys
 
-if __package__ in (None, ""):
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 # isort: off
-import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import luigi  # noqa: E402
+import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import luigi
 
-from pipeline import configs, input_checks, node_launch, progress, run_record, run_summary  # noqa: E402
-from pipeline import pipeline as taxi_pipeline  # noqa: E402
+from pipeline import configs
+from pipeline.guards import input_checks
+from pipeline.metadata import run_record, run_summary
+from pipeline.metadata.store import connection_config, open_store
+from pipeline.runners import node_launch, progress
 # isort: on
 
 RUNNER = "luigi"
@@ -55,7 +53,7 @@ class Node(luigi.Task):
     def complete(self) -> bool:
         config = _config()
         return node_launch.node_succeeded(
-            taxi_pipeline.metadata_connection_config(config), config.pipeline_name, self.run_id, self.node_id
+            connection_config(config), config.pipeline_name, self.run_id, self.node_id
         )
 
     def run(self) -> None:
@@ -93,15 +91,15 @@ class Pipeline(luigi.Task):
 
     def complete(self) -> bool:
         config = _config()
-        connection = taxi_pipeline.metadata_connection_config(config)
+        connection = connection_config(config)
         if not all(task.complete() for task in self.requires()):
             return False
-        context = run_summary.open_store(connection).get_context_by_type_and_name("pipeline_run", self.run_id)
+        context = open_store(connection).get_context_by_type_and_name("pipeline_run", self.run_id)
         return context is not None and bool(run_record.read_record(context))
 
     def run(self) -> None:
         config = _config()
-        connection = taxi_pipeline.metadata_connection_config(config)
+        connection = connection_config(config)
         record = run_record.collect(config, runner=RUNNER)
         run_record.record_run(connection, config, runner=RUNNER, record=record, run_id=self.run_id)
 
@@ -119,9 +117,9 @@ def run(argv: list[str] | None = None) -> bool:
         )
     succeeded = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
     if succeeded:
-        connection = taxi_pipeline.metadata_connection_config(config)
+        connection = connection_config(config)
         summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
-        print(run_summary.format_summary(summary), flush=True)
+        print(progress.format_summary(summary), flush=True)
     return succeeded
 
 

@@ -1,4 +1,5 @@
-"""One line per component as it starts and finishes, with its duration, instead of TFX's INFO flood.
+"""What a run prints: a line naming its input, one line per component as it starts and finishes, with its
+duration, instead of TFX's INFO flood, and the closing summary read back from ML Metadata.
 
 TFX's in-process orchestrators log "Component X is running." / "... is finished." through absl; this
 handler turns exactly those records into progress lines, so every runner that uses them reports the
@@ -16,6 +17,7 @@ from typing import Iterator, TextIO
 import absl.logging
 
 from pipeline import inputs
+from pipeline.metadata import run_summary
 
 # The local orchestrator's messages, then the Beam orchestrator's.
 _RUNNING = ("Component %s is running.", "node %s is running.")
@@ -98,3 +100,32 @@ def component_progress(stream: TextIO | None = None) -> Iterator[ComponentProgre
     finally:
         absl_logger.removeHandler(handler)
         absl.logging.set_verbosity(previous_verbosity)
+
+
+def format_summary(summary: run_summary.RunSummary) -> str:
+    """The closing block a person reads after a run."""
+    lines = [f"Run {summary.run_id} of pipeline {summary.pipeline_name}:"]
+    for run in summary.components:
+        lines.append(f"  {run.node_id:<32} {run.state:<9} {run.seconds:7.1f}s")
+    rows = ", ".join(f"{split} {count:,}" for split, count in summary.rows_per_split.items())
+    lines.append(f"Rows read: {rows or 'unknown'}")
+    total = sum(len(found) for found in summary.anomalies.values())
+    lines.append(f"Anomalies against the curated schema: {total}")
+    for split, found in summary.anomalies.items():
+        lines.extend(f"  [{split}] {line}" for line in found)
+    if summary.eval_metrics:
+        shown = ", ".join(
+            f"{name} {value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{name} {value:g}"
+            for name, value in sorted(summary.eval_metrics.items())
+        )
+        lines.append(f"Eval metrics (overall): {shown}")
+    lines.append(
+        "Blessed: " + {True: "yes", False: "no", None: "not evaluated"}[summary.blessed]
+    )
+    if summary.blessing_reason:
+        lines.append(f"Not blessed because: {summary.blessing_reason}")
+    if summary.already_serving:
+        lines.append(f"Pushed: no, the blessed model is already serving: {summary.already_serving}")
+    else:
+        lines.append(f"Pushed to: {summary.pushed_to}" if summary.pushed_to else "Pushed: no")
+    return "\n".join(lines)

@@ -1,12 +1,12 @@
 """Runs the Beam pipeline on a schedule, whenever a new data span has arrived.
 
-    python -m pipeline.scheduler                  # schedule_cron, else every schedule_interval_s
-    python -m pipeline.scheduler --cron '0 6 * * *'
-    python -m pipeline.scheduler --interval-s 600 --force
+    python -m pipeline.runners.scheduler                  # schedule_cron, else every schedule_interval_s
+    python -m pipeline.runners.scheduler --cron '0 6 * * *'
+    python -m pipeline.runners.scheduler --interval-s 600 --force
 
 Each trigger asks whether there is new data (the input a run would read, `inputs.resolve`, has no
 recorded run in ML Metadata: in the span layout the newest span and version, in the plain layout input
-files whose hashes differ from the last recorded run's) and, if so, runs `pipeline/beam_runner.py` in a
+files whose hashes differ from the last recorded run's) and, if so, runs `pipeline/runners/beam_runner.py` in a
 child process, which checks the input before it starts anything. A run that fails says why in its
 trigger line (`error`); an input its pre-flight check refused (`refused`) is not run again until its
 files change (`refused_before`). Runs never overlap: a trigger that fires while this
@@ -36,11 +36,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ml_metadata.proto import metadata_store_pb2
+from pipeline import configs, inputs
+from pipeline.guards import store_lock
+from pipeline.metadata import run_record
+from pipeline.metadata.store import StoreMissing, open_store
 
-from pipeline import configs, inputs, run_record, run_summary, store_lock
-
-BEAM_RUNNER = configs.PROJECT_ROOT / "pipeline" / "beam_runner.py"
+BEAM_RUNNER = configs.PROJECT_ROOT / "pipeline" / "runners" / "beam_runner.py"
 # Seconds a terminated run gets to exit before it is killed.
 _KILL_AFTER_S = 30.0
 
@@ -51,14 +52,9 @@ def _identity(run_input: inputs.RunInput | None) -> tuple | None:
 
 def recorded_runs(config: configs.PipelineConfig) -> list[dict]:
     """The run records of every finished run of the pipeline in its store, oldest first."""
-    # The SQLite connection built here: importing the pipeline definition would load TensorFlow into a
-    # process that only reads the store.
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = config.metadata_path
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     try:
-        store = run_summary.open_store(connection)
-    except FileNotFoundError:
+        store = open_store(config, readonly=True)
+    except StoreMissing:
         return []
     records = []
     for context in store.get_contexts_by_type("pipeline_run"):

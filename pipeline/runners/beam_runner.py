@@ -1,7 +1,7 @@
 """Runs the pipeline on TFX's Beam orchestrator: each component is a step of a Beam pipeline.
 
-    python pipeline/beam_runner.py
-    tfx pipeline create --engine beam --pipeline_path pipeline/beam_runner.py
+    python pipeline/runners/beam_runner.py       # or: python -m pipeline.runners.beam_runner
+    tfx pipeline create --engine beam --pipeline_path pipeline/runners/beam_runner.py
 
 Where the components' own Beam work (ExampleGen, StatisticsGen, Transform, Evaluator) runs is set by
 the beam_profile setting (TAXI_BEAM_PROFILE: in_memory, multi_processing, dataflow, flink, spark).
@@ -12,21 +12,17 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from pathlib import Path
 
 if __name__ == "__main__":
     gc.disable()  # While TensorFlow, TFX and Beam load; dag_run.main turns it back on and says why.
-
-if __package__ in (None, ""):
-    # Run as a file (python pipeline/beam_runner.py, or re-executed by the tfx CLI): Python put pipeline/
-    # first on sys.path, where pipeline.py would shadow the `pipeline` package. The project root goes first.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # isort: off
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner  # noqa: E402
 
-from pipeline import configs, dag_run, run_summary  # noqa: E402
+from pipeline import configs  # noqa: E402
+from pipeline.metadata import run_summary  # noqa: E402
+from pipeline.runners import dag_run  # noqa: E402
 # isort: on
 
 

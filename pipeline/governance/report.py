@@ -15,10 +15,16 @@ import os
 import shutil
 import subprocess
 
+import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
+from tensorflow_data_validation.utils import display_util
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
 
-from pipeline import configs, governance, run_summary
+from pipeline import configs
+from pipeline.governance.lineage import lineage_dot, model_lineage
+from pipeline.governance.runs import ROLLBACK_TYPE, find_run, property_value
+from pipeline.metadata import artifact_files, run_summary
 
 _STYLE = """
 body { font-family: -apple-system, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 72em;
@@ -91,7 +97,7 @@ def _fmt(value) -> str:
 
 def statistics_section(statistics_uri: str) -> str:
     parts = []
-    for split, stats in run_summary.load_statistics(statistics_uri).items():
+    for split, stats in artifact_files.load_statistics(statistics_uri).items():
         for dataset in stats.datasets:
             rows = []
             for feature in dataset.features:
@@ -114,10 +120,8 @@ def statistics_section(statistics_uri: str) -> str:
 
 
 def anomalies_section(anomalies_uri: str) -> str:
-    from tensorflow_data_validation.utils import display_util
-
     parts = []
-    for split, anomalies in run_summary.load_anomalies(anomalies_uri).items():
+    for split, anomalies in artifact_files.load_anomalies(anomalies_uri).items():
         frame = display_util.get_anomalies_dataframe(anomalies)
         parts.append(f"<h3>{html.escape(split)}</h3>")
         if frame.empty:
@@ -128,9 +132,6 @@ def anomalies_section(anomalies_uri: str) -> str:
 
 
 def schema_section(schema_uri: str) -> str:
-    from tensorflow_data_validation.utils import display_util
-    from tfx.utils import io_utils
-
     schema = io_utils.parse_pbtxt_file(os.path.join(schema_uri, "schema.pbtxt"), schema_pb2.Schema())
     features, domains = display_util.get_schema_dataframe(schema)
     return features.to_html() + (domains.to_html() if not domains.empty else "")
@@ -138,8 +139,6 @@ def schema_section(schema_uri: str) -> str:
 
 def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """The candidate's metrics per slice ("Overall", "payment_type = Cash", ...)."""
-    import tensorflow_model_analysis as tfma
-
     found: dict[str, dict[str, float]] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         keys = slice_metrics.slice_key.single_slice_keys
@@ -180,15 +179,13 @@ def metrics_section(evaluation_uri: str) -> str:
 def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
     if evaluator is None:
         return "<p>The run did not evaluate a model.</p>"
-    import tensorflow_model_analysis as tfma
-
     blessing = evaluator.output("blessing")
-    blessed = bool(governance._value(blessing.custom_properties, "blessed")) if blessing else None
+    blessed = bool(property_value(blessing.custom_properties, "blessed")) if blessing else None
     parts = [
         '<p>Decision: <span class="ok">BLESSED</span></p>' if blessed
         else '<p>Decision: <span class="bad">NOT BLESSED</span></p>'
     ]
-    eval_config = json.loads(governance._value(evaluator.execution.custom_properties, "eval_config") or "{}")
+    eval_config = json.loads(property_value(evaluator.execution.custom_properties, "eval_config") or "{}")
     rows = []
     for spec in eval_config.get("metrics_specs", []):
         for metric in spec.get("metrics", []):
@@ -228,9 +225,7 @@ def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
 
 def lineage_image(story: dict) -> str:
     """The lineage graph as an inline image: Graphviz's SVG when installed, else our own SVG drawing."""
-    from pipeline import cli
-
-    dot_text = cli.lineage_dot(story)
+    dot_text = lineage_dot(story)
     if shutil.which("dot"):
         svg = subprocess.run(["dot", "-Tsvg"], input=dot_text, capture_output=True, text=True, check=True).stdout
         return _image(svg, "lineage graph")
@@ -285,7 +280,7 @@ def graph_svg(graph: dict) -> str:
             if version:
                 second += f" v{version}"
         else:
-            rollback = info["node"] == governance.ROLLBACK_TYPE
+            rollback = info["node"] == ROLLBACK_TYPE
             first, second = info["node"][:24], f"#{info['id']} {info['state'].lower()}"
             fill, stroke, rx = ("#fde8e8" if rollback else "#eef7e8"), "#3d8b40", 14
         parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="{rx}" fill="{fill}" stroke="{stroke}"/>')
@@ -299,7 +294,7 @@ def graph_svg(graph: dict) -> str:
 
 
 def render_report(store: metadata_store.MetadataStore, config: configs.PipelineConfig, run: str) -> str:
-    info = governance.find_run(store, config.pipeline_name, run)
+    info = find_run(store, config.pipeline_name, run)
     by_node = {c.node_id: c for c in info.components}
 
     def output(node: str, key: str):
@@ -342,9 +337,9 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     sections.append("<h2>Blessing</h2>" + blessing_section(store, by_node.get("Evaluator")))
     pushed = output("Pusher", "pushed_model")
     model = output("Trainer", "model")
-    target = pushed if pushed is not None and governance._value(pushed.custom_properties, "pushed") else model
+    target = pushed if pushed is not None and property_value(pushed.custom_properties, "pushed") else model
     if target is not None:
-        story = governance.lineage(store, config.serving_model_dir, str(target.id))
+        story = model_lineage(store, config.serving_model_dir, str(target.id))
         sections.append("<h2>Lineage</h2>" + lineage_image(story))
     body = "\n".join(sections)
     return (
@@ -358,7 +353,7 @@ def write_report(store, config: configs.PipelineConfig, run: str, output: str | 
     """Render the report and write it atomically; returns its path."""
     page = render_report(store, config, run)
     if output is None:
-        name = governance.find_run(store, config.pipeline_name, run).name.replace(":", "-")
+        name = find_run(store, config.pipeline_name, run).name.replace(":", "-")
         output = f"report-{name}.html"
     output = os.path.abspath(output)
     partial = output + ".partial"

@@ -23,7 +23,10 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from modules import features
-from pipeline import configs, inputs, run_summary
+from pipeline import configs, inputs
+from pipeline.metadata import run_summary
+from pipeline.metadata import artifact_files
+from pipeline.metadata.store import open_store
 
 # Every recorded property starts with this prefix, apart from TFX's own.
 PREFIX = "record_"
@@ -101,7 +104,7 @@ def _run_outputs(
 def spans(store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context) -> list[int]:
     """The data spans of the Examples that the run's executions wrote or reused from the cache."""
     # Only Examples carry a meaningful span; statistics and anomalies declare one and leave it 0.
-    found = {run_summary.int_property(a, "span") for a in _run_outputs(store, run_context, "Examples")}
+    found = {artifact_files.int_property(a, "span") for a in _run_outputs(store, run_context, "Examples")}
     return sorted(span for span in found if span is not None)
 
 
@@ -113,8 +116,8 @@ def run_inputs(
     record: dict[str, str | int] = {}
     examples = _run_outputs(store, run_context, "Examples")
     if examples:
-        span = run_summary.int_property(examples[-1], "span") or 0
-        version = run_summary.int_property(examples[-1], "version")
+        span = artifact_files.int_property(examples[-1], "span") or 0
+        version = artifact_files.int_property(examples[-1], "version")
         record["input_version"] = -1 if version is None else version
         read = examples[-1].custom_properties.get("input_fingerprint")
         try:
@@ -145,7 +148,7 @@ def record_run(
 
     `record` may be collected before the run starts (so edits made while it runs do not leak in).
     """
-    store = run_summary.open_store(connection)
+    store = open_store(connection)
     if run_id is None:
         context = run_summary.latest_run_context(store, config.pipeline_name)
     else:

@@ -15,23 +15,18 @@ in a final task.
 from __future__ import annotations
 
 import datetime
-import sys
-from pathlib import Path
-
-_ROOT = Path(__file__).resolve().parent.parent
-if (_ROOT / "pipeline" / "__init__.py").is_file() and str(_ROOT) not in sys.path:
-    # Parsed from a symlink in the DAGs folder: the project root, not pipeline/ (where pipeline.py
-    # would shadow the package), must be importable.
-    sys.path.insert(0, str(_ROOT))
 
 # isort: off
-import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from airflow import DAG  # noqa: E402
-from airflow.exceptions import AirflowFailException  # noqa: E402
-from airflow.operators.python import PythonOperator  # noqa: E402
+import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from airflow import DAG
+from airflow.exceptions import AirflowFailException
+from airflow.operators.python import PythonOperator
 
-from pipeline import configs, node_launch, run_record  # noqa: E402
-from pipeline import pipeline as taxi_pipeline  # noqa: E402
+from pipeline import configs
+from pipeline import pipeline as taxi_pipeline
+from pipeline.metadata import run_record
+from pipeline.metadata.store import connection_config
+from pipeline.runners import node_launch
 # isort: on
 
 RUNNER = "airflow"
@@ -52,7 +47,7 @@ def _launch_node(config: configs.PipelineConfig, node_id: str, run_id: str) -> N
 
 def _record_run(config: configs.PipelineConfig, run_id: str) -> None:
     run_record.record_run(
-        taxi_pipeline.metadata_connection_config(config),
+        connection_config(config),
         config,
         runner=RUNNER,
         record=run_record.collect(config, runner=RUNNER),
@@ -107,7 +102,7 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
 dag = create_dag(configs.load_config())
 
 if __name__ == "__main__":
-    # `tfx pipeline create --engine airflow --pipeline_path pipeline/airflow_dag.py` runs this file and
+    # `tfx pipeline create --engine airflow --pipeline_path pipeline/runners/airflow_dag.py` runs this file and
     # registers the pipeline whose DAG runner's run() it sees: hand it the pipeline through TFX's
     # AirflowDagRunner (which only builds a DAG object here); the CLI then copies this file into
     # $AIRFLOW_HOME/dags, where Airflow parses it and finds `dag` above.

@@ -1,0 +1,165 @@
+"""Which runs happened and what each did, and the rollbacks between them: read from ML Metadata.
+
+Everything in governance/ is read from the store and the serving directory, never from a runner's
+memory, so the answers are the same whichever orchestrator wrote the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.metadata import run_record, run_summary
+
+ROLLBACK_TYPE = "Rollback"
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+class GovernanceError(Exception):
+    """A question the store cannot answer as asked; the message says why."""
+
+
+def producing_execution(store, artifact_id: int) -> metadata_store_pb2.Execution | None:
+    """The execution that first output the artifact (later cached executions reuse it)."""
+    events = sorted(
+        (e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in OUTPUT_EVENTS),
+        key=lambda e: e.execution_id,
+    )
+    return store.get_executions_by_id([events[0].execution_id])[0] if events else None
+
+
+def timestamp(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def property_value(properties, name):
+    """A property's value whatever its type, or None."""
+    if name not in properties:
+        return None
+    field = properties[name].WhichOneof("value")
+    return getattr(properties[name], field) if field else None
+
+
+@dataclasses.dataclass
+class RunInfo:
+    name: str
+    context_id: int
+    started_ms: int
+    seconds: float
+    status: str
+    components: list[run_summary.ComponentRun]
+    record: dict
+    blessed: bool | None
+    pushed_version: str | None
+
+    def as_dict(self) -> dict:
+        return {
+            "run": self.name,
+            "context_id": self.context_id,
+            "started": timestamp(self.started_ms),
+            "seconds": round(self.seconds, 1),
+            "status": self.status,
+            "blessed": self.blessed,
+            "pushed_version": self.pushed_version,
+            "record": self.record,
+            "components": [
+                {"node": c.node_id, "state": c.state, "seconds": round(c.seconds, 1)} for c in self.components
+            ],
+        }
+
+
+@dataclasses.dataclass
+class RollbackInfo:
+    execution: metadata_store_pb2.Execution
+    model_id: int | None
+    pushed: metadata_store_pb2.Artifact | None
+
+    def prop(self, name):
+        found = property_value(self.execution.properties, name)
+        return found if found is not None else property_value(self.execution.custom_properties, name)
+
+
+def pipeline_context(store: metadata_store.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if context is None:
+        names = [c.name for c in store.get_contexts_by_type("pipeline")]
+        hint = f"; pipelines in this store: {', '.join(names)}" if names else "; the store holds no runs"
+        raise GovernanceError(f"pipeline {pipeline_name!r} has never run against this store{hint}")
+    return context
+
+
+def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[RunInfo]:
+    """Every run of the pipeline, newest first."""
+    pipeline_context(store, pipeline_name)
+    runs = []
+    for context in store.get_contexts_by_type("pipeline_run"):
+        components = run_summary.component_runs(store, context, pipeline_name)
+        components = [c for c in components if c.node_id != "?"]
+        if not components:
+            continue
+        start = min(c.execution.create_time_since_epoch for c in components)
+        end = max(c.execution.last_update_time_since_epoch for c in components)
+        # A run resumed after a failure (Luigi, Airflow task retries) holds the failed execution too:
+        # each node's newest execution says how the run stands.
+        newest = {c.node_id: c for c in components}
+        states = {c.state for c in newest.values()}
+        status = next((s for s in ("failed", "running", "canceled") if s in states), "complete")
+        blessing = next((c.output("blessing") for c in components if c.output("blessing")), None)
+        blessed = property_value(blessing.custom_properties, "blessed") if blessing else None
+        pushed = next((c.output("pushed_model") for c in components if c.output("pushed_model")), None)
+        pushed_version = (
+            property_value(pushed.custom_properties, "pushed_version")
+            if pushed is not None and property_value(pushed.custom_properties, "pushed")
+            else None
+        )
+        runs.append(
+            RunInfo(
+                name=context.name,
+                context_id=context.id,
+                started_ms=start,
+                seconds=(end - start) / 1000.0,
+                status=status,
+                components=components,
+                record=run_record.read_record(context),
+                blessed=None if blessed is None else bool(blessed),
+                pushed_version=pushed_version,
+            )
+        )
+    return sorted(runs, key=lambda r: r.started_ms, reverse=True)
+
+
+def list_rollbacks(store: metadata_store.MetadataStore) -> list[RollbackInfo]:
+    """Every rollback recorded in the store, newest first."""
+    if not _has_execution_type(store, ROLLBACK_TYPE):
+        return []
+    executions = store.get_executions_by_type(ROLLBACK_TYPE)
+    found = []
+    for execution in executions:
+        events = store.get_events_by_execution_ids([execution.id])
+        model_id = next((e.artifact_id for e in events if e.type in INPUT_EVENTS), None)
+        pushed_id = next((e.artifact_id for e in events if e.type in OUTPUT_EVENTS), None)
+        pushed = store.get_artifacts_by_id([pushed_id])[0] if pushed_id else None
+        found.append(RollbackInfo(execution, model_id, pushed))
+    return sorted(found, key=lambda r: r.execution.create_time_since_epoch, reverse=True)
+
+
+def _has_execution_type(store, name: str) -> bool:
+    return any(t.name == name for t in store.get_execution_types())
+
+
+def find_run(store: metadata_store.MetadataStore, pipeline_name: str, run: str) -> RunInfo:
+    """A run by its name, its context id, or `latest`."""
+    runs = list_runs(store, pipeline_name)
+    if not runs:
+        raise GovernanceError(f"pipeline {pipeline_name!r} has no recorded run")
+    if run == "latest":
+        return runs[0]
+    for info in runs:
+        if run in (info.name, str(info.context_id)):
+            return info
+    known = ", ".join(r.name for r in runs[:5])
+    raise GovernanceError(f"no run {run!r} of {pipeline_name!r}; recent runs: {known}")

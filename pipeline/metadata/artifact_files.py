@@ -1,0 +1,124 @@
+"""What TFX's artifacts hold, read from their files: statistics, anomalies, evaluation metrics and the
+Evaluator's reasons. Every reader of artifact contents (the closing summary, the data gate, the report,
+the notebook) goes through here."""
+
+from __future__ import annotations
+
+import os
+
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+
+
+def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | None:
+    """An integer property of an artifact, declared or custom (TFX 1.16 writes an Examples artifact's
+    span and version as custom properties; reading `Artifact.span` then answers 0 whatever the span)."""
+    for properties in (artifact.properties, artifact.custom_properties):
+        if name in properties:
+            return properties[name].int_value
+    return None
+
+
+def _per_split(uri: str, file_name: str, message_type):
+    """The binary proto `file_name` of each `Split-<name>` folder of an artifact, by split name."""
+    if not os.path.isdir(uri):
+        return {}
+    protos = {}
+    for name in sorted(os.listdir(uri)):
+        if name.startswith("Split-"):
+            proto = message_type()
+            with open(os.path.join(uri, name, file_name), "rb") as f:
+                proto.ParseFromString(f.read())
+            protos[name.removeprefix("Split-")] = proto
+    return protos
+
+
+def load_statistics(statistics_uri: str) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+    """StatisticsGen's statistics of each split."""
+    return _per_split(statistics_uri, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList)
+
+
+def load_anomalies(anomalies_uri: str) -> dict[str, anomalies_pb2.Anomalies]:
+    """ExampleValidator's anomalies of each split."""
+    return _per_split(anomalies_uri, "SchemaDiff.pb", anomalies_pb2.Anomalies)
+
+
+def rows_per_split(statistics_uri: str) -> dict[str, int]:
+    """Rows counted by StatisticsGen in each split."""
+    return {
+        split: sum(dataset.num_examples for dataset in stats.datasets)
+        for split, stats in load_statistics(statistics_uri).items()
+    }
+
+
+def anomalies_per_split(anomalies_uri: str) -> dict[str, list[str]]:
+    """ExampleValidator's findings per split, one line per feature."""
+    found = {}
+    for split, anomalies in load_anomalies(anomalies_uri).items():
+        lines = [
+            f"{feature}: {info.short_description or info.description}"
+            for feature, info in sorted(anomalies.anomaly_info.items())
+        ]
+        if anomalies.HasField("dataset_anomaly_info"):
+            lines.append(f"(dataset): {anomalies.dataset_anomaly_info.description}")
+        found[split] = lines
+    return found
+
+
+def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
+    """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
+    import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
+
+    metrics = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for key_and_value in slice_metrics.metric_keys_and_values:
+            key = key_and_value.key
+            # With a baseline, TFMA also records the baseline's metrics and the differences.
+            if key.is_diff or (key.model_name == tfma.BASELINE_KEY) != baseline:
+                continue
+            if not key_and_value.value.HasField("double_value"):
+                continue
+            metrics[key.name] = key_and_value.value.double_value.value
+    return metrics
+
+
+def blessing_failures(evaluation_uri: str) -> list[str]:
+    """Each threshold the candidate missed, from TFMA's validation result: metric, value, threshold, baseline."""
+    import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
+
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return []
+    candidate = overall_metrics(evaluation_uri)
+    baseline = overall_metrics(evaluation_uri, baseline=True)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = ", ".join(
+            f"{key.column}={key.bytes_value.decode() if key.HasField('bytes_value') else key.int64_value}"
+            for key in per_slice.slice_key.single_slice_keys
+        ) or "overall"
+        for failure in per_slice.failures:
+            name = failure.metric_key.name
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if threshold.HasField("change_threshold"):
+                change = threshold.change_threshold
+                bound = "no less" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "no more"
+                lines.append(
+                    f"{name} ({where}) {candidate.get(name, float('nan')):.4f} against the blessed "
+                    f"baseline's {baseline.get(name, float('nan')):.4f}: a change of {value:+.4f}, the "
+                    f"threshold allows {bound} than {change.absolute.value:+.4f}"
+                )
+            elif threshold.HasField("value_threshold"):
+                bounds = threshold.value_threshold
+                limit = (
+                    f"below the lower bound {bounds.lower_bound.value:g}"
+                    if bounds.HasField("lower_bound") and value < bounds.lower_bound.value
+                    else f"above the upper bound {bounds.upper_bound.value:g}"
+                )
+                lines.append(f"{name} ({where}) {value:.4f} is {limit}")
+            else:
+                lines.append(f"{name} ({where}): {failure.message or 'failed its threshold'}")
+    return lines or ["TFMA's validation failed without a metric failure (see the evaluation artifact)"]
