@@ -4,7 +4,7 @@
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/chicago-taxi:TAG .
 #   docker push REGION-docker.pkg.dev/PROJECT/REPO/chicago-taxi:TAG
-#   export TAXI_CONTAINER_IMAGE=REGION-docker.pkg.dev/PROJECT/REPO/chicago-taxi:TAG
+#   export PIPELINE_CONTAINER_IMAGE=REGION-docker.pkg.dev/PROJECT/REPO/chicago-taxi:TAG
 FROM python:3.10-slim
 
 WORKDIR /pipeline
@@ -22,6 +22,7 @@ RUN pip install uv==0.13.9 \
 
 COPY setup.py ./
 COPY modules/ modules/
+COPY examples/ examples/
 COPY pipeline/ pipeline/
 COPY schema/ schema/
 RUN uv pip install --system --no-deps .

@@ -20,7 +20,7 @@ test: install-all
 	@scripts/install_os_packages.sh
 	$(PY) -m pytest
 
-# The walkthrough notebook in JupyterLab; it writes under TAXI_NOTEBOOK_OUTPUT_ROOT (tfx_output/notebook).
+# The walkthrough notebook in JupyterLab; it writes under PIPELINE_NOTEBOOK_OUTPUT_ROOT (tfx_output/notebook).
 notebook: install
 	$(VENV)/bin/jupyter lab notebooks/pipeline_walkthrough.ipynb
 
@@ -46,10 +46,10 @@ clean-outputs:
 	rm -rf tfx_output
 
 .PHONY: run-beam schedule
-# The same pipeline on TFX's Beam orchestrator; TAXI_BEAM_PROFILE picks where Beam work runs.
+# The same pipeline on TFX's Beam orchestrator; PIPELINE_BEAM_PROFILE picks where Beam work runs.
 run-beam: install
 	$(PY) pipeline/runners/beam_runner.py
 
-# Beam runs whenever a new span arrives (TAXI_INPUT_PATTERN='span-{SPAN}/*.csv'); see README.
+# Beam runs whenever a new span arrives (PIPELINE_INPUT_PATTERN='span-{SPAN}/*.csv'); see README.
 schedule: install
 	$(PY) -m pipeline.runners.scheduler

@@ -1,4 +1,4 @@
-"""The taxi pipeline as an installable package, so every runner, worker and notebook imports the same code.
+"""The pipeline and its tasks as an installable package, so every runner, worker and notebook imports the same code.
 
 Versions are pinned in requirements.lock, not here: install with `make install` (or
 `pip install -r requirements.lock && pip install -e . --no-deps`).
@@ -7,12 +7,15 @@ Versions are pinned in requirements.lock, not here: install with `make install` 
 from setuptools import find_packages, setup
 
 setup(
-    name="taxi-tfx-pipeline",
+    name="tfx-reference-pipeline",
     version="0.1.0",
-    description="TFX reference pipeline for the Chicago taxi 'big tipper' task",
+    description="A TFX reference pipeline: one definition, many runners, data gates and governance",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "modules", "modules.*"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "modules", "modules.*", "examples", "examples.*"]),
     install_requires=["tfx==1.16.0", "tf-keras>=2.16,<2.17"],
     # Runs, lineage, rollback and run reports from the pipeline's ML Metadata store.
-    entry_points={"console_scripts": ["taxi-pipeline = pipeline.governance.cli:main"]},
+    # `taxi-pipeline` is the command's name from when the project knew only the taxi task.
+    entry_points={
+        "console_scripts": ["pipeline = pipeline.governance.cli:main", "taxi-pipeline = pipeline.governance.cli:main"]
+    },
 )

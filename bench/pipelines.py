@@ -35,7 +35,8 @@ class PipelineRun:
     pipeline_name: str
 
 
-# What tests/conftest.py's small_run_env sets: the test suite's many short runs.
+# What tests/conftest.py's small_run_env sets: the test suite's many short runs. Under the settings' older
+# names (TAXI_*, which the pipeline still reads): `compare --before` may run a checkout that knows only them.
 SMALL_RUN_ENV = {
     "TAXI_TRAIN_STEPS": "60",
     "TAXI_EVAL_STEPS": "4",

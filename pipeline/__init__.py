@@ -1,4 +1,4 @@
-"""The Chicago taxi TFX pipeline: configuration, definition and one runner per orchestrator."""
+"""A TFX reference pipeline: configuration, definition, components, guards and one runner per orchestrator."""
 
 import functools
 import importlib.metadata

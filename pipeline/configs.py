@@ -1,20 +1,29 @@
-"""Every tunable of the pipeline in one place.
+"""Every tunable of the pipeline in one place, and the task it runs.
 
 Each setting has a default that does not depend on the current directory and can be overridden by an
-environment variable (`TAXI_<NAME>`), so the same code serves a laptop, CI and a scheduler. Tests and
-notebooks override settings with `load_config(name=value)` instead.
+environment variable (`PIPELINE_<NAME>`; the older `TAXI_<NAME>` is read too), so the same code serves a
+laptop, CI and a scheduler. Tests and notebooks override settings with `load_config(name=value)` instead.
+What is learned, from which data, and how a model is judged come from the task (`task`, a package with a
+`task` module: modules/ by default); settings left empty take the task's values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import os
+import re
 import shlex
 import urllib.parse
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENV_PREFIX = "TAXI_"
+ENV_PREFIX = "PIPELINE_"
+# The prefix settings had before tasks were interchangeable; still read, after ENV_PREFIX.
+LEGACY_ENV_PREFIX = "TAXI_"
+# Settings renamed when the blessing metric became the task's: the old names still set the new ones.
+RENAMED_SETTINGS = {"eval_auc_lower_bound": "blessing_lower_bound", "eval_auc_max_decrease": "blessing_max_decrease"}
 
 
 class ConfigError(ValueError):
@@ -25,22 +34,110 @@ class ConfigError(ValueError):
 EXIT_CONFIG_ERROR = 2
 # The MySQL password is never a setting (every setting is recorded with each run): it comes from this
 # variable, or from the file metadata_mysql_password_file names (pipeline/metadata/mysql.py reads it).
-METADATA_MYSQL_PASSWORD_ENV = "TAXI_METADATA_MYSQL_PASSWORD"
+METADATA_MYSQL_PASSWORD_ENV = ENV_PREFIX + "METADATA_MYSQL_PASSWORD"
+
+
+def environ_value(name: str, environ: dict[str, str] | None = None) -> str | None:
+    """`PIPELINE_<NAME>`, else `TAXI_<NAME>`: an environment value by its name without the prefix."""
+    environ = os.environ if environ is None else environ
+    for prefix in (ENV_PREFIX, LEGACY_ENV_PREFIX):
+        value = environ.get(prefix + name)
+        if value:
+            return value
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the pipeline learns to predict and how a model is judged: a task package's `task` module
+    (modules/task.py is the default task), the only place the pipeline learns about the data."""
+
+    package: str
+    name: str
+    data_root: str
+    schema_file: str
+    transform_module_file: str
+    trainer_module_file: str
+    label_key: str
+    label_source_keys: tuple[str, ...]
+    classes: tuple[str, ...]
+    metrics: tuple[str, ...]
+    per_class_metrics: tuple[str, ...]
+    slice_feature_keys: tuple[str, ...]
+    blessing_metric: str
+    blessing_lower_bound: float
+    blessing_max_decrease: float
+    numeric_drift_overrides: tuple[str, ...]
+
+    @property
+    def multiclass(self) -> bool:
+        return len(self.classes) > 2
+
+
+# Attributes a task module may leave out, with their value then.
+_TASK_DEFAULTS = {
+    "per_class_metrics": (),
+    "slice_feature_keys": (),
+    "numeric_drift_overrides": (),
+}
+
+
+def metric_name(class_name: str) -> str:
+    """The name TFMA gives a metric class's values: "BinaryAccuracy" -> "binary_accuracy", "AUC" -> "auc"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+
+
+@functools.lru_cache(maxsize=8)
+def load_task(package: str) -> Task:
+    """The task defined by `<package>.task`, checked: a missing attribute is named, not met later."""
+    try:
+        module = importlib.import_module(f"{package}.task")
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"task {package!r} cannot be loaded: {error} (set {ENV_PREFIX}TASK to a package with a task "
+            "module, such as modules or examples.penguin.modules)"
+        ) from None
+    values = {}
+    missing = []
+    for field in dataclasses.fields(Task):
+        if field.name == "package":
+            continue
+        attribute = field.name.upper()
+        if hasattr(module, attribute):
+            value = getattr(module, attribute)
+            values[field.name] = tuple(value) if isinstance(value, (list, tuple)) else value
+        elif field.name in _TASK_DEFAULTS:
+            values[field.name] = _TASK_DEFAULTS[field.name]
+        else:
+            missing.append(attribute)
+    if missing:
+        raise ConfigError(f"task module {module.__file__} does not define {', '.join(missing)}")
+    task = Task(package=package, **values)
+    if len(task.classes) < 2:
+        raise ConfigError(f"task {package!r}: CLASSES needs at least two classes, got {task.classes}")
+    if task.blessing_metric not in {metric_name(m) for m in task.metrics}:
+        raise ConfigError(
+            f"task {package!r}: BLESSING_METRIC {task.blessing_metric!r} is not computed by METRICS "
+            f"({', '.join(metric_name(m) for m in task.metrics)})"
+        )
+    return task
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    """Settings for one pipeline; paths are absolute."""
+    """Settings for one pipeline; paths are absolute. Empty settings take the task's values."""
 
-    pipeline_name: str = "chicago-taxi"
+    # The task's package (its `task` module says what is learned and how a model is judged).
+    task: str = "modules"
+    pipeline_name: str = ""
     # Folder holding the input CSV files, and which files in it are data.
-    data_root: str = str(PROJECT_ROOT / "data")
+    data_root: str = ""
     # A pattern with {SPAN} (e.g. "span-{SPAN}/*.csv") reads data in spans: each run takes the newest.
     input_pattern: str = "*.csv"
     # The curated schema that data is validated against and that Transform and Trainer use.
-    schema_path: str = str(PROJECT_ROOT / "schema" / "schema.pbtxt")
-    transform_module_file: str = str(PROJECT_ROOT / "modules" / "transform_module.py")
-    trainer_module_file: str = str(PROJECT_ROOT / "modules" / "trainer_module.py")
+    schema_path: str = ""
+    transform_module_file: str = ""
+    trainer_module_file: str = ""
     # Everything the pipeline writes goes under output_root unless set one by one.
     output_root: str = str(PROJECT_ROOT / "tfx_output")
     pipeline_root: str = ""
@@ -51,31 +148,31 @@ class PipelineConfig:
     eval_hash_buckets: int = 1
     # On a large local input the eval split stops growing near this many rows (0: no limit; see
     # split_hash_buckets). The Evaluator costs about 1 ms of CPU per row (per slice, per model, in
-    # TFMA's Python); AUC on 100k rows is already within about 0.001 of AUC on millions.
+    # TFMA's Python); metrics on 100k rows are already within about 0.001 of those on millions.
     max_eval_rows: int = 100_000
-    # Training.
-    # About 3.4 passes over the 11k training rows: eval AUC peaks near here (1000 steps overfit).
+    # Training: what the Trainer's run_fn receives (300 steps of 128 rows: a few passes over a sample of
+    # some ten thousand rows; set more for larger data).
     train_steps: int = 300
     eval_steps: int = 20
     batch_size: int = 128
     learning_rate: float = 0.003
     hidden_units: tuple[int, ...] = (64, 32)
     epochs: int = 3
-    # Blessing: the candidate's eval AUC must reach this, and may not fall below the blessed baseline's
-    # by more than the allowed decrease.
-    eval_auc_lower_bound: float = 0.7
-    eval_auc_max_decrease: float = 0.0
+    # Blessing: the task's blessing metric must reach this on the eval split, and may not fall behind the
+    # blessed baseline's by more than the allowed decrease (None: the task's numbers).
+    blessing_lower_bound: float | None = None
+    blessing_max_decrease: float | None = None
     # The data gate: a split with fewer rows halts the run (a model trained or judged on so few rows
     # says nothing, and empty statistics must never become the next run's drift baseline).
     min_train_rows: int = 200
     min_eval_rows: int = 50
-    # Numeric drift against the last data that passed the gate (pipeline/numeric_drift.py): the
+    # Numeric drift against the last data that passed the gate (pipeline/guards/numeric_drift.py): the
     # smallest Kolmogorov-Smirnov distance that halts a run whatever its size, and per-feature
-    # `name=distance` or `name=off`. Timestamps move forward with every new span by nature.
+    # `name=distance` or `name=off` (None: the task's).
     numeric_drift_min_distance: float = 0.1
-    numeric_drift_overrides: tuple[str, ...] = ("trip_start_timestamp=off",)
-    # Raw features whose values each get their own eval metrics, beside the overall ones.
-    slice_feature_keys: tuple[str, ...] = ("payment_type", "trip_start_day")
+    numeric_drift_overrides: tuple[str, ...] | None = None
+    # Raw features whose values each get their own eval metrics, beside the overall ones (None: the task's).
+    slice_feature_keys: tuple[str, ...] | None = None
     # Extra Beam args of the data components, added after those of beam_profile (a later flag wins).
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
@@ -95,8 +192,8 @@ class PipelineConfig:
     # Serving versions kept after each push, newest first (0 keeps all); the serving one always stays.
     serving_versions_to_keep: int = 0
     # ML Metadata on MySQL/MariaDB instead of SQLite, by URL (mysql://user@host:port/database) or by the
-    # fields. The password is never a setting: it is read from TAXI_METADATA_MYSQL_PASSWORD or from the
-    # file named by metadata_mysql_password_file.
+    # fields. The password is never a setting: it is read from PIPELINE_METADATA_MYSQL_PASSWORD or from
+    # the file named by metadata_mysql_password_file.
     metadata_mysql_url: str = ""
     metadata_mysql_host: str = ""
     metadata_mysql_port: int = 3306
@@ -119,7 +216,7 @@ class PipelineConfig:
     # A worker image with requirements.lock and this project installed; without one, remote workers
     # install the lock and the project (setup.py) at start-up.
     beam_sdk_container_image: str = ""
-    # The scheduler (pipeline/scheduler.py): a crontab line, else an interval in seconds.
+    # The scheduler (pipeline/runners/scheduler.py): a crontab line, else an interval in seconds.
     schedule_cron: str = ""
     schedule_interval_s: int = 3600
     # Transform's own statistics of its input and output (pre/post-transform stats, schema, anomalies).
@@ -145,6 +242,21 @@ class PipelineConfig:
     )
 
     def __post_init__(self) -> None:
+        task = load_task(self.task)
+        from_task = {
+            "pipeline_name": task.name,
+            "data_root": task.data_root,
+            "schema_path": task.schema_file,
+            "transform_module_file": task.transform_module_file,
+            "trainer_module_file": task.trainer_module_file,
+            "blessing_lower_bound": task.blessing_lower_bound,
+            "blessing_max_decrease": task.blessing_max_decrease,
+            "numeric_drift_overrides": task.numeric_drift_overrides,
+            "slice_feature_keys": task.slice_feature_keys,
+        }
+        for name, value in from_task.items():
+            if getattr(self, name) in ("", None):
+                object.__setattr__(self, name, value)
         out = Path(self.output_root)
         defaults = {
             "pipeline_root": out / "pipelines" / self.pipeline_name,
@@ -166,10 +278,10 @@ class PipelineConfig:
         if self.beam_profile not in BEAM_PROFILES:
             raise ConfigError(
                 f"beam_profile {self.beam_profile!r} is not one of {', '.join(BEAM_PROFILES)} "
-                "(set TAXI_BEAM_PROFILE)"
+                f"(set {ENV_PREFIX}BEAM_PROFILE)"
             )
-        if not 0.0 <= self.eval_auc_lower_bound <= 1.0:
-            raise ConfigError(f"eval_auc_lower_bound must be in [0, 1], got {self.eval_auc_lower_bound}")
+        if self.blessing_max_decrease < 0:
+            raise ConfigError(f"blessing_max_decrease may not be negative, got {self.blessing_max_decrease}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s",
                      "max_eval_rows"):
             if getattr(self, name) < 0:
@@ -183,6 +295,11 @@ class PipelineConfig:
                 object.__setattr__(self, name, value)
 
     @property
+    def task_spec(self) -> Task:
+        """The task this configuration runs."""
+        return load_task(self.task)
+
+    @property
     def hyperparameters(self) -> dict:
         """What the Trainer's `run_fn` receives as `custom_config`."""
         return {
@@ -194,7 +311,7 @@ class PipelineConfig:
 
 
 # The Beam args of each engine the data components can run on. `{field}` stands for that
-# PipelineConfig setting (TAXI_<FIELD>); a profile refuses to build while a setting it names is empty.
+# PipelineConfig setting (PIPELINE_<FIELD>); a profile refuses to build while a setting it names is empty.
 # The remote profiles also get how the project's code reaches their workers: the package built from
 # setup.py (--setup_file) and either a worker image holding requirements.lock and the project
 # (beam_sdk_container_image) or the lock itself, installed by each worker at start-up. Worker processes
@@ -260,8 +377,9 @@ def parse_metadata_mysql_url(url: str) -> dict:
     }
 
 
-def _parse(name: str, raw: str, annotation: str):
+def _parse(variable: str, name: str, raw: str, annotation: str):
     """Convert an environment variable's text to the field's type, or say clearly why not."""
+    annotation = annotation.removesuffix(" | None")
     try:
         if annotation == "int":
             return int(raw)
@@ -282,24 +400,33 @@ def _parse(name: str, raw: str, annotation: str):
             return tuple(part for part in raw.replace(",", " ").split())
         return raw
     except ValueError as error:
-        raise ConfigError(
-            f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} is not a valid {annotation}: {error}"
-        ) from None
+        raise ConfigError(f"environment variable {variable}={raw!r} is not a valid {annotation}: {error}") from None
 
 
 def env_overrides(environ: dict[str, str] | None = None) -> dict:
-    """Settings given as `TAXI_<FIELD>` environment variables."""
+    """Settings given as `PIPELINE_<FIELD>` environment variables (or the older `TAXI_<FIELD>`, and the
+    old names of renamed settings)."""
     environ = os.environ if environ is None else environ
+    names = {field.name: (field.name, str(field.type)) for field in dataclasses.fields(PipelineConfig)}
+    types = dict(names.values())
+    names.update({old: (new, types[new]) for old, new in RENAMED_SETTINGS.items()})
     overrides = {}
-    for field in dataclasses.fields(PipelineConfig):
-        raw = environ.get(ENV_PREFIX + field.name.upper())
-        if raw is not None and raw != "":
-            overrides[field.name] = _parse(field.name, raw, str(field.type))
+    # Old names first, so that a setting given under its new name wins.
+    for alias in sorted(names, key=lambda n: n not in RENAMED_SETTINGS):
+        field, annotation = names[alias]
+        for prefix in (LEGACY_ENV_PREFIX, ENV_PREFIX):
+            variable = prefix + alias.upper()
+            raw = environ.get(variable)
+            if raw is not None and raw != "":
+                overrides[field] = _parse(variable, field, raw, annotation)
     return overrides
 
 
 def load_config(**overrides) -> PipelineConfig:
     """Defaults, then environment variables, then explicit overrides (for tests and notebooks)."""
+    for old, new in RENAMED_SETTINGS.items():
+        if old in overrides:
+            overrides.setdefault(new, overrides.pop(old))
     unknown = set(overrides) - {field.name for field in dataclasses.fields(PipelineConfig)}
     if unknown:
         raise ConfigError(f"unknown pipeline settings: {', '.join(sorted(unknown))}")

@@ -76,7 +76,7 @@ def is_span_layout(pattern: str) -> bool:
     try:
         is_span, is_date, _ = utils.verify_split_pattern_specs(_split(pattern))
     except ValueError as error:
-        raise ConfigError(f"input_pattern {pattern!r}: {error} (set TAXI_INPUT_PATTERN)") from None
+        raise ConfigError(f"input_pattern {pattern!r}: {error} (set PIPELINE_INPUT_PATTERN)") from None
     return is_span or is_date
 
 
@@ -96,7 +96,7 @@ def resolve(data_root: str, pattern: str, span: int | None = None, version: int 
     from tfx.utils import io_utils
 
     if not fileio.isdir(data_root):
-        raise ConfigError(f"data folder {data_root} does not exist (set TAXI_DATA_ROOT)")
+        raise ConfigError(f"data folder {data_root} does not exist (set PIPELINE_DATA_ROOT)")
     split = _split(pattern)
     try:
         if span is None:
@@ -112,13 +112,13 @@ def resolve(data_root: str, pattern: str, span: int | None = None, version: int 
     except ValueError as error:
         if "Cannot find matching" in str(error):
             raise ConfigError(
-                f"no input files match {pattern!r} in {data_root} (set TAXI_DATA_ROOT or TAXI_INPUT_PATTERN)"
+                f"no input files match {pattern!r} in {data_root} (set PIPELINE_DATA_ROOT or PIPELINE_INPUT_PATTERN)"
             ) from None
-        raise ConfigError(f"input_pattern {pattern!r}: {error} (set TAXI_INPUT_PATTERN)") from None
+        raise ConfigError(f"input_pattern {pattern!r}: {error} (set PIPELINE_INPUT_PATTERN)") from None
     files = list_files(data_root, split.pattern)
     if not files:
         raise ConfigError(
-            f"no input files match {split.pattern!r} in {data_root} (set TAXI_DATA_ROOT or TAXI_INPUT_PATTERN)"
+            f"no input files match {split.pattern!r} in {data_root} (set PIPELINE_DATA_ROOT or PIPELINE_INPUT_PATTERN)"
         )
     return RunInput(data_root, pattern, split.pattern, span, version, files, fingerprint)
 

@@ -34,7 +34,6 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
-from modules import features
 from pipeline import configs, inputs
 from pipeline.beam import overheads, profiles
 from pipeline.components import atomic_pusher, csv_example_gen, curated_schema, data_gate
@@ -128,51 +127,49 @@ def _user_module_packaging(enabled: bool) -> Iterator[None]:
 
 
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA settings: overall and per-slice metrics, an absolute AUC floor and no regression."""
-    auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(
-            lower_bound={"value": config.eval_auc_lower_bound}
-        ),
+    """TFMA settings from the task: its metrics overall and per slice (and per class, for a multi-class
+    task), and the blessing: the task's metric on the whole eval split reaches the lower bound and does
+    not fall behind the blessed baseline's by more than the allowed decrease."""
+    task = config.task_spec
+    blessing = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.blessing_lower_bound}),
         # Ignored on the first run, when there is no blessed baseline yet.
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -max(config.eval_auc_max_decrease, 1e-10)},
+            absolute={"value": -max(config.blessing_max_decrease, 1e-10)},
         ),
     )
+    metrics = []
+    for class_name in task.metrics:
+        metric = tfma.MetricConfig(class_name=class_name)
+        if configs.metric_name(class_name) == task.blessing_metric:
+            # Blessing judges the whole eval split: a small slice's metric is noise.
+            metric.per_slice_thresholds.append(
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=blessing)
+            )
+        metrics.append(metric)
+    metrics_specs = [tfma.MetricsSpec(metrics=metrics)]
+    if task.per_class_metrics:
+        metrics_specs.append(
+            tfma.MetricsSpec(
+                metrics=[tfma.MetricConfig(class_name=name) for name in task.per_class_metrics],
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(task.classes)))}),
+            )
+        )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                # Evaluate through the exported signatures. Left unset, TFMA probes whether the
-                # model loads as Keras first, a full second load of the model.
+                # Evaluate through the exported signatures (every task's run_fn exports these two).
+                # Left unset, TFMA probes whether the model loads as Keras first, a full second load.
                 model_type=tfma.TF_GENERIC,
                 signature_name="serving_default",
-                label_key=features.LABEL_KEY,
+                label_key=task.label_key,
                 preprocessing_function_names=["transform_features"],
             )
         ],
         slicing_specs=[tfma.SlicingSpec()]
         + [tfma.SlicingSpec(feature_keys=[key]) for key in config.slice_feature_keys],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name="AUC",
-                        # Blessing judges the whole eval split: a small slice's AUC is noise.
-                        per_slice_thresholds=[
-                            tfma.PerSliceMetricThreshold(
-                                slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold
-                            )
-                        ],
-                    ),
-                    tfma.MetricConfig(class_name="BinaryAccuracy"),
-                    tfma.MetricConfig(class_name="Precision"),
-                    tfma.MetricConfig(class_name="Recall"),
-                    tfma.MetricConfig(class_name="MeanLabel"),
-                    tfma.MetricConfig(class_name="MeanPrediction"),
-                ]
-            )
-        ],
+        metrics_specs=metrics_specs,
     )
 
 
@@ -309,7 +306,7 @@ def create_pipeline(
     metadata_connection: metadata_store_pb2.ConnectionConfig | None = None,
     run_input: inputs.RunInput | None = None,
 ) -> tfx_pipeline.Pipeline:
-    """The taxi pipeline for `config`; runners that manage their own store pass its connection, and
+    """The pipeline for `config`; runners that manage their own store pass its connection, and
     runners that checked the input before the run pass what they checked."""
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -1,6 +1,6 @@
-"""Add the next data span, a random sample of the shipped data, for demos and tests of the span layout.
+"""Add the next data span, a random sample of the task's shipped data, for demos and tests of the span layout.
 
-    TAXI_INPUT_PATTERN='span-{SPAN}/*.csv' TAXI_DATA_ROOT=/tmp/spans python scripts/add_span.py --rows 2000
+    PIPELINE_INPUT_PATTERN='span-{SPAN}/*.csv' PIPELINE_DATA_ROOT=/tmp/spans python scripts/add_span.py --rows 2000
 
 The span appears at once and whole (written beside, then renamed), so a scheduler watching data_root
 never reads half a span.
@@ -21,7 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import configs, inputs  # noqa: E402
 
-SOURCE = configs.PROJECT_ROOT / "data" / "data.csv"
+
+
+def task_sample(config: configs.PipelineConfig) -> Path:
+    """The task's own data file (modules/task.py's DATA_ROOT): what new spans are sampled from."""
+    files = sorted(Path(config.task_spec.data_root).glob("*.csv"))
+    if not files:
+        raise configs.ConfigError(f"the task {config.task!r} has no CSV file in {config.task_spec.data_root}")
+    return files[0]
 
 
 def span_path(config: configs.PipelineConfig, span: int) -> Path:
@@ -39,12 +46,14 @@ def span_path(config: configs.PipelineConfig, span: int) -> Path:
     return Path(config.data_root) / relative
 
 
-def add_span(config: configs.PipelineConfig, rows: int, seed: int | None = None, source: Path = SOURCE) -> Path:
-    """Write span newest+1 with `rows` rows sampled from `source`; returns the file written."""
+def add_span(config: configs.PipelineConfig, rows: int, seed: int | None = None, source: Path | None = None) -> Path:
+    """Write span newest+1 with `rows` rows sampled from `source` (default: the task's data file); returns
+    the file written."""
+    source = source or task_sample(config)
     if "{SPAN" not in config.input_pattern or not inputs.is_span_layout(config.input_pattern):
         raise configs.ConfigError(
             f"input_pattern {config.input_pattern!r} has no {{SPAN}} "
-            "(set TAXI_INPUT_PATTERN, e.g. 'span-{SPAN}/*.csv')"
+            "(set PIPELINE_INPUT_PATTERN, e.g. 'span-{SPAN}/*.csv')"
         )
     try:
         span = inputs.resolve_for(config).span + 1
@@ -74,7 +83,7 @@ def add_span(config: configs.PipelineConfig, rows: int, seed: int | None = None,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2000, help="rows sampled from data/data.csv")
+    parser.add_argument("--rows", type=int, default=2000, help="rows sampled from the task's data file")
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: the span number)")
     args = parser.parse_args()
     try:

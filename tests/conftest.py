@@ -49,20 +49,27 @@ def sample_data_dir(tmp_path_factory, sample_rows) -> Path:
     return directory
 
 
+def tiny_input(tmp_path: Path, size: int) -> str:
+    """A data folder holding one file of `size` bytes: enough for sizing and building the pipeline."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.csv").write_bytes(b"x" * size)
+    return str(tmp_path / "data")
+
+
 def small_run_env(data_dir: Path, output_root: Path, modules_dir: Path | None = None) -> dict[str, str]:
     """Environment for a fast pipeline run on a sample: few steps, everything under output_root."""
     env = {
         **os.environ,
-        "TAXI_DATA_ROOT": str(data_dir),
-        "TAXI_OUTPUT_ROOT": str(output_root),
-        "TAXI_TRAIN_STEPS": "60",
-        "TAXI_EVAL_STEPS": "4",
-        "TAXI_EPOCHS": "1",
-        "TAXI_EVAL_AUC_LOWER_BOUND": "0.6",
+        "PIPELINE_DATA_ROOT": str(data_dir),
+        "PIPELINE_OUTPUT_ROOT": str(output_root),
+        "PIPELINE_TRAIN_STEPS": "60",
+        "PIPELINE_EVAL_STEPS": "4",
+        "PIPELINE_EPOCHS": "1",
+        "PIPELINE_BLESSING_LOWER_BOUND": "0.6",
     }
     if modules_dir is not None:
-        env["TAXI_TRANSFORM_MODULE_FILE"] = str(modules_dir / "transform_module.py")
-        env["TAXI_TRAINER_MODULE_FILE"] = str(modules_dir / "trainer_module.py")
+        env["PIPELINE_TRANSFORM_MODULE_FILE"] = str(modules_dir / "transform_module.py")
+        env["PIPELINE_TRAINER_MODULE_FILE"] = str(modules_dir / "trainer_module.py")
     return env
 
 
@@ -100,7 +107,7 @@ class LocalRuns:
 
 @pytest.fixture(scope="session")
 def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
-    """Three real local runs into one store, shared by the end-to-end and `taxi-pipeline` tests.
+    """Three real local runs into one store, shared by the end-to-end and `pipeline` command tests.
 
     A first run, an unchanged re-run, and a re-run after editing the trainer module, whose new model is
     blessed (any AUC change allowed) and pushed: two models, one store. Under xdist each worker that runs
@@ -110,7 +117,7 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
 
     modules_dir = copy_modules(tmp_path_factory.mktemp("user") / "modules")
     output_root = tmp_path_factory.mktemp("output")
-    env = {**small_run_env(sample_data_dir, output_root, modules_dir), "TAXI_EVAL_AUC_MAX_DECREASE": "1.0"}
+    env = {**small_run_env(sample_data_dir, output_root, modules_dir), "PIPELINE_BLESSING_MAX_DECREASE": "1.0"}
     config = configs.load_config(**configs.env_overrides(env))
     connection = connection_config(config)
     outputs, summaries = [], []

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 from pipeline import configs
+from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
 from pipeline.governance import cli
 from pipeline.metadata import run_summary
-from pipeline import pipeline as taxi_pipeline
-from pipeline.metadata.store import connection_config
-from pipeline.metadata.store import open_store
+from pipeline.metadata.store import connection_config, open_store
 
 ALL_NODES = {
     "CsvExampleGen",
@@ -22,14 +21,14 @@ ALL_NODES = {
     data_gate.DATA_GATE_ID,
     "Transform",
     "Trainer",
-    taxi_pipeline.RESOLVER_ID,
+    pipeline_definition.RESOLVER_ID,
     "Evaluator",
     "Pusher",
 }
 # What an unchanged re-run takes from the cache: the Evaluator's baseline changes after a blessing, and
 # the data gate runs again on every run (its drift baseline is the statistics it passed last time).
 UPSTREAM_OF_EVALUATOR = ALL_NODES - {
-    taxi_pipeline.RESOLVER_ID,
+    pipeline_definition.RESOLVER_ID,
     data_gate.BASELINE_RESOLVER_ID,
     data_gate.DATA_GATE_ID,
     "Evaluator",
@@ -49,7 +48,7 @@ def states_of_run(config: configs.PipelineConfig, run_id: str) -> dict[str, list
 
 
 def cli_json(capsys, config: configs.PipelineConfig, *args: str):
-    """`taxi-pipeline <args> --format json` against the run's store and serving directory."""
+    """`pipeline <args> --format json` against the run's store and serving directory."""
     capsys.readouterr()
     code = cli.main([
         *args, "--format", "json", "--metadata-path", config.metadata_path,

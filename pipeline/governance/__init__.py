@@ -1,1 +1,1 @@
-"""What people ask of past runs: the `taxi-pipeline` command, runs, lineage, rollback, the report; it reads the store and never runs the pipeline."""
+"""What people ask of past runs: the `pipeline` command, runs, lineage, rollback, the report; it reads the store and never runs the pipeline."""

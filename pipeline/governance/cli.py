@@ -1,11 +1,11 @@
-"""`taxi-pipeline`: ask ML Metadata what ran, where the serving model came from, roll back, report.
+"""`pipeline`: ask ML Metadata what ran, where the serving model came from, roll back, report.
 
-    taxi-pipeline runs                      recent runs: status, per-component time, cached or not
-    taxi-pipeline lineage serving           the chain behind what is live now (--format text|json|dot)
-    taxi-pipeline rollback [VERSION]        serve an earlier blessed model again, recorded in MLMD
-    taxi-pipeline report latest             one self-contained HTML file for a run
+    pipeline runs                      recent runs: status, per-component time, cached or not
+    pipeline lineage serving           the chain behind what is live now (--format text|json|dot)
+    pipeline rollback [VERSION]        serve an earlier blessed model again, recorded in MLMD
+    pipeline report latest             one self-contained HTML file for a run
 
-Paths default to the pipeline's configuration (TAXI_* variables apply), so the commands read the
+Paths default to the pipeline's configuration (PIPELINE_* variables apply), so the commands read the
 same store and serving directory as `make run`; --metadata-path and --serving-model-dir point them
 at the store of any runner.
 """
@@ -87,9 +87,14 @@ def format_lineage(story: dict) -> str:
     lines.append(f"  {model['uri']}")
     lines.append(f"Run by {_who(record)}")
     if record:
-        for name in ("transform_module", "trainer_module", "features"):
+        for name in ("transform_module", "trainer_module"):
             if f"{name}_sha256" in record:
                 lines.append(f"  {name + '.py':<22} sha256 {record[name + '_sha256']}")
+        task_files = json.loads(record.get("task_files") or "{}")
+        if task_files:
+            lines.append(f"  task {record.get('task')}:")
+        for name, digest in sorted(task_files.items()):
+            lines.append(f"    {name:<20} sha256 {digest}")
         lines.append(f"  {'requirements.lock':<22} sha256 {record.get('lock_sha256')}")
         lines.append(f"  {'schema':<22} sha256 {record.get('schema_sha256')}")
     lines.append("Data:")
@@ -206,7 +211,7 @@ def cmd_report(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="taxi-pipeline",
+        prog="pipeline",
         description="Runs, lineage, rollback and reports from the pipeline's ML Metadata store.",
     )
     common = argparse.ArgumentParser(add_help=False)

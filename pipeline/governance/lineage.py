@@ -1,6 +1,6 @@
 """The lineage of a model: everything it came from, its evaluation, blessing, pushes and rollbacks.
 
-One walk of ML Metadata's event graph (`walk_upstream`) serves the `taxi-pipeline lineage` command, the
+One walk of ML Metadata's event graph (`walk_upstream`) serves the `pipeline lineage` command, the
 report's lineage picture and the notebook's lineage query (`upstream`).
 """
 

@@ -138,7 +138,7 @@ def schema_section(schema_uri: str) -> str:
 
 
 def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """The candidate's metrics per slice ("Overall", "payment_type = Cash", ...)."""
+    """The candidate's metrics per slice ("Overall", "<feature> = <value>", ...)."""
     found: dict[str, dict[str, float]] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         keys = slice_metrics.slice_key.single_slice_keys
@@ -151,11 +151,24 @@ def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
             if key.is_diff or key.model_name == tfma.BASELINE_KEY:
                 continue
             if key_and_value.value.HasField("double_value"):
-                found.setdefault(name, {})[key.name] = key_and_value.value.double_value.value
+                found.setdefault(name, {})[artifact_files.metric_name(key)] = key_and_value.value.double_value.value
     return found
 
 
-def metrics_section(evaluation_uri: str) -> str:
+def thresholds(eval_config: dict) -> list[tuple[str, dict]]:
+    """(metric name, per-slice threshold) of each threshold in an Evaluator's recorded eval config, kept
+    by metric name (as the pipeline sets them) or, in runs made before, on the metric's config."""
+    found = []
+    for spec in eval_config.get("metrics_specs", []):
+        for name, per_slice in sorted(spec.get("per_slice_thresholds", {}).items()):
+            found.extend((name, threshold) for threshold in per_slice.get("thresholds", []))
+        for metric in spec.get("metrics", []):
+            name = metric.get("config", {}).get("name") or configs.metric_name(metric["class_name"])
+            found.extend((name, threshold) for threshold in metric.get("per_slice_thresholds", []))
+    return found
+
+
+def metrics_section(evaluation_uri: str, chart_metrics: list[str]) -> str:
     by_slice = metrics_by_slice(evaluation_uri)
     if not by_slice:
         return "<p>No metrics recorded.</p>"
@@ -164,16 +177,25 @@ def metrics_section(evaluation_uri: str) -> str:
     rows = [[s] + [_fmt(by_slice[s].get(m, "")) for m in names] for s in ordered if s in by_slice]
     parts = ["<h3>Overall and per slice</h3>", _table(["slice", *names], rows, numeric=set(range(1, len(names) + 1)))]
     columns = sorted({s.split(" = ")[0] for s in by_slice if s != "Overall"})
-    for column in columns:
-        slices = sorted(s for s in by_slice if s.startswith(column + " = ") and "auc" in by_slice[s])
-        if not slices:
-            continue
-        labels = [s.split(" = ", 1)[1] for s in slices]
-        aucs = [by_slice[s]["auc"] for s in slices]
-        notes = [f"(n={int(by_slice[s].get('example_count', 0))})" for s in slices]
-        overall = by_slice.get("Overall", {}).get("auc")
-        parts.append(_image(bar_chart_svg(f"AUC by {column}", labels, aucs, notes, overall), f"AUC by {column}"))
+    # A chart per slice feature for each metric that judged the model (the blessing metric).
+    for metric in chart_metrics:
+        for column in columns:
+            slices = sorted(s for s in by_slice if s.startswith(column + " = ") and metric in by_slice[s])
+            if not slices:
+                continue
+            labels = [s.split(" = ", 1)[1] for s in slices]
+            values = [by_slice[s][metric] for s in slices]
+            notes = [f"(n={int(by_slice[s].get('example_count', 0))})" for s in slices]
+            overall = by_slice.get("Overall", {}).get(metric)
+            title = f"{metric} by {column}"
+            parts.append(_image(bar_chart_svg(title, labels, values, notes, overall), title))
     return "".join(parts)
+
+
+def _eval_config(evaluator: run_summary.ComponentRun | None) -> dict:
+    if evaluator is None:
+        return {}
+    return json.loads(property_value(evaluator.execution.custom_properties, "eval_config") or "{}")
 
 
 def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
@@ -185,21 +207,17 @@ def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
         '<p>Decision: <span class="ok">BLESSED</span></p>' if blessed
         else '<p>Decision: <span class="bad">NOT BLESSED</span></p>'
     ]
-    eval_config = json.loads(property_value(evaluator.execution.custom_properties, "eval_config") or "{}")
     rows = []
-    for spec in eval_config.get("metrics_specs", []):
-        for metric in spec.get("metrics", []):
-            for per_slice in metric.get("per_slice_thresholds", []):
-                threshold = per_slice.get("threshold", {})
-                value = threshold.get("value_threshold", {})
-                change = threshold.get("change_threshold", {})
-                rows.append([
-                    metric["class_name"],
-                    ", ".join(json.dumps(spec) if spec else "overall"
-                              for spec in per_slice.get("slicing_specs", [{}])),
-                    ", ".join(f"{k} {v}" for k, v in value.items()) or "-",
-                    ", ".join(f"{k} {v}" for k, v in change.items()) or "-",
-                ])
+    for name, per_slice in thresholds(_eval_config(evaluator)):
+        threshold = per_slice.get("threshold", {})
+        value = threshold.get("value_threshold", {})
+        change = threshold.get("change_threshold", {})
+        rows.append([
+            name,
+            ", ".join(json.dumps(spec) if spec else "overall" for spec in per_slice.get("slicing_specs", [{}])),
+            ", ".join(f"{k} {v}" for k, v in value.items()) or "-",
+            ", ".join(f"{k} {v}" for k, v in change.items()) or "-",
+        ])
     if rows:
         parts.append(_table(["metric", "slices", "value threshold", "change vs. baseline"], rows))
     evaluation = evaluator.output("evaluation")
@@ -214,7 +232,7 @@ def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
             for failure in validation.metric_validations_per_slice:
                 for item in failure.failures:
                     parts.append(
-                        f"<p class='bad'>Failed: {html.escape(item.metric_key.name)} = "
+                        f"<p class='bad'>Failed: {html.escape(artifact_files.metric_name(item.metric_key))} = "
                         f"{html.escape(str(item.metric_value))}: {html.escape(item.message)}</p>"
                     )
     return "".join(parts)
@@ -318,6 +336,8 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
                            [[c.node_id, c.state, f"{c.seconds:.1f}"] for c in info.components], numeric={2}))
     if record:
         code_rows = [[k.removesuffix("_sha256"), v] for k, v in sorted(record.items()) if k.endswith("_sha256")]
+        task_files = json.loads(record.get("task_files") or "{}")
+        code_rows += [[f"{record.get('task')}/{name}", digest] for name, digest in sorted(task_files.items())]
         sections.append("<h2>Code and data fingerprints</h2>" + _table(["file", "sha256"], code_rows))
         files = json.loads(record.get("input_files") or "{}")
         sections.append(_table(["input file", "sha256", "bytes"],
@@ -333,7 +353,10 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     schema = output("CuratedSchemaImporter", "schema")
     sections.append("<h2>Schema (curated)</h2>" + (schema_section(schema.uri) if schema else "<p>None.</p>"))
     evaluation = output("Evaluator", "evaluation")
-    sections.append("<h2>Evaluation</h2>" + (metrics_section(evaluation.uri) if evaluation else "<p>None.</p>"))
+    judged_by = sorted({name for name, _ in thresholds(_eval_config(by_node.get("Evaluator")))})
+    sections.append(
+        "<h2>Evaluation</h2>" + (metrics_section(evaluation.uri, judged_by) if evaluation else "<p>None.</p>")
+    )
     sections.append("<h2>Blessing</h2>" + blessing_section(store, by_node.get("Evaluator")))
     pushed = output("Pusher", "pushed_model")
     model = output("Trainer", "model")

@@ -25,7 +25,6 @@ import pyarrow.csv as pcsv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from modules import features
 from pipeline import inputs
 from pipeline.guards import numeric_drift
 from pipeline.configs import ENV_PREFIX, ConfigError, PipelineConfig
@@ -46,15 +45,15 @@ def preflight(config: PipelineConfig) -> inputs.RunInput:
     if not inputs.is_local(config):
         raise ConfigError(
             f"data folder {config.data_root} is not on this machine: this runner checks the input files "
-            "before it starts (set TAXI_DATA_ROOT to a local folder, or compile for Kubeflow/Vertex)"
+            "before it starts (set PIPELINE_DATA_ROOT to a local folder, or compile for Kubeflow/Vertex)"
         )
     schema = load_schema(config.schema_path)
     try:
         numeric_drift.parse_overrides(config.numeric_drift_overrides, schema)
     except ValueError as error:
-        raise ConfigError(f"{error} (set TAXI_NUMERIC_DRIFT_OVERRIDES)") from None
+        raise ConfigError(f"{error} (set PIPELINE_NUMERIC_DRIFT_OVERRIDES)") from None
     run_input = inputs.resolve_for(config)
-    check_files(run_input, schema, features.LABEL_SOURCE_KEYS)
+    check_files(run_input, schema, config.task_spec.label_source_keys)
     return run_input
 
 

@@ -1,8 +1,8 @@
 """Numeric drift: has a numeric column's distribution moved against the last data that passed the gate?
 
 TFDV's drift comparators judge categorical columns (L-infinity) and, on numeric ones, the Jensen-Shannon
-divergence of its equal-width histograms, whose ten buckets span min to max: one outlier fare of 700
-puts nearly every row in the first bucket, and the boundaries move with each sample's maximum, so the
+divergence of its equal-width histograms, whose ten buckets span min to max: one outlier of 700 in a
+column whose values are mostly under 50 puts nearly every row in the first bucket, and the boundaries move with each sample's maximum, so the
 divergence is blind to a unit change of the bulk and noisy from sample to sample. This check instead
 compares the two cumulative distributions that TFDV's quantile sketches describe (the Kolmogorov-Smirnov
 distance, the largest gap between them): it does not care about outliers or units, and its sampling
@@ -11,12 +11,12 @@ noise is known, about sqrt((n + m) / (n m)) for n and m rows. A run halts when t
     max(CONFIDENCE * sqrt((n + m) / (n m)) + 1 / quantile buckets,  min_distance)
 
 The first term is what two samples of one distribution stay under (calibrated on the shipped data by
-tests/test_numeric_drift.py: no false halt in hundreds of pairs of disjoint samples from 500 rows up,
+tests/pipeline/guards/test_numeric_drift.py: no false halt in hundreds of pairs of disjoint samples from 500 rows up,
 while a x3 scale, a x1000 unit change, a sign flip and a shift of one standard deviation of any numeric
 column are caught at every size); the second (min_distance, 0.1 by default, per feature in
 `numeric_drift_overrides`) keeps large inputs from halting on real but small shifts. Scaling and sign
-changes leave zeros where they are, and a column that is mostly zero (tips: 68%) hides them from the
-whole distribution, so the non-zero values are compared on their own as well.
+changes leave zeros where they are, and a column that is mostly zero (68% of one column of the shipped
+data) hides them from the whole distribution, so the non-zero values are compared on their own as well.
 """
 
 from __future__ import annotations

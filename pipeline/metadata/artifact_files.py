@@ -65,6 +65,20 @@ def anomalies_per_split(anomalies_uri: str) -> dict[str, list[str]]:
     return found
 
 
+def metric_name(key) -> str:
+    """A TFMA metric's name as summaries show it: a per-class value (one-vs-rest) carries its class id,
+    so that the values of different classes never overwrite each other."""
+    if key.HasField("sub_key"):
+        sub_key = key.sub_key
+        if sub_key.HasField("class_id"):
+            return f"{key.name} (class {sub_key.class_id.value})"
+        if sub_key.HasField("top_k"):
+            return f"{key.name} (top {sub_key.top_k.value})"
+        if sub_key.HasField("k"):
+            return f"{key.name} (k {sub_key.k.value})"
+    return key.name
+
+
 def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
     """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
     import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
@@ -80,7 +94,7 @@ def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, fl
                 continue
             if not key_and_value.value.HasField("double_value"):
                 continue
-            metrics[key.name] = key_and_value.value.double_value.value
+            metrics[metric_name(key)] = key_and_value.value.double_value.value
     return metrics
 
 
@@ -100,7 +114,7 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
             for key in per_slice.slice_key.single_slice_keys
         ) or "overall"
         for failure in per_slice.failures:
-            name = failure.metric_key.name
+            name = metric_name(failure.metric_key)
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
             if threshold.HasField("change_threshold"):

@@ -1,6 +1,6 @@
 """ML Metadata on MySQL/MariaDB: the store a team shares, with the password kept out of settings and logs.
 
-The password is read when the connection is built, from TAXI_METADATA_MYSQL_PASSWORD or a secret file,
+The password is read when the connection is built, from PIPELINE_METADATA_MYSQL_PASSWORD or a secret file,
 so it never enters PipelineConfig (whose fields run_record writes into MLMD) or a file in the repository.
 TFX's local runner logs the connection config at INFO; a logging filter masks the password there.
 """
@@ -8,20 +8,19 @@ TFX's local runner logs the connection config at INFO; a logging filter masks th
 from __future__ import annotations
 
 import logging
-import os
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.configs import METADATA_MYSQL_PASSWORD_ENV as PASSWORD_ENV
-from pipeline.configs import ConfigError, PipelineConfig
+from pipeline.configs import ConfigError, PipelineConfig, environ_value
 
 _MASK = "********"
 
 
 def read_password(password_file: str = "") -> str:
     """The password from the environment, else from the secret file; empty when neither is set."""
-    if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV]
+    password = environ_value("METADATA_MYSQL_PASSWORD")
+    if password:
+        return password
     if password_file:
         try:
             with open(password_file) as f:

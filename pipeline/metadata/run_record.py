@@ -5,7 +5,7 @@ commit, module hashes, lock file, input files, configuration). Each runner calls
 its run finishes. What the run read (its input files, span and version, and the curated schema's hash)
 comes from the run's own artifacts, not from the working tree, which may have changed since. The record
 becomes custom properties of that run's `pipeline_run` context, so every tool that reads the store (the
-`taxi-pipeline` CLI, the report) finds it beside the run, whichever orchestrator wrote it.
+`pipeline` CLI, the report) finds it beside the run, whichever orchestrator wrote it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -22,7 +23,6 @@ from pathlib import Path
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from modules import features
 from pipeline import configs, inputs
 from pipeline.metadata import run_summary
 from pipeline.metadata import artifact_files
@@ -31,7 +31,7 @@ from pipeline.metadata.store import open_store
 # Every recorded property starts with this prefix, apart from TFX's own.
 PREFIX = "record_"
 # The Schema artifact property CuratedSchemaImporter writes (curated_schema.SCHEMA_SHA256_KEY; that module
-# loads TFX, which readers of the store such as `taxi-pipeline` never need).
+# loads TFX, which readers of the store such as `pipeline` never need).
 SCHEMA_SHA256_PROPERTY = "schema_sha256"
 
 
@@ -62,6 +62,13 @@ def input_files(run_input: inputs.RunInput) -> dict[str, dict]:
     }
 
 
+def task_files(package: str) -> dict[str, str]:
+    """The SHA-256 of each Python file of the task's package (its task definition, features, modules)."""
+    spec = importlib.util.find_spec(package)
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return {path.name: file_sha256(path) for path in sorted(folder.glob("*.py"))}
+
+
 def collect(config: configs.PipelineConfig, runner: str) -> dict[str, str | int]:
     """The provenance of a run of `config` started now, as flat MLMD property values."""
     commit, dirty = git_state()
@@ -69,7 +76,6 @@ def collect(config: configs.PipelineConfig, runner: str) -> dict[str, str | int]
     modules = {
         "transform_module": config.transform_module_file,
         "trainer_module": config.trainer_module_file,
-        "features": features.__file__,
     }
     record: dict[str, str | int] = {
         "user": getpass.getuser(),
@@ -79,6 +85,8 @@ def collect(config: configs.PipelineConfig, runner: str) -> dict[str, str | int]
         "git_dirty": -1 if dirty is None else int(dirty),
         "lock_sha256": file_sha256(lock_file) if lock_file.is_file() else "",
         "config": json.dumps(dataclasses.asdict(config), sort_keys=True),
+        "task": config.task,
+        "task_files": json.dumps(task_files(config.task), sort_keys=True),
     }
     for name, path in modules.items():
         record[f"{name}_sha256"] = file_sha256(path)

@@ -1,11 +1,11 @@
 """The pipeline as an Airflow DAG: one task per TFX node, dependencies from the compiled pipeline's graph.
 
 Put this file in Airflow's DAGs folder (a symlink keeps it current) in an environment where the project
-is installed (`make install-all`); TAXI_* variables in Airflow's environment configure it (README).
+is installed (`make install-all`); PIPELINE_* variables in Airflow's environment configure it (README).
 
 TFX's own AirflowDagRunner still launches components through the pre-IR launcher, which records runs in
 ML Metadata under other context types ("run", "component_run") than every other runner here
-("pipeline_run", "node"): its runs would not share the cache with them, and `taxi-pipeline runs` and
+("pipeline_run", "node"): its runs would not share the cache with them, and `pipeline runs` and
 `lineage` could not read them. This adapter launches each node through TFX's portable launcher instead
 (pipeline/node_launch.py), with the Airflow run id as the pipeline run id, after a first task that checks
 the input files (`check_input`, the pre-flight check of every runner), and records the run's provenance
@@ -23,7 +23,7 @@ from airflow.exceptions import AirflowFailException
 from airflow.operators.python import PythonOperator
 
 from pipeline import configs
-from pipeline import pipeline as taxi_pipeline
+from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import run_record
 from pipeline.metadata.store import connection_config
 from pipeline.runners import node_launch
@@ -109,5 +109,5 @@ if __name__ == "__main__":
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
     AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config={"schedule": None})).run(
-        taxi_pipeline.create_pipeline(configs.load_config())
+        pipeline_definition.create_pipeline(configs.load_config())
     )

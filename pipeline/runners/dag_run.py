@@ -17,7 +17,7 @@ from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
 from pipeline.metadata import run_record, run_summary
 from pipeline.runners import progress
-from pipeline import pipeline as taxi_pipeline
+from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import artifact_files
 from pipeline.metadata.store import connection_config
 
@@ -87,7 +87,7 @@ def _run_once(
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
     with progress.component_progress() as tracker:
         try:
-            dag_runner.run(taxi_pipeline.create_pipeline(config, run_input=run_input))
+            dag_runner.run(pipeline_definition.create_pipeline(config, run_input=run_input))
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error

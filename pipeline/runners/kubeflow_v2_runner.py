@@ -1,6 +1,6 @@
 """Compiles the pipeline to a Kubeflow Pipelines v2 / Vertex AI Pipelines spec (JSON), and submits it.
 
-    python -m pipeline.runners.kubeflow_v2_runner                          # compile (TAXI_CONTAINER_IMAGE, TAXI_BUCKET_ROOT)
+    python -m pipeline.runners.kubeflow_v2_runner                          # compile (PIPELINE_CONTAINER_IMAGE, PIPELINE_BUCKET_ROOT)
     python -m pipeline.runners.kubeflow_v2_runner --submit --project P --region R [--service-account SA]
     tfx pipeline create --engine vertex --pipeline_path pipeline/runners/kubeflow_v2_runner.py
 
@@ -27,7 +27,7 @@ from tfx import v1 as tfx
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
 from pipeline import configs
-from pipeline import pipeline as taxi_pipeline
+from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
 # isort: on
 
@@ -41,12 +41,12 @@ def cloud_config(config: configs.PipelineConfig) -> configs.PipelineConfig:
     """`config` as the pipeline sees it on Vertex: data and outputs under the bucket."""
     if not config.container_image:
         raise configs.ConfigError(
-            "container_image is not set: build the image (see Dockerfile) and set TAXI_CONTAINER_IMAGE"
+            "container_image is not set: build the image (see Dockerfile) and set PIPELINE_CONTAINER_IMAGE"
         )
     if "://" not in config.bucket_root:
         raise configs.ConfigError(
-            f"bucket_root must be a bucket URI such as gs://my-bucket/chicago-taxi, got "
-            f"{config.bucket_root!r} (set TAXI_BUCKET_ROOT)"
+            f"bucket_root must be a bucket URI such as gs://my-bucket/my-pipeline, got "
+            f"{config.bucket_root!r} (set PIPELINE_BUCKET_ROOT)"
         )
     output = config.bucket_root.rstrip("/") + "/tfx_output"
     name = config.pipeline_name
@@ -107,7 +107,7 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
     """The one pipeline, with paths and machines for Vertex."""
     remote = cloud_config(config)
     # Vertex keeps ML Metadata itself: no store of this machine goes into the spec.
-    dsl_pipeline = taxi_pipeline.create_pipeline(remote, metadata_connection=metadata_store_pb2.ConnectionConfig())
+    dsl_pipeline = pipeline_definition.create_pipeline(remote, metadata_connection=metadata_store_pb2.ConnectionConfig())
     resources = resource_specs(config)
     ids = {component.id for component in dsl_pipeline.components}
     unknown = set(resources) - ids

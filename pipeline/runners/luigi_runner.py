@@ -3,14 +3,14 @@
     python -m pipeline.runners.luigi_runner --local-scheduler             # one process, no server
     python -m pipeline.runners.luigi_runner --scheduler-host HOST          # a central luigid (graph in its UI)
     python -m pipeline.runners.luigi_runner --local-scheduler --run-id ID  # resume run ID after a failure
-    luigi --module pipeline.runners.luigi_runner taxi.Pipeline --local-scheduler   # Luigi's own command
+    luigi --module pipeline.runners.luigi_runner tfx.Pipeline --local-scheduler   # Luigi's own command
 
-A first task checks the input files (`taxi.CheckInput`, the pre-flight check of every runner); each
+A first task checks the input files (`tfx.CheckInput`, the pre-flight check of every runner); each
 node's task launches its node through TFX's portable launcher against the pipeline's MLMD store, so
 caching and lineage are TFX's; a task is complete when MLMD holds a finished or cached execution of its
 node in the current run. A failed node fails its task, and Luigi runs nothing downstream of it; running
 the same run id again re-runs only what did not finish, and a new run id re-runs everything with
-unchanged nodes served from TFX's cache. Configuration comes from TAXI_* variables (pipeline/configs.py).
+unchanged nodes served from TFX's cache. Configuration comes from PIPELINE_* variables (pipeline/configs.py).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _config() -> configs.PipelineConfig:
 class Node(luigi.Task):
     """One TFX node of one pipeline run."""
 
-    task_namespace = "taxi"
+    task_namespace = "tfx"
     node_id = luigi.Parameter()
     run_id = luigi.Parameter()
 
@@ -63,7 +63,7 @@ class Node(luigi.Task):
 class CheckInput(luigi.Task):
     """The pre-flight check of the run's input files, before every node that waits for no other."""
 
-    task_namespace = "taxi"
+    task_namespace = "tfx"
     run_id = luigi.Parameter()
 
     def output(self) -> luigi.LocalTarget:
@@ -81,7 +81,7 @@ class CheckInput(luigi.Task):
 class Pipeline(luigi.Task):
     """The whole pipeline run: every node, then the run's provenance record in MLMD."""
 
-    task_namespace = "taxi"
+    task_namespace = "tfx"
     # A fresh id per process; pass the id of an unfinished run to resume it.
     run_id = luigi.Parameter(default=node_launch.new_run_id())
 

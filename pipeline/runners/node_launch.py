@@ -5,7 +5,7 @@ TFX's LocalDagRunner launches every node of the compiled IR in one loop; an orch
 each node as its own task needs the same launch for a single node, plus the graph to wire its tasks
 and a way to ask ML Metadata whether a node already succeeded in a run. Each launch goes through TFX's
 portable launcher against the pipeline's own MLMD store, so caching, lineage and the `pipeline_run`
-and `node` contexts are exactly those of the local runner, and the `taxi-pipeline` CLI reads them
+and `node` contexts are exactly those of the local runner, and the `pipeline` CLI reads them
 whichever orchestrator wrote them. Before any node, the input goes through the same pre-flight check as
 every other runner's (`check_input`, the task every node without an upstream node waits for).
 """
@@ -28,7 +28,7 @@ from tfx.proto.orchestration import pipeline_pb2
 from pipeline import configs, inputs
 from pipeline.guards import input_checks
 from pipeline.runners import progress
-from pipeline import pipeline as taxi_pipeline
+from pipeline import pipeline as pipeline_definition
 from pipeline.metadata.store import open_store
 
 # The task id of the pre-flight check in the task-per-node orchestrators.
@@ -48,7 +48,7 @@ def compile_pipeline(config: configs.PipelineConfig) -> pipeline_pb2.Pipeline:
 
     Cached per configuration, since every task of a run needs it: treat the result as read-only.
     """
-    return compiler.Compiler().compile(taxi_pipeline.create_pipeline(config))
+    return compiler.Compiler().compile(pipeline_definition.create_pipeline(config))
 
 
 def upstream_node_ids(ir: pipeline_pb2.Pipeline) -> dict[str, list[str]]:

@@ -1,0 +1,1 @@
+"""Tasks beside the default one (modules/, schema/, data/): each folder is laid out as a fork would be."""

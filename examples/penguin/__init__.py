@@ -1,0 +1,1 @@
+"""The Palmer penguins task: the species (three classes) from four body measurements."""

@@ -1,0 +1,208 @@
+"""The walkthrough notebook, executed headless in a real Jupyter kernel on a sample of the data.
+
+The notebook must run top to bottom in a fresh kernel and show what it promises; notebooks are
+committed without outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from tests.conftest import PROJECT_ROOT, small_run_env
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+WALKTHROUGH = NOTEBOOKS_DIR / "pipeline_walkthrough.ipynb"
+CELL_TIMEOUT_S = 600
+
+
+def _committed_notebooks() -> list[Path]:
+    return sorted(
+        path for path in NOTEBOOKS_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts
+    )
+
+
+def test_notebooks_are_committed_without_outputs():
+    assert WALKTHROUGH in _committed_notebooks()
+    for path in _committed_notebooks():
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        dirty = [
+            cell.get("id", index)
+            for index, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+        ]
+        assert not dirty, (
+            f"{path.relative_to(PROJECT_ROOT)} has outputs in cells {dirty}; clear them with "
+            f"`.venv/bin/jupyter nbconvert --clear-output --inplace {path.relative_to(PROJECT_ROOT)}`"
+        )
+
+
+class ExecutedNotebook:
+    def __init__(self, notebook, output_root: Path, seconds: float):
+        self.notebook = notebook
+        self.output_root = output_root
+        self.seconds = seconds
+
+    def outputs(self, cell_id: str, mime: str) -> str:
+        """Everything the cell showed as `mime` ("stream" for printed text), joined."""
+        cell = next(cell for cell in self.notebook.cells if cell.get("id") == cell_id)
+        parts = []
+        for output in cell.outputs:
+            if mime == "stream" and output.output_type == "stream" and output.name == "stdout":
+                parts.append(output.text)
+            elif output.output_type in ("display_data", "execute_result") and mime in output.data:
+                parts.append(output.data[mime])
+        return "\n".join(parts)
+
+
+def execute_walkthrough(env: dict[str, str], output_root: Path) -> ExecutedNotebook:
+    """Run the walkthrough top to bottom in a fresh kernel; any cell error fails the test here."""
+    notebook = nbformat.read(WALKTHROUGH, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
+    )
+    # The kernel inherits this process's environment.
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        start = time.monotonic()
+        client.execute()
+        seconds = time.monotonic() - start
+    print(f"\nThe walkthrough notebook executed in {seconds:.0f}s")
+    return ExecutedNotebook(notebook, output_root, seconds)
+
+
+@pytest.fixture(scope="module")
+def notebook_env(tmp_path_factory, sample_data_dir) -> tuple[dict[str, str], Path]:
+    """The sample with few training steps, everything written to the notebook's own folder."""
+    output_root = tmp_path_factory.mktemp("notebook_output")
+    env = small_run_env(sample_data_dir, output_root)
+    env.pop("PIPELINE_OUTPUT_ROOT")
+    env["PIPELINE_NOTEBOOK_OUTPUT_ROOT"] = str(output_root)
+    return env, output_root
+
+
+@pytest.fixture(scope="module")
+def executed(notebook_env) -> ExecutedNotebook:
+    """The walkthrough's first run against an empty folder."""
+    return execute_walkthrough(*notebook_env)
+
+
+@pytest.fixture(scope="module")
+def re_executed(notebook_env, executed) -> ExecutedNotebook:
+    """The walkthrough run again against the same folder and store, nothing changed."""
+    return execute_walkthrough(*notebook_env)
+
+
+@pytest.mark.e2e
+def test_notebook_runs_every_component_into_its_own_folder(executed):
+    configuration = executed.outputs("configuration", "stream")
+    root = executed.output_root
+    assert f"Pipeline root:   {root / 'pipelines' / 'chicago-taxi'}" in configuration
+    assert f"ML Metadata:     {root / 'metadata' / 'chicago-taxi' / 'metadata.db'}" in configuration
+    assert "60 steps in 1 epoch(s), 4 eval steps" in configuration
+    assert (root / "metadata" / "chicago-taxi" / "metadata.db").is_file()
+    for node in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSchemaImporter",
+                 "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert (root / "pipelines" / "chicago-taxi" / node).is_dir(), node
+
+
+@pytest.mark.e2e
+def test_notebook_checks_the_input_first_and_passes_the_gate(executed, re_executed, sample_rows):
+    configuration = executed.outputs("configuration", "stream")
+    assert f"(files data.csv; span 0; {len(sample_rows):,} rows, checked)" in configuration
+    gate = executed.outputs("data-gate", "stream")
+    assert "nothing to compare with yet" in gate and "The data passed the gate." in gate
+    again = re_executed.outputs("data-gate", "stream")
+    assert "Drift checked against the data that passed the gate before: " in again
+    assert "The data passed the gate." in again
+
+
+@pytest.mark.e2e
+def test_notebook_stops_at_the_pre_flight_check_on_a_bad_span(notebook_env, tmp_path):
+    env, _ = notebook_env
+    data = tmp_path / "spans"
+    (data / "span-1").mkdir(parents=True)
+    (data / "span-1" / "data.csv").write_bytes(b"")
+    output_root = tmp_path / "bad_output"
+    env = {**env, "PIPELINE_DATA_ROOT": str(data), "PIPELINE_INPUT_PATTERN": "span-{SPAN}/*.csv",
+           "PIPELINE_NOTEBOOK_OUTPUT_ROOT": str(output_root)}
+    with pytest.raises(CellExecutionError) as error:
+        execute_walkthrough(env, output_root)
+    message = str(error.value)
+    assert "ConfigError" in message
+    assert f"input file {data / 'span-1' / 'data.csv'} (span 1) is empty" in message
+    # Stopped in the configuration cell, before any component: no store, no artifact.
+    assert not (output_root / "metadata").exists() and not (output_root / "pipelines").exists()
+
+
+@pytest.mark.e2e
+def test_notebook_shows_statistics_schema_and_anomalies(executed):
+    statistics = executed.outputs("statistics-gen", "text/html")
+    assert "facets-overview" in statistics
+    assert "'train' split" in statistics and "'eval' split" in statistics
+    assert "Rows per split: {'eval': " in executed.outputs("statistics-gen", "stream")
+
+    schema = executed.outputs("schema", "text/html")
+    assert "<table" in schema and "'payment_type'" in schema and "Credit Card" in schema
+
+    anomalies = executed.outputs("example-validator", "text/html")
+    assert "'train' split" in anomalies and "No anomalies found." in anomalies
+    assert "Anomalies against the curated schema: 0" in executed.outputs("example-validator", "stream")
+
+
+@pytest.mark.e2e
+def test_notebook_shows_transformed_examples_and_training_history(executed):
+    transformed = executed.outputs("transform", "text/html")
+    assert "<table" in transformed
+    assert "fare_xf" in transformed and "payment_type_xf" in transformed and "big_tipper" in transformed
+
+    history = executed.outputs("trainer", "text/html")
+    assert "val_auc" in history and "val_loss" in history
+
+
+@pytest.mark.e2e
+def test_notebook_shows_eval_metrics_blessing_and_push(executed):
+    assert "Baseline model: none yet" in executed.outputs("resolver", "stream")
+
+    overall = executed.outputs("evaluator", "stream")
+    auc_line = next(line for line in overall.splitlines() if line.strip().startswith("auc "))
+    assert float(auc_line.split()[1]) > 0.6
+    per_slice = executed.outputs("evaluator", "text/html")
+    assert "payment_type" in per_slice and "trip_start_day" in per_slice and "example_count" in per_slice
+
+    assert "Blessed: True" in executed.outputs("blessing", "stream")
+    pushed = executed.outputs("pusher", "stream")
+    assert pushed.startswith("Pushed to: ")
+    assert Path(pushed.removeprefix("Pushed to: ").strip(), "saved_model.pb").is_file()
+
+
+@pytest.mark.e2e
+def test_notebook_traces_the_model_to_its_examples_and_schema(executed):
+    printed = executed.outputs("lineage", "stream")
+    assert "(from CsvExampleGen)" in printed
+    assert "(from CuratedSchemaImporter)" in printed
+    table = executed.outputs("lineage", "text/html")
+    for producer in ("CsvExampleGen", "CuratedSchemaImporter", "Transform"):
+        assert producer in table
+
+
+@pytest.mark.e2e
+def test_notebook_runs_again_against_the_same_folder_from_the_cache(executed, re_executed):
+    assert "Baseline model: none (the trained model, served from the cache" in re_executed.outputs(
+        "resolver", "stream"
+    )
+    assert "Blessed: True" in re_executed.outputs("blessing", "stream")
+    # A Pusher that ran again would have written a new version folder: the same one means the cache.
+    pushed = executed.outputs("pusher", "stream").strip()
+    assert pushed.startswith("Pushed to: ")
+    assert re_executed.outputs("pusher", "stream").strip() == pushed

@@ -1,0 +1,206 @@
+"""The `pipeline` command against a store written by two real pipeline runs.
+
+The store is the `local_runs` fixture's (a first run, an unchanged re-run, and a re-run after editing
+the trainer module, so two models are pushed); the commands are run as a user runs them, from the
+installed entry point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.metadata.store import open_store
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+CLI = str(Path(sys.executable).parent / "pipeline")
+
+
+def run_cli(args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"pipeline {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def store(local_runs):
+    """The shared store of three runs; returns (env, config, [first run, the re-run after the edit]).
+
+    The first run's model and the edited module's model are both blessed and pushed: two models to
+    trace and roll back between.
+    """
+    if not os.path.exists(CLI):
+        pytest.fail(f"{CLI} is not installed: reinstall the project (make install)")
+    return local_runs.env, local_runs.config, [local_runs.summaries[0], local_runs.summaries[2]]
+
+
+def test_every_command_has_help():
+    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"]):
+        result = subprocess.run([CLI, *command, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "usage: pipeline" in result.stdout
+    # The command's older name still works.
+    old = subprocess.run([str(Path(CLI).parent / "taxi-pipeline"), "runs", "--help"], capture_output=True, text=True)
+    assert old.returncode == 0 and "usage: pipeline runs" in old.stdout
+
+
+def test_runs_lists_both_runs_with_who_ran_them(store):
+    env, _, summaries = store
+    listed = json.loads(run_cli(["runs", "--format", "json"], env).stdout)["runs"]
+    ours = {summary.run_id for summary in summaries}
+    # Newest first; the unchanged re-run sits between the two.
+    assert [r["run"] for r in listed if r["run"] in ours] == [summaries[1].run_id, summaries[0].run_id]
+    assert len(listed) >= 3
+    for run in listed:
+        assert run["status"] == "complete"
+        assert {c["node"] for c in run["components"]} >= {"CsvExampleGen", "Trainer", "Pusher"}
+        assert run["record"]["runner"] == "local"
+        assert run["record"]["user"] and run["record"]["host"]
+        if run["run"] in ours:
+            assert run["blessed"] is True and run["pushed_version"]
+    text = run_cli(["runs"], env).stdout
+    assert summaries[0].run_id in text and summaries[1].run_id in text
+    assert re.search(r"Trainer\s+executed", text)
+
+
+def _git_head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_lineage_serving_names_the_examples_commit_and_module_hashes(store):
+    env, config, summaries = store
+    story = json.loads(run_cli(["lineage", "serving", "--format", "json"], env).stdout)
+    second = summaries[1]
+    assert story["live"] is True
+    assert story["model"]["id"] == second.component("Trainer").output("model").id
+    assert [e["id"] for e in story["examples"]] == [second.component("CsvExampleGen").output("examples").id]
+    record = story["record"]
+    assert record["git_commit"] == _git_head()
+    # The serving model came from the test's edited copy of the trainer module.
+    trainer_hash = hashlib.sha256(Path(config.trainer_module_file).read_bytes()).hexdigest()
+    assert record["trainer_module_file"] == config.trainer_module_file
+    assert record["trainer_module_sha256"] == trainer_hash
+    assert story["blessed"] is True and story["metrics"]["auc"] > 0.5
+    nodes = {e["node"] for e in story["graph"]["executions"].values()}
+    assert nodes >= {"CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"}
+    text = run_cli(["lineage", "serving"], env).stdout
+    assert _git_head()[:12] in text and trainer_hash in text
+    dot = run_cli(["lineage", "serving", "--format", "dot"], env).stdout
+    assert dot.startswith("digraph lineage {") and "->" in dot
+
+
+def test_read_commands_fail_clearly_and_create_nothing(store, tmp_path):
+    env, _, _ = store
+    missing = tmp_path / "nowhere" / "metadata.db"
+    result = run_cli(["runs", "--metadata-path", str(missing)], env, check=False)
+    assert result.returncode == 1 and f"no ML Metadata store at {missing}" in result.stderr
+    assert not missing.exists()
+    result = run_cli(["lineage", "987654"], env, check=False)
+    assert result.returncode == 1 and "no artifact or serving version 987654" in result.stderr
+    result = run_cli(["report", "no-such-run"], env, check=False)
+    assert result.returncode == 1 and "no run 'no-such-run'" in result.stderr
+
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    empty = tmp_path / "empty.db"
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(empty)
+    metadata_store.MetadataStore(connection)
+    result = run_cli(["runs", "--metadata-path", str(empty)], env, check=False)
+    assert result.returncode == 1 and "has never run against this store" in result.stderr
+
+
+def test_rollback_refuses_a_model_that_was_never_blessed(store, tmp_path):
+    env, config, _ = store
+    from ml_metadata.proto import metadata_store_pb2
+
+    # A private copy of the store with one unevaluated model in it.
+    metadata = tmp_path / "metadata.db"
+    shutil.copy(config.metadata_path, metadata)
+    serving = tmp_path / "serving"
+    shutil.copytree(config.serving_model_dir, serving)
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(metadata)
+    copy = open_store(connection)
+    model = metadata_store_pb2.Artifact(type_id=copy.get_artifact_type("Model").id, uri=str(tmp_path / "model"))
+    [model_id] = copy.put_artifacts([model])
+    args = ["rollback", str(model_id), "--metadata-path", str(metadata), "--serving-model-dir", str(serving)]
+    result = run_cli(args, env, check=False)
+    assert result.returncode == 1
+    assert f"model {model_id} was never evaluated, so never blessed" in result.stderr
+    assert "--force" in result.stderr
+    assert sorted(os.listdir(serving)) == sorted(os.listdir(config.serving_model_dir))
+
+
+def test_rollback_serves_the_first_model_and_is_recorded(store):
+    env, config, summaries = store
+    first_version = Path(summaries[0].pushed_to).name
+    first_model = summaries[0].component("Trainer").output("model").id
+    before = sorted(os.listdir(config.serving_model_dir), key=int)
+    out = run_cli(["rollback", first_version, "--reason", "test rollback"], env).stdout
+    assert f"Serving model {first_model} as version" in out
+    after = sorted(p for p in os.listdir(config.serving_model_dir))
+    assert len(after) == len(before) + 1 and all(p.isdigit() for p in after)  # no staging left behind
+    new_version = max(after, key=int)
+    assert (Path(config.serving_model_dir) / new_version / "saved_model.pb").is_file()
+
+    story = json.loads(run_cli(["lineage", "serving", "--format", "json"], env).stdout)
+    assert story["serving_version"] == new_version
+    assert story["model"]["id"] == first_model
+    assert [e["id"] for e in story["examples"]] == [summaries[0].component("CsvExampleGen").output("examples").id]
+    [rollback] = story["rollbacks"]
+    assert rollback["reason"] == "test rollback" and rollback["user"] and rollback["version"] == new_version
+    assert "Rollback" in {e["node"] for e in story["graph"]["executions"].values()}
+    assert "Rolled back to as version" in run_cli(["lineage", "serving"], env).stdout
+    assert re.search(rf"rollback .* to model {first_model} as version {new_version}", run_cli(["runs"], env).stdout)
+
+    # Rolling back to what is already serving is refused.
+    result = run_cli(["rollback", new_version], env, check=False)
+    assert result.returncode == 1 and "already serving" in result.stderr
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_factory):
+    env, _, summaries = store
+    out_dir = tmp_path_factory.mktemp("report")
+    report = out_dir / "report.html"
+    run_cli(["report", summaries[1].run_id, "--output", str(report)], env)
+    page = report.read_text()
+    auc = summaries[1].eval_metrics["auc"]
+    assert f"{auc:.4f}" in page
+    assert "binary_accuracy" in page and "payment_type = " in page
+    assert "BLESSED" in page and "lower_bound" in page
+    assert page.count("data:image/svg+xml;base64,") >= 2  # slice plot(s) and the lineage graph
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the report must not load anything"
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Chromium is not installed (scripts/install_os_packages.sh installs it as root)")
+    screenshot = out_dir / "report.png"
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={out_dir / 'profile'}", "--enable-logging=stderr", "--window-size=1400,6000",
+         f"--screenshot={screenshot}", report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CONSOLE(" not in result.stderr, result.stderr[-3000:]
+    assert screenshot.is_file() and screenshot.stat().st_size > 20_000
+    print(f"report screenshot for review: {screenshot}")

@@ -1,0 +1,322 @@
+"""Crashes, retries and concurrent runs against one SQLite store, with real processes and kill -9.
+
+One sequence of real runs on the sample feeds every test:
+1. a run killed (SIGKILL) while Transform executes;
+2. a re-run, killed while Trainer executes;
+3. a re-run whose Trainer fails once on purpose and is retried; while it holds the store, a reader
+   queries the store, a run allowed to wait 1 s gives up, and a run allowed to wait long waits;
+4. that waiting run then re-runs unchanged, so its blessed model is the one already serving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import configs
+from pipeline import pipeline as pipeline_definition
+from pipeline.components import data_gate
+from pipeline.guards import recovery, serving_dir, store_lock
+from pipeline.metadata import run_summary
+from pipeline.metadata.store import connection_config, open_store
+from tests.conftest import PROJECT_ROOT, copy_modules, small_run_env
+
+pytestmark = pytest.mark.e2e
+
+CLI = str(Path(sys.executable).parent / "pipeline")
+FAIL_ONCE_ENV = "PIPELINE_TEST_FAIL_ONCE_MARKER"
+# Appended to the test's copy of the trainer module: a transient failure the first time only. Until the
+# test creates "<marker>.release", the failing Trainer holds on, so the run is sure to hold the store.
+FAIL_ONCE = f'''
+
+_run_fn_that_works = run_fn
+
+
+def run_fn(fn_args):
+    import os
+    import time
+
+    marker = os.environ.get("{FAIL_ONCE_ENV}")
+    if marker and not os.path.exists(marker):
+        deadline = time.monotonic() + 1200
+        while not os.path.exists(marker + ".release") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        open(marker, "w").close()
+        raise RuntimeError("simulated transient failure")
+    return _run_fn_that_works(fn_args)
+'''
+RESOLVER = pipeline_definition.RESOLVER_ID
+# Nodes that run afresh every run: the resolvers, and the data gate (its drift baseline changes).
+ALWAYS_RUN = {RESOLVER, data_gate.BASELINE_RESOLVER_ID, data_gate.DATA_GATE_ID}
+UPSTREAM_OF_TRAINER = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSchemaImporter",
+                       "ExampleValidator", "Transform"}
+
+
+class PipelineProcess:
+    """The local runner as a user starts it, with its output collected line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
+            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            if self.process.poll() is not None:
+                self._reader.join(5)
+                if any(text in line for line in self.lines):
+                    return
+                pytest.fail(f"the run ended before printing {text!r}:\n{self.output[-6000:]}")
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"no {text!r} within {timeout}s:\n{self.output[-6000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def finish(self, timeout: float = 900) -> int:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the run did not finish within {timeout}s:\n{self.output[-6000:]}")
+        self._reader.join(10)
+        return code
+
+
+def wait_for_execution_dir(pipeline_root: str, node: str, output_key: str, timeout: float = 300) -> int:
+    """The id of the node's execution once TFX has created its output folder (the executor is running)."""
+    folder = Path(pipeline_root, node, output_key)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ids = [int(p.name) for p in folder.glob("*") if p.name.isdigit()] if folder.is_dir() else []
+        if ids:
+            return max(ids)
+        time.sleep(0.2)
+    pytest.fail(f"{node} never created {folder}/<execution id>")
+
+
+def kill_while_running(env, config, node: str, output_key: str) -> tuple[PipelineProcess, int]:
+    run = PipelineProcess(env)
+    run.wait_for(f"{node:<32} started")
+    execution_id = wait_for_execution_dir(config.pipeline_root, node, output_key)
+    time.sleep(2)  # Well inside the component's work.
+    assert run.process.poll() is None, run.output[-4000:]
+    run.kill()
+    return run, execution_id
+
+
+@dataclasses.dataclass
+class Story:
+    config: configs.PipelineConfig
+    killed: dict[str, int]
+    runs: dict[str, PipelineProcess]
+    codes: dict[str, int]
+    reader: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory, sample_data_dir) -> Story:
+    modules_dir = copy_modules(tmp_path_factory.mktemp("recovery_user") / "modules")
+    trainer_file = modules_dir / "trainer_module.py"
+    trainer_file.write_text(trainer_file.read_text() + FAIL_ONCE)
+    output_root = tmp_path_factory.mktemp("recovery_output")
+    env = small_run_env(sample_data_dir, output_root, modules_dir)
+    config = configs.load_config(**configs.env_overrides(env))
+
+    first, killed_transform = kill_while_running(env, config, "Transform", "transform_graph")
+    second, killed_trainer = kill_while_running(env, config, "Trainer", "model")
+
+    marker = output_root / "failed-once"
+    third = PipelineProcess({**env, FAIL_ONCE_ENV: str(marker), "PIPELINE_RETRIES": "1",
+                             "PIPELINE_RETRY_BACKOFF_S": "1"})
+    # The third run holds the store's lock from before its first component until it ends; its Trainer
+    # holds on until released, so the two runs started now find the store busy.
+    third.wait_for(f"{'Trainer':<32} started")
+    impatient = PipelineProcess({**env, "PIPELINE_RUN_LOCK_TIMEOUT_S": "1"})
+    patient = PipelineProcess({**env, "PIPELINE_RUN_LOCK_TIMEOUT_S": "1200"})
+    reader = subprocess.run([CLI, "runs", "--format", "json"], env=env, capture_output=True, text=True,
+                            timeout=600)
+    codes = {"impatient": impatient.finish()}
+    patient.wait_for("Another run is using the ML Metadata store")
+    Path(str(marker) + ".release").touch()
+    codes["third"] = third.finish()
+    codes["patient"] = patient.finish()
+    for name in ("third", "patient"):
+        proc = {"third": third, "patient": patient}[name]
+        assert codes[name] == 0, f"{name} run failed:\n{proc.output[-8000:]}"
+    return Story(
+        config=config,
+        killed={"Transform": killed_transform, "Trainer": killed_trainer},
+        runs={"first": first, "second": second, "third": third, "impatient": impatient,
+              "patient": patient},
+        codes=codes,
+        reader=reader,
+    )
+
+
+def _store(config):
+    return open_store(connection_config(config))
+
+
+def _runs_in_order(store, config) -> list[list[run_summary.ComponentRun]]:
+    contexts = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    return [run_summary.component_runs(store, c, config.pipeline_name) for c in contexts]
+
+
+def _states(components) -> dict[str, str]:
+    return {c.node_id: c.state for c in components}
+
+
+def test_killed_executions_are_marked_failed_and_their_outputs_are_gone(story):
+    store = _store(story.config)
+    killed = store.get_executions_by_id(list(story.killed.values()))
+    assert len(killed) == 2
+    for execution in killed:
+        assert execution.last_known_state == metadata_store_pb2.Execution.FAILED
+        assert "killed or crashed" in execution.custom_properties[recovery.ABANDONED_PROPERTY].string_value
+    for node, execution_id in story.killed.items():
+        assert not list(Path(story.config.pipeline_root, node).glob(f"*/{execution_id}"))
+    # Each re-run said what it cleaned up.
+    second, third = story.runs["second"].output, story.runs["third"].output
+    assert f"Transform (execution {story.killed['Transform']})" in second
+    assert f"Trainer (execution {story.killed['Trainer']})" in third
+
+
+def test_no_later_execution_uses_an_artifact_of_a_killed_one(story):
+    store = _store(story.config)
+    executions = store.get_executions()
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    from_killed = {
+        e.artifact_id for e in events
+        if e.execution_id in story.killed.values() and e.type != metadata_store_pb2.Event.INPUT
+    }
+    used = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.INPUT}
+    assert not from_killed & used
+
+
+def test_store_is_consistent_after_the_kills(story):
+    store = _store(story.config)
+    executions = {e.id: e for e in store.get_executions()}
+    assert not [e for e in executions.values() if e.last_known_state in (
+        metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)]
+    events = store.get_events_by_execution_ids(list(executions))
+    produced_by_complete = {
+        e.artifact_id for e in events
+        if e.type == metadata_store_pb2.Event.OUTPUT
+        and executions[e.execution_id].last_known_state == metadata_store_pb2.Execution.COMPLETE
+    }
+    inputs = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.INPUT}
+    assert inputs <= produced_by_complete
+    for artifact in store.get_artifacts_by_id(inputs):
+        assert artifact.state == metadata_store_pb2.Artifact.LIVE
+    with sqlite3.connect(f"file:{story.config.metadata_path}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_reruns_reuse_everything_cached_upstream(story):
+    runs = _runs_in_order(_store(story.config), story.config)
+    assert len(runs) == 5  # killed, killed, failed attempt, its retry, the patient run
+    completed: set[str] = set()
+    # Up to the retry; the patient run below evaluates again because it has a baseline now.
+    for earlier, later in zip(runs[:3], runs[1:4]):
+        # The resolvers and the data gate are never cached: they run afresh every run.
+        completed |= {c.node_id for c in earlier if c.state in ("executed", "cached")} - ALWAYS_RUN
+        states = _states(later)
+        # Whatever completed before is never executed again; the rest executes.
+        assert {node: states[node] for node in completed} == {node: "cached" for node in completed}
+    second = _states(runs[1])
+    assert second["Transform"] == "executed"
+    failed_attempt, retry, last = _states(runs[2]), _states(runs[3]), _states(runs[4])
+    assert failed_attempt["Trainer"] == "failed"
+    assert {retry[n] for n in UPSTREAM_OF_TRAINER} == {"cached"}
+    assert retry["Trainer"] == retry["Evaluator"] == retry["Pusher"] == "executed"
+    # The patient run: only the Evaluator (it has a baseline now) and the Pusher ran.
+    assert {n for n, state in last.items() if state == "executed"} - ALWAYS_RUN == {"Evaluator", "Pusher"}
+
+
+def test_a_transient_failure_is_retried_with_backoff(story):
+    output = story.runs["third"].output
+    assert "Run failed (RuntimeError: simulated transient failure); retry 1 of 1 in 1s" in output
+    assert "Blessed: yes" in output and "Pushed to: " in output
+
+
+def test_a_second_run_that_cannot_wait_fails_with_a_clear_message(story):
+    assert story.codes["impatient"] == store_lock.EXIT_BUSY
+    output = story.runs["impatient"].output
+    assert "error: another pipeline run is using the ML Metadata store" in output
+    assert f"pid {story.runs['third'].process.pid}" in output
+    assert "PIPELINE_RUN_LOCK_TIMEOUT_S" in output
+    assert "Traceback" not in output
+    assert "started" not in output  # No component of its ran.
+
+
+def test_the_store_can_be_read_while_a_run_writes_it(story):
+    assert story.reader.returncode == 0, story.reader.stderr
+    assert json.loads(story.reader.stdout)["runs"]
+
+
+def test_a_waiting_run_runs_next_and_does_not_push_the_serving_model_again(story):
+    output = story.runs["patient"].output
+    assert "Another run is using the ML Metadata store" in output and "waiting up to 1200s" in output
+    assert "Blessed: yes" in output
+    versions = serving_dir.serving_versions(story.config.serving_model_dir)
+    assert len(versions) == 1
+    assert f"Pushed: no, the blessed model is already serving: {story.config.serving_model_dir}/{versions[0]}" in output
+    assert not [n for n in os.listdir(story.config.serving_model_dir) if n.startswith(".")]
+
+
+def test_retries_back_off_doubling_then_give_up():
+    calls, messages = [], []
+
+    def attempt():
+        calls.append(time.monotonic())
+        raise OSError("disk hiccup")
+
+    with pytest.raises(OSError, match="disk hiccup"):
+        recovery.call_with_retries(attempt, retries=2, backoff_s=0.2, say=messages.append)
+    assert len(calls) == 3
+    assert calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.4
+    assert messages == [
+        "Run failed (OSError: disk hiccup); retry 1 of 2 in 0.2s (completed components come from the cache).",
+        "Run failed (OSError: disk hiccup); retry 2 of 2 in 0.4s (completed components come from the cache).",
+    ]
+
+
+def test_configuration_errors_are_never_retried():
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise configs.ConfigError("schema_path does not exist")
+
+    with pytest.raises(configs.ConfigError):
+        recovery.call_with_retries(attempt, retries=3, backoff_s=0)
+    assert calls == [1]

@@ -1,0 +1,184 @@
+"""The Airflow DAG on a real Airflow: temporary AIRFLOW_HOME and SQLite, parsed by `airflow dags list`,
+executed twice by `airflow dags test` on the small sample (the second run served from TFX's cache).
+
+Airflow is initialised once for the module; the DAG file reaches Airflow as a symlink in its DAGs
+folder, as the README tells users, and its configuration as PIPELINE_* variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Airflow is not imported here: importing it configures logging and writes ~/airflow.
+if importlib.util.find_spec("airflow") is None:
+    pytest.skip("Airflow is an optional orchestrator: make install-all", allow_module_level=True)
+
+from pipeline import configs  # noqa: E402
+from tests.conftest import PROJECT_ROOT, run_command, small_run_env  # noqa: E402
+from tests.orchestrator_checks import (  # noqa: E402
+    ALL_NODES,
+    UPSTREAM_OF_EVALUATOR,
+    cli_json,
+    states_of_run,
+)
+
+pytestmark = pytest.mark.e2e
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+@dataclasses.dataclass
+class AirflowRuns:
+    config: configs.PipelineConfig
+    airflow_db: Path
+    dags_list: list[dict]
+    dags_list_stderr: str
+    run_ids: list[str]
+    bad_span_file: Path
+    bad_output: str
+    executions: tuple[int, int]  # in the store before and after the run on the bad span
+
+
+def _executions(config: configs.PipelineConfig) -> int:
+    with sqlite3.connect(config.metadata_path) as db:
+        return db.execute("SELECT COUNT(*) FROM Execution").fetchone()[0]
+
+
+def _dag_run_ids(airflow_db: Path, dag_id: str) -> list[str]:
+    with sqlite3.connect(airflow_db) as db:
+        rows = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY execution_date", (dag_id,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _task_states(airflow_db: Path, dag_id: str, run_id: str) -> dict[str, str]:
+    with sqlite3.connect(airflow_db) as db:
+        rows = db.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ).fetchall()
+    return dict(rows)
+
+
+@pytest.fixture(scope="module")
+def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
+    home = tmp_path_factory.mktemp("airflow_home")
+    dags_folder = home / "dags"
+    dags_folder.mkdir()
+    (dags_folder / "airflow_dag.py").symlink_to(PROJECT_ROOT / "pipeline" / "runners" / "airflow_dag.py")
+    env = {
+        **small_run_env(sample_data_dir, tmp_path_factory.mktemp("airflow_output")),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # Parsing imports TensorFlow and compiles the pipeline: beyond Airflow's 30 s default.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
+        # A failing task fails the test at once instead of waiting for a retry.
+        "PIPELINE_RETRIES": "2",
+    }
+    config = configs.load_config(**configs.env_overrides(env))
+    run_command([AIRFLOW, "db", "migrate"], env)
+    listed = _run_airflow([AIRFLOW, "dags", "list", "--output", "json"], env)
+    run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
+    run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
+    airflow_db = home / "airflow.db"
+    run_ids = _dag_run_ids(airflow_db, config.pipeline_name)
+    # A third run on a span holding an empty file, against the same store.
+    spans = tmp_path_factory.mktemp("airflow_spans")
+    (spans / "span-1").mkdir()
+    (spans / "span-1" / "data.csv").write_bytes(b"")
+    before = _executions(config)
+    bad = subprocess.run(
+        [AIRFLOW, "dags", "test", config.pipeline_name],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+        env={**env, "PIPELINE_DATA_ROOT": str(spans), "PIPELINE_INPUT_PATTERN": "span-{SPAN}/*.csv"},
+    )
+    return AirflowRuns(
+        config=config,
+        airflow_db=airflow_db,
+        dags_list=json.loads(listed.stdout.strip().splitlines()[-1]),
+        dags_list_stderr=listed.stderr,
+        run_ids=run_ids,
+        bad_span_file=spans / "span-1" / "data.csv",
+        bad_output=bad.stdout + bad.stderr,
+        executions=(before, _executions(config)),
+    )
+
+
+def _run_airflow(args, env):
+    result = subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-8000:]
+    return result
+
+
+def test_airflow_parses_the_dag_without_import_errors(airflow_runs):
+    assert [d["dag_id"] for d in airflow_runs.dags_list] == [airflow_runs.config.pipeline_name]
+    # `dags list` reports import errors on stderr, pointing at `airflow dags list-import-errors`.
+    assert "Failed to load all files" not in airflow_runs.dags_list_stderr
+    assert "list-import-errors" not in airflow_runs.dags_list_stderr
+
+
+def test_every_task_of_both_runs_succeeds(airflow_runs):
+    # A node launched before its upstream nodes finished fails ("its inputs are missing"), so this also
+    # shows the DAG's dependencies follow the pipeline graph.
+    assert len(airflow_runs.run_ids) == 2
+    for run_id in airflow_runs.run_ids:
+        states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, run_id)
+        assert states == {task: "success" for task in ALL_NODES | {"check_input", "record_run"}}, run_id
+
+
+def test_tasks_take_their_retries_from_config(airflow_runs):
+    with sqlite3.connect(airflow_runs.airflow_db) as db:
+        max_tries = {row[0] for row in db.execute("SELECT max_tries FROM task_instance")}
+    # PIPELINE_RETRIES=2 in the fixture; the default is 0.
+    assert max_tries == {airflow_runs.config.retries} == {2}
+
+
+def test_first_run_executes_every_node_and_pushes_a_model(airflow_runs):
+    first = states_of_run(airflow_runs.config, airflow_runs.run_ids[0])
+    assert first == {node: ["executed"] for node in ALL_NODES}
+    serving = Path(airflow_runs.config.serving_model_dir)
+    assert list(serving.glob("*/saved_model.pb")), f"no model pushed under {serving}"
+
+
+def test_second_run_is_served_from_cache(airflow_runs):
+    second = states_of_run(airflow_runs.config, airflow_runs.run_ids[1])
+    assert {node: second[node] for node in UPSTREAM_OF_EVALUATOR} == {
+        node: ["cached"] for node in UPSTREAM_OF_EVALUATOR
+    }
+
+
+def test_runs_and_lineage_commands_read_the_airflow_runs(airflow_runs, capsys):
+    runs = cli_json(capsys, airflow_runs.config, "runs")["runs"]
+    assert [r["run"] for r in runs] == airflow_runs.run_ids[::-1]
+    assert all(r["status"] == "complete" and r["record"]["runner"] == "airflow" for r in runs)
+    story = cli_json(capsys, airflow_runs.config, "lineage", "serving")
+    assert story["run"] == airflow_runs.run_ids[0]
+    assert story["record"]["runner"] == "airflow"
+
+
+def test_a_bad_span_fails_the_input_check_and_nothing_runs(airflow_runs):
+    [bad_run] = [r for r in _dag_run_ids(airflow_runs.airflow_db, airflow_runs.config.pipeline_name)
+                 if r not in airflow_runs.run_ids]
+    states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, bad_run)
+    assert states == {"check_input": "failed", **{task: "upstream_failed" for task in ALL_NODES | {"record_run"}}}
+    assert (
+        f"error: input file {airflow_runs.bad_span_file} (span 1) is empty: expected a header line and rows"
+        in airflow_runs.bad_output
+    )
+    # Not retried (PIPELINE_RETRIES=2 here): a retry cannot fix the file. Nothing reached ML Metadata.
+    with sqlite3.connect(airflow_runs.airflow_db) as db:
+        [(tries,)] = db.execute(
+            "SELECT try_number FROM task_instance WHERE run_id = ? AND task_id = 'check_input'", (bad_run,)
+        ).fetchall()
+    assert tries == 1
+    assert airflow_runs.executions[1] == airflow_runs.executions[0]

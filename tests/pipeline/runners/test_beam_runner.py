@@ -1,0 +1,94 @@
+"""The Beam runner end to end through the tfx CLI, the Beam profiles, and the rows-in/rows-out check."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import configs
+from pipeline.beam import profiles
+from pipeline.guards import store_lock
+from pipeline.metadata import run_record, run_summary
+from pipeline.metadata.store import connection_config, open_store
+from tests.conftest import run_command, small_run_env
+from tests.orchestrator_checks import ALL_NODES, cli_json
+
+pytestmark = pytest.mark.e2e
+
+
+# What a user fills in for each remote engine (PIPELINE_<FIELD>); nothing here is contacted.
+@dataclasses.dataclass
+class BeamRun:
+    config: configs.PipelineConfig
+    created: str
+    output: str
+    summary: run_summary.RunSummary
+
+
+@pytest.fixture(scope="module")
+def beam_run(tmp_path_factory, sample_data_dir) -> BeamRun:
+    """`tfx pipeline create` then `tfx run create` with the Beam engine.
+
+    In memory: multi_processing workers each import TensorFlow, minutes on a small sample. The
+    rows-in/rows-out check runs either way.
+    """
+    home = tmp_path_factory.mktemp("beam_home")
+    env = {
+        **small_run_env(sample_data_dir, tmp_path_factory.mktemp("output")),
+        "BEAM_HOME": str(home),
+    }
+    config = configs.load_config(**configs.env_overrides(env))
+    tfx = str(Path(sys.executable).parent / "tfx")
+    created = run_command(
+        [tfx, "pipeline", "create", "--engine", "beam", "--pipeline_path", "pipeline/runners/beam_runner.py"], env
+    )
+    assert (home / config.pipeline_name / "pipeline_args.json").is_file()
+    # Compiling the pipeline ran nothing.
+    assert not Path(config.metadata_path).exists()
+    output = run_command(
+        [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name], env
+    )
+    summary = run_summary.summarize_latest_run(
+        connection_config(config), config.pipeline_name
+    )
+    return BeamRun(config, created, output, summary)
+
+
+def test_tfx_cli_creates_and_runs_the_pipeline_on_beam(beam_run, sample_rows):
+    assert f'Pipeline "{beam_run.config.pipeline_name}" created successfully.' in beam_run.created
+    states = {run.node_id: run.state for run in beam_run.summary.components}
+    assert states == {node: "executed" for node in ALL_NODES}
+    # No row lost: the runner itself compares them, and so does this test.
+    assert sum(beam_run.summary.rows_per_split.values()) == len(sample_rows)
+    assert beam_run.summary.blessed is True
+    assert Path(beam_run.summary.pushed_to, "saved_model.pb").is_file()
+
+
+def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
+    for node in ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert f"{node:<32} started" in beam_run.output
+        assert f"{node:<32} finished in " in beam_run.output
+    assert "Blessed: yes" in beam_run.output
+    store = open_store(connection_config(beam_run.config))
+    record = run_record.read_record(run_summary.latest_run_context(store, beam_run.config.pipeline_name))
+    assert record["runner"] == "beam"
+    # The default profile, auto, runs a small input in memory.
+    assert json.loads(record["config"])["beam_profile"] == "auto"
+    assert profiles.resolved_beam_profile(beam_run.config) == "in_memory"
+    # The run let go of the store.
+    with store_lock.hold(store_lock.lock_path_for(beam_run.config.metadata_path), timeout_s=0):
+        pass
+
+
+def test_runs_and_lineage_commands_read_the_beam_run(beam_run, capsys):
+    [run] = cli_json(capsys, beam_run.config, "runs")["runs"]
+    assert run["status"] == "complete" and run["record"]["runner"] == "beam"
+    assert {c["node"] for c in run["components"]} >= {"CsvExampleGen", "Transform", "Trainer", "Pusher"}
+    story = cli_json(capsys, beam_run.config, "lineage", "serving")
+    assert story["run"] == run["run"] and story["live"] is True
+    assert story["record"]["runner"] == "beam"
+    assert story["blessed"] is True and story["examples"]

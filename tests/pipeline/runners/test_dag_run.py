@@ -1,0 +1,61 @@
+"""What every in-process runner does around a run: the rows-in/rows-out check, errors in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import configs
+from pipeline.metadata import run_summary
+from pipeline.runners import dag_run
+
+
+def _summary_with_rows(rows_per_split: dict[str, int], span: int = 0) -> run_summary.RunSummary:
+    """A run's summary as far as the row check reads it: ExampleGen's Examples (span as TFX 1.16 records
+    it, a custom property) and the rows StatisticsGen counted."""
+    examples = metadata_store_pb2.Artifact()
+    examples.custom_properties["span"].int_value = span
+    example_gen = run_summary.ComponentRun("CsvExampleGen", "executed", 0.0, None, {"examples": [examples]})
+    return run_summary.RunSummary("p", "r", [example_gen], rows_per_split, {}, {}, None, None)
+
+
+def test_lost_rows_fail_the_run_loudly(sample_data_dir, sample_rows):
+    config = configs.load_config(data_root=str(sample_data_dir))
+    dag_run.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": len(sample_rows) - 1000}))
+    with pytest.raises(dag_run.RowCountMismatch, match="hold 1,500 rows but ExampleGen's splits hold 1,499"):
+        dag_run.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": 499}))
+
+
+def test_rows_are_counted_in_the_span_the_run_read(tmp_path, sample_data_dir):
+    # Span 2 arrived after the run read span 1: the run's rows are span 1's.
+    for span, rows in ((1, 1500), (2, 600)):
+        (tmp_path / f"span-{span}").mkdir()
+        lines = (sample_data_dir / "data.csv").read_bytes().splitlines(keepends=True)[: rows + 1]
+        (tmp_path / f"span-{span}" / "data.csv").write_bytes(b"".join(lines))
+    config = configs.load_config(data_root=str(tmp_path), input_pattern="span-{SPAN}/*.csv")
+    dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=1))
+    with pytest.raises(dag_run.RowCountMismatch, match=r"files span-2/data.csv; span 2\) hold 600 rows"):
+        dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=2))
+
+
+@pytest.mark.e2e
+def test_runner_reports_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
+    env = {
+        **os.environ,
+        "PIPELINE_DATA_ROOT": str(tmp_path / "nowhere"),
+        "PIPELINE_OUTPUT_ROOT": str(tmp_path / "out"),
+    }
+    result = subprocess.run(
+        [sys.executable, str(configs.PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "error: data folder" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

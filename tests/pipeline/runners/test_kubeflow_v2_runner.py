@@ -1,0 +1,197 @@
+"""The Kubeflow Pipelines v2 / Vertex AI spec: compiled, loaded back with the kfp SDK's own loader, and
+checked for components, dependencies, image, resources and parameters; the Dockerfile against the lock;
+the tfx CLI's vertex engine compiling the same runner file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("kfp", reason="the kfp SDK is an optional orchestrator package: make install-all")
+
+from pipeline import configs  # noqa: E402
+from pipeline import pipeline as pipeline_definition  # noqa: E402
+from pipeline.components import data_gate  # noqa: E402
+from pipeline.runners import kubeflow_v2_runner  # noqa: E402
+from tests.conftest import PROJECT_ROOT, run_command  # noqa: E402
+
+IMAGE = "us-central1-docker.pkg.dev/example-project/pipelines/chicago-taxi:test"
+BUCKET = "gs://example-bucket/chicago-taxi"
+RESOURCES = {
+    "Trainer": {"cpu": 8, "memory_gb": 32, "accelerator": "NVIDIA_TESLA_T4", "accelerator_count": 1},
+    "Transform": {"cpu": 4, "memory_gb": 16},
+}
+RESOLVER_TASKS = {
+    f"{pipeline_definition.RESOLVER_ID}-model-resolver",
+    f"{pipeline_definition.RESOLVER_ID}-model-blessing-resolver",
+}
+TASKS = {
+    "CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSchemaImporter", "ExampleValidator",
+    data_gate.BASELINE_RESOLVER_ID, data_gate.DATA_GATE_ID, "Transform", "Trainer", "Evaluator", "Pusher",
+} | RESOLVER_TASKS
+
+
+def _config(tmp_path, **overrides) -> configs.PipelineConfig:
+    settings = {
+        "container_image": IMAGE,
+        "bucket_root": BUCKET,
+        "component_resources": json.dumps(RESOURCES),
+        "output_root": str(tmp_path / "output"),
+    }
+    return configs.load_config(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("kubeflow_v2")
+    config = _config(tmp_path)
+    spec_file = kubeflow_v2_runner.compile_spec(config)
+    job = json.loads(spec_file.read_text())
+    # The kfp SDK loads a pipeline spec (the job's `pipelineSpec`) as a component.
+    from kfp import components
+
+    pipeline_spec_file = tmp_path / "pipeline_spec.json"
+    pipeline_spec_file.write_text(json.dumps(job["pipelineSpec"]))
+    loaded = components.load_component_from_file(str(pipeline_spec_file))
+    return config, job, loaded.pipeline_spec
+
+
+def _parameter(spec, task: str, name: str):
+    value = spec.root.dag.tasks[task].inputs.parameters[name].runtime_value.constant_value
+    return getattr(value, value.WhichOneof("value"))
+
+
+def _executors(spec) -> dict:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(spec.deployment_spec)["executors"]
+
+
+def test_spec_holds_every_component(compiled):
+    config, job, spec = compiled
+    assert spec.pipeline_info.name == config.pipeline_name
+    assert set(spec.root.dag.tasks) == TASKS
+    assert set(_executors(spec)) == {f"{task}_executor" for task in TASKS}
+
+
+def test_dependencies_follow_the_pipeline_graph(compiled):
+    _, _, spec = compiled
+    tasks = spec.root.dag.tasks
+    depends = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert depends["CsvExampleGen"] == set() and depends["CuratedSchemaImporter"] == set()
+    assert depends["StatisticsGen"] == {"CsvExampleGen"}
+    assert depends["ExampleValidator"] == {"StatisticsGen", "CuratedSchemaImporter"}
+    # The data gate holds Transform back until the new data has passed it; it reads the Examples for the
+    # span and version they came from.
+    assert depends[data_gate.DATA_GATE_ID] == {
+        "CsvExampleGen", "StatisticsGen", "CuratedSchemaImporter", "ExampleValidator", data_gate.BASELINE_RESOLVER_ID
+    }
+    assert depends["Transform"] == {"CsvExampleGen", "CuratedSchemaImporter", data_gate.DATA_GATE_ID}
+    assert depends["Trainer"] == {"CsvExampleGen", "Transform", "CuratedSchemaImporter"}
+    assert {"CsvExampleGen", "Trainer"} <= depends["Evaluator"]
+    assert depends["Evaluator"] & RESOLVER_TASKS
+    assert depends["Pusher"] == {"Trainer", "Evaluator"}
+
+
+def test_every_component_runs_in_the_configured_image(compiled):
+    _, _, spec = compiled
+    for name, executor in _executors(spec).items():
+        if "container" in executor:
+            assert executor["container"]["image"] == IMAGE, name
+            assert executor["container"]["command"][-1] == (
+                "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+            )
+
+
+def test_components_get_their_configured_machines(compiled):
+    _, _, spec = compiled
+    executors = _executors(spec)
+    trainer = executors["Trainer_executor"]["container"]["resources"]
+    assert trainer["cpuLimit"] == 8 and trainer["memoryLimit"] == 32
+    assert trainer["accelerator"]["type"] == "NVIDIA_TESLA_T4"
+    assert int(float(trainer["accelerator"]["count"])) == 1
+    assert executors["Transform_executor"]["container"]["resources"]["cpuLimit"] == 4
+    assert "resources" not in executors["Evaluator_executor"]["container"]
+
+
+def test_parameters_point_at_the_bucket_and_into_the_image(compiled):
+    config, job, spec = compiled
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == f"{BUCKET}/tfx_output/pipelines/{config.pipeline_name}"
+    assert _parameter(spec, "CsvExampleGen", "input_base") == f"{BUCKET}/data"
+    root = config.image_project_root
+    assert _parameter(spec, "Trainer", "module_file") == f"{root}/modules/trainer_module.py"
+    assert _parameter(spec, "Transform", "module_file") == f"{root}/modules/transform_module.py"
+    assert _parameter(spec, "CuratedSchemaImporter", "schema_file") == f"{root}/schema/schema.pbtxt"
+    assert json.loads(_parameter(spec, "Trainer", "train_args")) == {"num_steps": config.train_steps}
+    custom = json.loads(_parameter(spec, "Trainer", "custom_config"))
+    # The fingerprint is of the project's module, the same file the image holds.
+    assert custom["module_fingerprint"] == pipeline_definition.module_fingerprint(config.trainer_module_file)
+    push = json.loads(_parameter(spec, "Pusher", "push_destination"))
+    assert push["filesystem"]["base_directory"] == f"{BUCKET}/tfx_output/serving_model/{config.pipeline_name}"
+
+
+def test_bad_settings_are_named(tmp_path):
+    with pytest.raises(configs.ConfigError, match="PIPELINE_CONTAINER_IMAGE"):
+        kubeflow_v2_runner.create_pipeline(_config(tmp_path, container_image=""))
+    with pytest.raises(configs.ConfigError, match="PIPELINE_BUCKET_ROOT"):
+        kubeflow_v2_runner.create_pipeline(_config(tmp_path, bucket_root="/local/folder"))
+    with pytest.raises(configs.ConfigError, match="unknown keys"):
+        kubeflow_v2_runner.resource_specs(_config(tmp_path, component_resources='{"Trainer": {"gpus": 1}}'))
+    with pytest.raises(configs.ConfigError, match="unknown components"):
+        kubeflow_v2_runner.create_pipeline(_config(tmp_path, component_resources='{"Trainr": {"cpu": 1}}'))
+    outside = tmp_path / "trainer_module.py"
+    outside.write_text((PROJECT_ROOT / "modules" / "trainer_module.py").read_text())
+    with pytest.raises(configs.ConfigError, match="outside the project"):
+        kubeflow_v2_runner.create_pipeline(_config(tmp_path, trainer_module_file=str(outside)))
+
+
+def _lock_pins(path: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", path.read_text(), flags=re.M))
+
+
+def test_dockerfile_builds_the_image_from_the_lock(compiled):
+    config, job, _ = compiled
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.10[-.\w]*$", dockerfile, flags=re.M)
+    assert re.search(rf"^WORKDIR {re.escape(configs.PipelineConfig.image_project_root)}$", dockerfile, flags=re.M)
+    assert "uv pip sync --system requirements.lock" in dockerfile
+    uv_version = re.search(r"UV_VERSION=(\S+)", (PROJECT_ROOT / "scripts" / "setup_env.sh").read_text())[1]
+    assert f"uv=={uv_version}" in dockerfile
+    # The one package beyond the core lock comes at the orchestrators lock's pin.
+    assert "grep '^kfp-pipeline-spec==' requirements-orchestrators.lock" in dockerfile
+    assert "kfp-pipeline-spec" in _lock_pins(PROJECT_ROOT / "requirements-orchestrators.lock")
+    # The spec was compiled by the TFX the image installs.
+    assert job["pipelineSpec"]["sdkVersion"] == f"tfx-{_lock_pins(PROJECT_ROOT / 'requirements.lock')['tfx']}"
+    for source in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.M):
+        for path in source.split():
+            assert (PROJECT_ROOT / path).exists(), f"Dockerfile copies {path}, which is not in the project"
+    for needed in ("modules/", "pipeline/", "schema/", "setup.py"):
+        assert re.search(rf"^COPY .*{re.escape(needed)}", dockerfile, flags=re.M), needed
+
+
+def test_tfx_cli_vertex_engine_compiles_the_runner(tmp_path):
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        # The CLI checks for kfp with the `pip` on PATH: the environment's, as when it is activated.
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VERTEX_HOME": str(tmp_path / "vertex_home"),
+        "PIPELINE_CONTAINER_IMAGE": IMAGE,
+        "PIPELINE_BUCKET_ROOT": BUCKET,
+        "PIPELINE_OUTPUT_ROOT": str(tmp_path / "output"),
+    }
+    output = run_command(
+        [str(Path(bin_dir) / "tfx"), "pipeline", "create", "--engine", "vertex", "--pipeline_path", "pipeline/runners/kubeflow_v2_runner.py"],
+        env,
+    )
+    name = configs.load_config().pipeline_name
+    assert f'Pipeline "{name}" created successfully.' in output
+    job = json.loads((tmp_path / "vertex_home" / name / "pipeline.json").read_text())
+    assert set(job["pipelineSpec"]["root"]["dag"]["tasks"]) == TASKS
+    assert job["pipelineSpec"]["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["image"] == IMAGE

@@ -1,0 +1,126 @@
+"""The whole pipeline on a sample of the data with the local runner, run as a user runs it.
+
+One sequence of real runs (first run, unchanged re-run, re-run after a module edit: the `local_runs`
+fixture, shared with the CLI tests), then the tfx CLI, feeds several focused tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import pipeline as pipeline_definition
+from pipeline.components import data_gate
+from pipeline.governance import lineage
+from pipeline.metadata import run_summary
+from pipeline.metadata.store import connection_config, open_store
+from tests.conftest import predict_through_both_signatures, run_command
+from tests.orchestrator_checks import ALL_NODES, UPSTREAM_OF_EVALUATOR
+
+pytestmark = pytest.mark.e2e
+
+
+def _summary(config):
+    return run_summary.summarize_latest_run(
+        connection_config(config), config.pipeline_name
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(local_runs):
+    return local_runs
+
+
+def states(summary: run_summary.RunSummary) -> dict[str, str]:
+    return {run.node_id: run.state for run in summary.components}
+
+
+def test_first_run_executes_every_component_and_pushes_a_blessed_model(runs, sample_rows):
+    first = runs.summaries[0]
+    assert states(first) == {node: "executed" for node in ALL_NODES}
+    assert sum(first.rows_per_split.values()) == len(sample_rows)
+    assert set(first.rows_per_split) == {"train", "eval"}
+    assert first.rows_per_split["train"] > 2 * first.rows_per_split["eval"]
+    assert first.eval_metrics["auc"] > 0.6
+    assert first.blessed is True
+    assert Path(first.pushed_to, "saved_model.pb").is_file()
+    assert Path(first.pushed_to).parent == Path(runs.config.serving_model_dir)
+
+
+def test_run_prints_progress_and_a_closing_summary(runs):
+    output = runs.outputs[0]
+    for node in ("CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert f"{node:<32} started" in output
+        assert f"{node:<32} finished in " in output
+    assert "Rows read: " in output
+    assert "Anomalies against the curated schema: 0" in output
+    assert "Eval metrics (overall): " in output and "auc " in output
+    assert "Blessed: yes" in output
+    assert f"Pushed to: {runs.summaries[0].pushed_to}" in output
+
+
+def test_lineage_links_the_pushed_model_to_examples_schema_and_transform_graph(runs):
+    store = open_store(connection_config(runs.config))
+    pushed = runs.summaries[0].component("Pusher").output("pushed_model")
+    ancestors = {(a.type_name, a.producer) for a in lineage.upstream(store, pushed.id)}
+    assert ("Model", "Trainer") in ancestors
+    assert ("ModelBlessing", "Evaluator") in ancestors
+    assert ("TransformGraph", "Transform") in ancestors
+    # The Trainer reads ExampleGen's examples through the transform graph; Transform writes no copy.
+    assert ("Examples", "Transform") not in ancestors
+    assert ("Examples", "CsvExampleGen") in ancestors
+    assert ("Schema", pipeline_definition.CURATED_SCHEMA_ID) in ancestors
+
+
+def test_pushed_model_predicts_raw_rows_through_both_signatures(runs, sample_rows):
+    model = tf.saved_model.load(runs.summaries[0].pushed_to)
+    from_examples, from_raw = predict_through_both_signatures(model, sample_rows[:25])
+    assert from_examples.shape == (25, 1)
+    assert ((from_examples > 0) & (from_examples < 1)).all()
+    np.testing.assert_allclose(from_examples, from_raw, rtol=1e-5, atol=1e-6)
+
+
+
+
+def test_unchanged_rerun_is_served_from_cache(runs):
+    second = states(runs.summaries[1])
+    assert {node: second[node] for node in UPSTREAM_OF_EVALUATOR} == {
+        node: "cached" for node in UPSTREAM_OF_EVALUATOR
+    }
+    # The Evaluator's inputs did change: the first run's model is now the blessed baseline.
+    assert second["Evaluator"] == "executed"
+    assert second[data_gate.DATA_GATE_ID] == "executed"
+    assert runs.summaries[1].run_id != runs.summaries[0].run_id
+
+
+def test_editing_the_trainer_module_invalidates_only_what_uses_it(runs):
+    third = states(runs.summaries[2])
+    for node in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform"):
+        assert third[node] == "cached", node
+    assert third["Trainer"] == "executed"
+    assert third["Evaluator"] == "executed"
+    assert third["Pusher"] == "executed"
+    # The summary reports the new candidate's metrics, not the baseline's (the first run's model).
+    assert runs.summaries[2].eval_metrics["auc"] != runs.summaries[0].eval_metrics["auc"]
+
+
+def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):
+    env = {**runs.env, "LOCAL_HOME": str(tmp_path / "local_home")}
+    tfx = str(Path(sys.executable).parent / "tfx")
+    created = run_command(
+        [tfx, "pipeline", "create", "--engine", "local", "--pipeline_path", "pipeline/runners/local_runner.py"],
+        env,
+    )
+    assert f'Pipeline "{runs.config.pipeline_name}" created successfully.' in created
+    assert (tmp_path / "local_home" / runs.config.pipeline_name / "pipeline_args.json").is_file()
+    ran = run_command(
+        [tfx, "run", "create", "--engine", "local", "--pipeline_name", runs.config.pipeline_name], env
+    )
+    assert "Transform" in ran and "Blessed:" in ran
+    summary = _summary(runs.config)
+    assert summary.run_id not in {s.run_id for s in runs.summaries}
+    assert states(summary)["Transform"] == "cached"

@@ -1,0 +1,217 @@
+"""The Luigi runner end to end on the small sample: a run whose Trainer fails, a new run after the fix
+(everything upstream of the Trainer served from TFX's cache), then the failed run resumed through a
+real central scheduler (luigid), where only the unfinished nodes run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("luigi", reason="Luigi is an optional orchestrator: make install-all")
+
+from pipeline import configs  # noqa: E402
+from pipeline.metadata import run_summary  # noqa: E402
+from pipeline.metadata.store import (
+    connection_config,  # noqa: E402
+    open_store,  # noqa: E402
+)
+from tests.conftest import PROJECT_ROOT, copy_modules, run_command, small_run_env  # noqa: E402
+from tests.orchestrator_checks import (  # noqa: E402
+    ALL_NODES,
+    UPSTREAM_OF_EVALUATOR,
+    cli_json,
+    states_of_run,
+)
+
+pytestmark = pytest.mark.e2e
+
+RUNNER = [sys.executable, "-m", "pipeline.runners.luigi_runner"]
+BROKEN_RUN_FN = '\n\ndef run_fn(fn_args):\n    raise RuntimeError("trainer broken on purpose by the test")\n'
+DOWNSTREAM_OF_TRAINER = {"Trainer", "Evaluator", "Pusher"}
+
+
+@dataclasses.dataclass
+class LuigiRuns:
+    config: configs.PipelineConfig
+    failed: subprocess.CompletedProcess
+    failed_run_id: str
+    failed_states: dict[str, list[str]]
+    fixed_output: str
+    fixed_run_id: str
+    resumed_output: str
+    scheduler_tasks: dict
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _latest_run_id(config) -> str:
+    store = open_store(connection_config(config))
+    return run_summary.latest_run_context(store, config.pipeline_name).name
+
+
+def _scheduler_tasks(port: int) -> dict:
+    """Every task the central scheduler knows, by task id, as its visualiser shows them."""
+    query = urllib.parse.urlencode({"data": json.dumps({})})
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/task_list?{query}", timeout=10) as answer:
+        return json.load(answer)["response"]
+
+
+@pytest.fixture(scope="module")
+def luigi_runs(tmp_path_factory, sample_data_dir) -> LuigiRuns:
+    modules_dir = copy_modules(tmp_path_factory.mktemp("luigi_user") / "modules")
+    env = small_run_env(sample_data_dir, tmp_path_factory.mktemp("luigi_output"), modules_dir)
+    config = configs.load_config(**configs.env_overrides(env))
+    trainer_file = modules_dir / "trainer_module.py"
+    original = trainer_file.read_text()
+
+    trainer_file.write_text(original + BROKEN_RUN_FN)
+    failed = subprocess.run(
+        [*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    failed_run_id = _latest_run_id(config)
+    failed_states = states_of_run(config, failed_run_id)
+
+    trainer_file.write_text(original)
+    fixed_output = run_command([*RUNNER, "--local-scheduler"], env)
+    fixed_run_id = _latest_run_id(config)
+
+    # Resume the failed run through a central scheduler.
+    port = _free_port()
+    state_dir = tmp_path_factory.mktemp("luigid")
+    luigid = subprocess.Popen(
+        [str(Path(sys.executable).parent / "luigid"), "--address", "127.0.0.1", "--port", str(port),
+         "--state-path", str(state_dir / "state.pickle")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert luigid.poll() is None and time.monotonic() < deadline, "luigid did not start"
+                time.sleep(0.5)
+        resumed_output = run_command(
+            [*RUNNER, "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--run-id", failed_run_id],
+            env,
+        )
+        scheduler_tasks = _scheduler_tasks(port)
+    finally:
+        luigid.terminate()
+        luigid.wait(timeout=30)
+    return LuigiRuns(
+        config, failed, failed_run_id, failed_states, fixed_output, fixed_run_id, resumed_output, scheduler_tasks
+    )
+
+
+def test_a_failed_node_fails_its_task_and_nothing_downstream_runs(luigi_runs):
+    assert luigi_runs.failed.returncode == 1, luigi_runs.failed.stderr[-4000:]
+    assert "trainer broken on purpose by the test" in luigi_runs.failed.stdout + luigi_runs.failed.stderr
+    assert luigi_runs.failed_states == {
+        **{node: ["executed"] for node in ALL_NODES - DOWNSTREAM_OF_TRAINER},
+        "Trainer": ["failed"],
+    }
+
+
+def test_a_new_run_after_the_fix_takes_everything_upstream_from_cache(luigi_runs):
+    states = states_of_run(luigi_runs.config, luigi_runs.fixed_run_id)
+    assert luigi_runs.fixed_run_id != luigi_runs.failed_run_id
+    assert {node: states[node] for node in UPSTREAM_OF_EVALUATOR - {"Trainer"}} == {
+        node: ["cached"] for node in UPSTREAM_OF_EVALUATOR - {"Trainer"}
+    }
+    assert states["Trainer"] == ["executed"]
+    assert states["Pusher"] == ["executed"]
+    assert "Blessed: yes" in luigi_runs.fixed_output
+    assert list(Path(luigi_runs.config.serving_model_dir).glob("*/saved_model.pb"))
+
+
+def test_resuming_the_failed_run_runs_only_its_unfinished_nodes(luigi_runs):
+    states = states_of_run(luigi_runs.config, luigi_runs.failed_run_id)
+    # The finished upstream nodes kept their single execution: Luigi found them complete in MLMD.
+    assert states["Transform"] == ["executed"]
+    # TFX reuses the node's failed execution of this run and finishes it (from the fixed run's cache).
+    assert states["Trainer"] in (["cached"], ["executed"])
+    assert len(states["Evaluator"]) == 1 and len(states["Pusher"]) == 1
+    assert f"{'Transform':<32} started" not in luigi_runs.resumed_output
+    assert f"{'Trainer':<32} started" in luigi_runs.resumed_output
+
+
+def test_the_central_scheduler_saw_every_node_as_a_task(luigi_runs):
+    families = {task["name"] for task in luigi_runs.scheduler_tasks.values()}
+    # No tfx.CheckInput: the resumed run's first nodes had finished, so Luigi never asked what they need.
+    assert families == {"tfx.Node", "tfx.Pipeline"}
+    nodes = {
+        task["params"]["node_id"]
+        for task in luigi_runs.scheduler_tasks.values()
+        if task["name"] == "tfx.Node"
+    }
+    assert nodes == ALL_NODES
+    assert {task["status"] for task in luigi_runs.scheduler_tasks.values()} == {"DONE"}
+
+
+def test_runs_and_lineage_commands_read_the_luigi_runs(luigi_runs, capsys):
+    runs = {r["run"]: r for r in cli_json(capsys, luigi_runs.config, "runs")["runs"]}
+    assert set(runs) == {luigi_runs.failed_run_id, luigi_runs.fixed_run_id}
+    # The failed run was resumed to the end: its newest executions all succeeded.
+    assert runs[luigi_runs.failed_run_id]["status"] == "complete"
+    assert all(r["record"]["runner"] == "luigi" for r in runs.values())
+    story = cli_json(capsys, luigi_runs.config, "lineage", "serving")
+    assert story["record"]["runner"] == "luigi"
+
+
+@pytest.fixture(scope="module")
+def bad_span(luigi_runs, tmp_path_factory):
+    """A span holding a row with the wrong number of fields, against the store of the runs above."""
+    spans = tmp_path_factory.mktemp("luigi_spans")
+    header, *rows = (PROJECT_ROOT / "data" / "data.csv").read_bytes().splitlines(keepends=True)[:300]
+    rows[3] = b"1,2,3\n"
+    (spans / "span-1").mkdir()
+    (spans / "span-1" / "data.csv").write_bytes(header + b"".join(rows))
+    env = {**small_run_env(spans, Path(luigi_runs.config.output_root)), "PIPELINE_INPUT_PATTERN": "span-{SPAN}/*.csv"}
+    return spans / "span-1" / "data.csv", env
+
+
+def _execution_count(config) -> int:
+    return len(open_store(connection_config(config)).get_executions())
+
+
+def test_a_bad_span_stops_the_runner_with_one_line(luigi_runs, bad_span):
+    path, env = bad_span
+    before = _execution_count(luigi_runs.config)
+    result = subprocess.run([*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: input file {path} (span 1): line 5 has 3 fields, the header has 18"]
+    assert "Traceback" not in result.stderr
+    assert _execution_count(luigi_runs.config) == before
+
+
+def test_luigis_own_command_runs_the_input_check_before_any_node(luigi_runs, bad_span):
+    path, env = bad_span
+    before = _execution_count(luigi_runs.config)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "luigi"), "--module", "pipeline.runners.luigi_runner", "tfx.Pipeline",
+         "--local-scheduler"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert f"ConfigError: input file {path} (span 1): line 5 has 3 fields, the header has 18" in output
+    assert "1 failed:" in output and "tfx.CheckInput" in output
+    # No node ran: Luigi ran nothing that waits for the check, and MLMD holds no new execution.
+    assert _execution_count(luigi_runs.config) == before

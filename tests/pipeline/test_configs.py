@@ -1,0 +1,121 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline import configs
+from pipeline.guards import input_checks
+
+
+def test_defaults_are_absolute_and_independent_of_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(configs.ENV_PREFIX):
+            monkeypatch.delenv(key)
+    config = configs.load_config()
+    assert config.data_root == str(configs.PROJECT_ROOT / "data")
+    assert Path(config.schema_path).is_file()
+    assert Path(config.transform_module_file).is_file()
+    assert Path(config.trainer_module_file).is_file()
+    assert config.metadata_path == str(
+        configs.PROJECT_ROOT / "tfx_output" / "metadata" / "chicago-taxi" / "metadata.db"
+    )
+    assert config.pipeline_root.startswith(str(configs.PROJECT_ROOT))
+
+
+def test_environment_overrides_are_parsed_to_the_field_types(monkeypatch, tmp_path):
+    monkeypatch.setenv("PIPELINE_TRAIN_STEPS", "7")
+    monkeypatch.setenv("PIPELINE_LEARNING_RATE", "0.5")
+    monkeypatch.setenv("PIPELINE_HIDDEN_UNITS", "8,4")
+    monkeypatch.setenv("PIPELINE_ENABLE_CACHE", "false")
+    monkeypatch.setenv("PIPELINE_BEAM_PIPELINE_ARGS", "--direct_num_workers=2 --direct_running_mode=multi_processing")
+    monkeypatch.setenv("PIPELINE_OUTPUT_ROOT", str(tmp_path))
+    config = configs.load_config()
+    assert config.train_steps == 7
+    assert config.learning_rate == 0.5
+    assert config.hidden_units == (8, 4)
+    assert config.enable_cache is False
+    assert config.beam_pipeline_args == ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    assert config.serving_model_dir == str(tmp_path / "serving_model" / "chicago-taxi")
+
+
+def test_explicit_overrides_win_over_the_environment(monkeypatch):
+    monkeypatch.setenv("PIPELINE_TRAIN_STEPS", "7")
+    assert configs.load_config(train_steps=3).train_steps == 3
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("PIPELINE_TRAIN_STEPS", "many")
+    with pytest.raises(ValueError, match="PIPELINE_TRAIN_STEPS='many' is not a valid int"):
+        configs.load_config()
+
+
+def test_out_of_range_values_are_refused():
+    with pytest.raises(ValueError, match="train_steps must be at least 1"):
+        configs.load_config(train_steps=0)
+    with pytest.raises(ValueError, match="blessing_max_decrease may not be negative"):
+        configs.load_config(blessing_max_decrease=-0.1)
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(configs.ConfigError, match="unknown pipeline settings: train_stpes"):
+        configs.load_config(train_stpes=3)
+
+
+def test_missing_inputs_are_named_before_anything_runs(tmp_path):
+    with pytest.raises(configs.ConfigError, match=f"data folder {tmp_path / 'nowhere'} does not exist"):
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path / "nowhere")))
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(configs.ConfigError, match="no input files match '\\*.csv'"):
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path)))
+    with pytest.raises(configs.ConfigError, match="no input files match 'span-\\{SPAN\\}/\\*.csv'"):
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path), input_pattern="span-{SPAN}/*.csv"))
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(configs.ConfigError, match="schema_path .* does not exist"):
+        input_checks.preflight(
+            configs.load_config(data_root=str(tmp_path), schema_path=str(tmp_path / "none.pbtxt"))
+        )
+    with pytest.raises(configs.ConfigError, match="data folder gs://bucket/taxi is not on this machine"):
+        input_checks.preflight(configs.load_config(data_root="gs://bucket/taxi"))
+    with pytest.raises(configs.ConfigError, match="input_pattern 'span-\\{VERSION\\}/\\*.csv'"):
+        input_checks.preflight(configs.load_config(data_root=str(tmp_path), input_pattern="span-{VERSION}/*.csv"))
+
+
+def test_the_gates_settings_are_checked(tmp_path):
+    with pytest.raises(configs.ConfigError, match="min_eval_rows must be at least 1, got 0"):
+        configs.load_config(min_eval_rows=0)
+    with pytest.raises(configs.ConfigError, match=r"numeric_drift_min_distance must be in \(0, 1\], got 1.5"):
+        configs.load_config(numeric_drift_min_distance=1.5)
+    overrides = configs.env_overrides({"PIPELINE_NUMERIC_DRIFT_OVERRIDES": "fare=0.2, trip_start_timestamp=off"})
+    assert overrides == {"numeric_drift_overrides": ("fare=0.2", "trip_start_timestamp=off")}
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    # A feature the schema does not have is named before anything runs.
+    config = configs.load_config(data_root=str(tmp_path), numeric_drift_overrides=("fares=0.2",))
+    expected = "numeric_drift_overrides names 'fares'.*PIPELINE_NUMERIC_DRIFT_OVERRIDES"
+    with pytest.raises(configs.ConfigError, match=expected):
+        input_checks.preflight(config)
+
+
+def test_the_task_gives_the_defaults_and_settings_override_them():
+    config = configs.load_config()
+    task = config.task_spec
+    assert (config.task, config.pipeline_name) == ("modules", task.name)
+    assert config.schema_path == task.schema_file and config.data_root == task.data_root
+    assert config.blessing_lower_bound == task.blessing_lower_bound
+    assert config.slice_feature_keys == task.slice_feature_keys
+    assert configs.load_config(blessing_lower_bound=0.9, slice_feature_keys=()).slice_feature_keys == ()
+    with pytest.raises(configs.ConfigError, match="task 'no_such_task' cannot be loaded"):
+        configs.load_config(task="no_such_task")
+
+
+def test_the_older_names_of_settings_still_work():
+    """TAXI_* variables and the eval_auc_* names of the blessing settings, from before tasks were
+    interchangeable; the new names win where both are given."""
+    old = configs.env_overrides({"TAXI_TRAIN_STEPS": "7", "TAXI_EVAL_AUC_LOWER_BOUND": "0.8"})
+    assert old == {"train_steps": 7, "blessing_lower_bound": 0.8}
+    both = configs.env_overrides({"TAXI_TRAIN_STEPS": "7", "PIPELINE_TRAIN_STEPS": "9",
+                                  "PIPELINE_EVAL_AUC_LOWER_BOUND": "0.8", "PIPELINE_BLESSING_LOWER_BOUND": "0.6"})
+    assert both == {"train_steps": 9, "blessing_lower_bound": 0.6}
+    assert configs.load_config(eval_auc_lower_bound=0.75, eval_auc_max_decrease=0.01).blessing_max_decrease == 0.01
+    with pytest.raises(configs.ConfigError, match="environment variable TAXI_EPOCHS='many' is not a valid int"):
+        configs.env_overrides({"TAXI_EPOCHS": "many"})
