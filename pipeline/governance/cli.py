@@ -315,11 +315,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_tensorboard(args) -> int:
-    config = _config(args)
-    store = open_store(config)
-    run, log_dir = trainer_logs(store, config.pipeline_name, args.run)
-    print(f"TensorBoard on the Trainer's logs of run {run.name}: {log_dir}", flush=True)
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", log_dir]
+    if args.logdir:
+        log_dir = args.logdir
+        print(f"TensorBoard on {log_dir}", flush=True)
+    else:
+        config = _config(args)
+        run, log_dir = trainer_logs(open_store(config), config.pipeline_name, args.run)
+        print(f"TensorBoard on the Trainer's logs of run {run.name}: {log_dir}", flush=True)
+    # TensorBoard's own main, through a module that lets it start with the locked setuptools.
+    command = [sys.executable, "-m", "pipeline.governance.tensorboard_server", "--logdir", log_dir]
     if args.port is not None:
         command += ["--port", str(args.port)]
     if args.host:
@@ -390,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     tensorboard.add_argument("run", nargs="?", default="latest", type=run_reference,
                              help="run name (as `runs` shows), run context id, or `latest` (the default: the "
                                   "newest run with a trained model)")
+    tensorboard.add_argument("--logdir", type=existing_dir,
+                             help="serve this folder instead of a run's (e.g. .../Trainer/model_run: every run)")
     tensorboard.add_argument("--port", type=port_number,
                              help="port to serve on (default: TensorBoard's, 6006 or the next free one; 0: any)")
     tensorboard.add_argument("--host", type=non_empty, help="address to serve on (default: localhost only)")

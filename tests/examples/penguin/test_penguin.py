@@ -85,7 +85,7 @@ def test_the_trainer_writes_its_history_as_tensorboard_scalars(penguin):
     scalars = tensorboard_scalars(model_run)
     expected = {
         ("train", "epoch_loss"): history["loss"],
-        ("train", "epoch_learning_rate"): [0.01],
+        ("train", "epoch_learning_rate"): [penguin.config.learning_rate],
         ("validation", "epoch_loss"): history["val_loss"],
         ("validation", "epoch_accuracy"): history["val_accuracy"],
     }

@@ -71,6 +71,7 @@ MALFORMED = [
     (["tensorboard", "--port", "http"], "argument --port: expected a port number"),
     (["tensorboard", "--host", ""], "argument --host: expected a name"),
     (["tensorboard", ""], "argument run: expected a run name"),
+    (["tensorboard", "--logdir", "{missing}"], "argument --logdir: no directory {missing}"),
 ]
 
 
@@ -119,6 +120,7 @@ def test_the_installed_command_says_it_in_one_line(script, argv, expected, paths
 @pytest.mark.parametrize("argv", [
     ["rollback", MAX_ID], ["rollback", "1795836118"], ["rollback"], ["lineage", "serving"], ["lineage", "007"],
     ["runs", "--limit", "1"], ["tensorboard"], ["tensorboard", "--port", "0"], ["tensorboard", "--port", "65535"],
+    ["tensorboard", "--logdir", "."],
     ["report", "2026-11-28T03:20:54.637816"],
 ])
 def test_well_formed_arguments_are_accepted(argv):
