@@ -184,10 +184,15 @@ def test_rollback_serves_the_first_model_and_is_recorded(store):
     assert result.returncode == 1 and "already serving" in result.stderr
 
 
-def _lines_until(stream, pattern: str, timeout: float) -> re.Match:
-    """Read a child's output line by line until one matches; fail with what was read after `timeout` s."""
+def _line_reader(stream) -> queue.Queue:
+    """A child's output lines, read by one thread as they come (a pipe read directly could block a test)."""
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    return lines
+
+
+def _line_matching(lines: queue.Queue, pattern: str, timeout: float) -> re.Match:
+    """The first line (from a _line_reader) that matches; fail with what was read after `timeout` s."""
     seen, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -212,9 +217,10 @@ def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:
-        said = _lines_until(process.stdout, r"TensorBoard on the Trainer's logs of run (\S+): (\S+)", 120)
+        output = _line_reader(process.stdout)
+        said = _line_matching(output, r"TensorBoard on the Trainer's logs of run (\S+): (\S+)", 120)
         assert said.groups() == (summaries[1].run_id, model_run)
-        url = _lines_until(process.stdout, r"TensorBoard \S+ at (http://\S+/) ", 180).group(1)
+        url = _line_matching(output, r"TensorBoard \S+ at (http://\S+/) ", 180).group(1)
 
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
@@ -222,7 +228,9 @@ def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
             with direct.open(url + path, timeout=60) as response:
                 return json.loads(response.read())
 
-        tags = get("data/plugin/scalars/tags")
+        deadline = time.monotonic() + 120
+        while not (tags := get("data/plugin/scalars/tags")) and time.monotonic() < deadline:
+            time.sleep(1)  # TensorBoard reads the logs after it starts serving.
         assert set(tags) == {"train", "validation"}
         assert set(tags["train"]) == {"epoch_loss", "epoch_learning_rate"}
         assert set(tags["validation"]) == {"epoch_loss", "epoch_auc"}
