@@ -4,7 +4,8 @@
     tfx pipeline create --engine beam --pipeline_path pipeline/runners/beam_runner.py
 
 Where the components' own Beam work (ExampleGen, StatisticsGen, Transform, Evaluator) runs is set by
-the beam_profile setting (PIPELINE_BEAM_PROFILE: in_memory, multi_processing, dataflow, flink, spark).
+the beam_profile setting (PIPELINE_BEAM_PROFILE: in_memory, multi_processing, dataflow, flink, spark,
+portable).
 """
 
 from __future__ import annotations

@@ -57,7 +57,9 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     """
     config = config or configs.load_config()
     run_input = input_checks.preflight(config)
-    profiles.beam_args(config, run_input)  # A profile missing a setting fails here, before anything runs.
+    # A profile missing a setting, or whose job service does not answer, fails here, before anything runs.
+    profiles.beam_args(config, run_input)
+    profiles.check_job_service(config)
     progress.configure_logging(config.log_level)
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
