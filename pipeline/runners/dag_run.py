@@ -112,7 +112,7 @@ def _run_once(
 
 def parse_args(argv: Sequence[str], description: str) -> argparse.Namespace:
     """The options every in-process runner takes (none are needed: `tfx run create` passes none)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
     parser.add_argument(
         "--validate-only", action="store_true",
         help="check the input and run the pipeline up to the data gate, training nothing; exits 1 when "
