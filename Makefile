@@ -92,10 +92,11 @@ check-blessing: install
 	@mkdir -p $(CI_ARTIFACTS)
 	$(PIPELINE_CLI) blessing latest > $(CI_ARTIFACTS)/blessing.md
 
-# Publish the newest run's blessed model into the production serving directory (PIPELINE_PRODUCTION_MODEL_DIR).
-# PROMOTION_REASON is read by the shell, never pasted into the command line.
+# Publish a run's blessed model into the production serving directory (PIPELINE_PRODUCTION_MODEL_DIR): the run
+# PROMOTION_RUN names (the one the training job judged and a person approved), else the newest. It and
+# PROMOTION_REASON are read by the shell, never pasted into the command line.
 promote: install
-	$(PIPELINE_CLI) promote latest --reason "$$PROMOTION_REASON"
+	$(PIPELINE_CLI) promote "$${PROMOTION_RUN:-latest}" --reason "$$PROMOTION_REASON"
 
 # Return production to an earlier blessed model: ROLLBACK_VERSION (a serving version or model id; empty:
 # the newest blessed model not serving now) and ROLLBACK_REASON, both read by the shell.

@@ -226,6 +226,10 @@ def cmd_blessing(args) -> int:
     if summary_file:
         with open(summary_file, "a", encoding="utf-8") as f:
             f.write(text + "\n")
+    if os.environ.get("GITHUB_OUTPUT"):
+        # The step's outputs: which run was judged, so that a later job promotes exactly that run.
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
+            f.write(f"run={found.run}\nblessed={str(bool(found.blessed)).lower()}\n")
     if not found.blessed:
         state = "no model was evaluated" if found.blessed is None else "the model was not blessed"
         print(f"error: run {found.run}: {state}: {found.reason.splitlines()[0]}", file=sys.stderr)
@@ -313,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
         "blessing", parents=[common], help="whether a run's model was blessed, as Markdown; exit 3 when not",
         description="The Evaluator's verdict on a run's model: each threshold against the model's metrics "
                     "(and the blessed baseline's), and why it was not blessed, as Markdown for a CI job's "
-                    "summary. Exits 0 when blessed and 3 when not blessed or no model was evaluated.",
+                    "summary. Exits 0 when blessed and 3 when not blessed or no model was evaluated. In a "
+                    "GitHub Actions step it also sets the step's outputs `run` and `blessed` ($GITHUB_OUTPUT).",
     )
     blessing.add_argument("run", nargs="?", default="latest",
                           help="run name (as `runs` shows), run context id, or `latest` (default)")

@@ -1,10 +1,11 @@
 """The make targets the CI/CD workflows call, run here as the jobs run them, on the 1,500-row sample.
 
 One store serves the whole delivery story, in the order a repository lives it: data validated, a model
-trained, gated and promoted (and promoted again, to nothing); a second model trained and promoted; a
-third evaluation with an unreachable blessing bound (the training job's failure path: `check-blessing`
-exits non-zero with the reason and the table, and `promote` refuses); production rolled back with a
-reason; then data the gate rejects, and input the pre-flight check refuses.
+trained, gated and promoted (the run the gate named; promoted again, to nothing); a second model trained;
+an evaluation with an unreachable blessing bound (the training job's failure path: `check-blessing` exits
+non-zero with the reason and the table, and `promote` refuses); the second model promoted by its run's
+name although a newer run exists; production rolled back with a reason; then data the gate rejects, and
+input the pre-flight check refuses.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Step:
     seconds: float
     artifacts: dict[str, str]  # the CI_ARTIFACTS files after the step, by name
     step_summary: str
+    outputs: dict[str, str]  # what the step wrote to $GITHUB_OUTPUT
 
 
 @dataclasses.dataclass
@@ -55,14 +57,16 @@ def make(target: str, env: dict[str, str], workdir: Path, label: str) -> Step:
     """`make <target>` from the repository root, as a workflow step runs it, with its own step summary."""
     artifacts = workdir / label
     summary = workdir / f"{label}-step-summary.md"
-    env = {**env, "CI_ARTIFACTS": str(artifacts), "GITHUB_STEP_SUMMARY": str(summary)}
+    outputs = workdir / f"{label}-outputs.txt"
+    env = {**env, "CI_ARTIFACTS": str(artifacts), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)}
     start = time.monotonic()
     result = subprocess.run(["make", target], check=False, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                             timeout=900)
     seconds = time.monotonic() - start
     files = {p.name: p.read_text() for p in artifacts.iterdir()} if artifacts.is_dir() else {}
+    written = dict(line.split("=", 1) for line in outputs.read_text().splitlines()) if outputs.exists() else {}
     return Step(target, result.returncode, result.stdout, result.stderr, seconds, files,
-                summary.read_text() if summary.exists() else "")
+                summary.read_text() if summary.exists() else "", written)
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +86,20 @@ def story(tmp_path_factory, sample_data_dir, sample_rows) -> Story:
     step("validate", "validate-data")
     step("train", "train")
     step("check", "check-blessing")
-    step("promote", "promote", {"PROMOTION_REASON": "first model"})
+    # The promotion job gets the judged run from the training job's outputs, as the workflow wires it.
+    step("promote", "promote", {"PROMOTION_RUN": steps["check"].outputs.get("run", "?"), "PROMOTION_REASON": "first"})
     step("promote-again", "promote", {"PROMOTION_REASON": "unchanged"})
-    # A second model (more training steps; any change of the metric allowed), promoted.
+    # A second model: more training steps, any change of the metric allowed.
     second = {"PIPELINE_TRAIN_STEPS": "80", "PIPELINE_BLESSING_MAX_DECREASE": "1.0"}
     step("train-second", "train", second)
-    step("promote-second", "promote", {**second, "PROMOTION_REASON": "second model"})
     # The same model judged again against a bound no model reaches: the Evaluator alone runs again.
     unreachable = {**second, "PIPELINE_BLESSING_LOWER_BOUND": "0.999"}
     step("train-unblessed", "train", unreachable)
     step("check-unblessed", "check-blessing", unreachable)
     step("promote-unblessed", "promote", {**unreachable, "PROMOTION_REASON": "must be refused"})
+    # The second run, approved while a newer (unblessed) run came in: promoted by its name.
+    second_run = json.loads(steps["train-second"].artifacts["run-summary.json"])["runs"][0]["run"]
+    step("promote-second", "promote", {**second, "PROMOTION_RUN": second_run, "PROMOTION_REASON": "second"})
     step("rollback", "rollback", {"ROLLBACK_REASON": TRICKY_REASON, "ROLLBACK_VERSION": ""})
 
     bad = [dict(row) for row in sample_rows]
@@ -145,6 +152,7 @@ def test_train_writes_the_report_and_the_summary_and_the_gate_passes_a_blessed_m
     assert run["blessed"] is True and run["pushed_version"]
     assert f"Run {run['run']}" in train.artifacts["run-report.html"] and "BLESSED" in train.artifacts["run-report.html"]
     _ok(check)
+    assert check.outputs == {"run": run["run"], "blessed": "true"}
     summary = check.step_summary
     assert summary == check.artifacts["blessing.md"] + "\n"
     assert summary.startswith(f"### Model blessed: run {run['run']} of chicago-taxi")
@@ -161,7 +169,7 @@ def test_promote_publishes_the_blessed_model_once(story):
     assert len(story.production[0]) == 1 and story.production[1] == story.production[0]
     version = story.production[0][0]
     assert Path(story.config.production_model_dir, version, "saved_model.pb").is_file()
-    assert f"as version {version} (was nothing)" in first.stdout
+    assert f"of run {story.steps['check'].outputs['run']} as version {version} (was nothing)" in first.stdout
     assert "nothing promoted" in again.stdout
 
 
@@ -174,6 +182,7 @@ def test_an_unreachable_bound_fails_the_gate_with_the_reason_and_nothing_is_prom
     assert reason, check.stderr
     summary = check.step_summary
     assert summary.startswith("### Model NOT blessed: run ")
+    assert check.outputs["blessed"] == "false"
     assert f"**Why:** {reason.group(0)}" in summary
     assert re.search(r"^\| auc \| overall \| at least 0\.999 \| 0\.\d{4} \| - \| \*\*FAIL\*\* \|$", summary, re.MULTILINE)
     # Against the second model, blessed before with the same values: the change threshold passes.
@@ -183,13 +192,20 @@ def test_an_unreachable_bound_fails_the_gate_with_the_reason_and_nothing_is_prom
     assert _command_status(promote) == 1
     assert "refusing to promote" in promote.stderr and "below the lower bound 0.999" in promote.stderr
     assert "Traceback" not in promote.stderr
-    assert story.production[3] == story.production[2]  # the refused promotion wrote nothing
+    assert story.production[2] == story.production[1]  # the refused promotion wrote nothing
+
+
+def test_the_approved_run_is_promoted_although_a_newer_run_exists(story):
+    promote = story.steps["promote-second"]
+    _ok(promote)
+    second_run = json.loads(story.steps["train-second"].artifacts["run-summary.json"])["runs"][0]["run"]
+    assert f"of run {second_run} as version {story.production[3][-1]}" in promote.stdout
+    assert len(story.production[3]) == 2
 
 
 def test_rollback_returns_production_to_the_first_model_with_the_reason_recorded(story):
-    _ok(story.steps["promote-second"])
     _ok(story.steps["rollback"])
-    before, after = story.production[2], story.production[4]
+    before, after = story.production[3], story.production[4]
     assert len(before) == 2 and len(after) == 3 and after[:2] == before
     first = Path(story.config.production_model_dir, before[0])
     restored = Path(story.config.production_model_dir, after[-1])
@@ -200,7 +216,7 @@ def test_rollback_returns_production_to_the_first_model_with_the_reason_recorded
     assert rollback.prop("to_version") == after[-1] and rollback.prop("from_version") == before[-1]
     assert not (PROJECT_ROOT / "INJECTED").exists()
     promotions = list_rollbacks(store, PROMOTION_TYPE)
-    assert sorted(p.prop("reason") for p in promotions) == ["first model", "second model"]
+    assert sorted(p.prop("reason") for p in promotions) == ["first", "second"]
 
 
 def test_validate_data_reports_data_the_gate_rejects(story):

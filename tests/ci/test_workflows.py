@@ -109,6 +109,11 @@ def test_continuous_training_triggers_jobs_and_the_protected_promotion():
         "promote": ["make promote"],
     }
     assert jobs["promote"]["environment"] == "production"
+    # The promotion publishes the run the training job judged, named by `pipeline blessing`'s step output.
+    [gate] = [s for s in jobs["train"]["steps"] if s.get("run") == "make check-blessing"]
+    assert jobs["train"]["outputs"]["run"].startswith(f"${{{{ steps.{gate['id']}.outputs.run }}}}")
+    [publish] = [s for s in jobs["promote"]["steps"] if s.get("run") == "make promote"]
+    assert publish["env"]["PROMOTION_RUN"] == "${{ needs.train.outputs.run }}"
     assert "inputs.promote" in jobs["promote"]["if"] and "refs/heads/main" in jobs["promote"]["if"]
     rollback = _workflows()["rollback.yml"]
     assert rollback[True]["workflow_dispatch"]["inputs"]["reason"]["required"] is True
