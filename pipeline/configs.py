@@ -191,6 +191,10 @@ class PipelineConfig:
     retry_backoff_s: float = 30.0
     # Serving versions kept after each push, newest first (0 keeps all); the serving one always stays.
     serving_versions_to_keep: int = 0
+    # Where `pipeline promote` publishes a blessed model for production: a serving directory like
+    # serving_model_dir, watched by the production model server (the Pusher's serving_model_dir is then
+    # the candidates'). `pipeline rollback --production` returns it to an earlier model.
+    production_model_dir: str = ""
     # ML Metadata on MySQL/MariaDB instead of SQLite, by URL (mysql://user@host:port/database) or by the
     # fields. The password is never a setting: it is read from PIPELINE_METADATA_MYSQL_PASSWORD or from
     # the file named by metadata_mysql_password_file.
@@ -272,6 +276,7 @@ class PipelineConfig:
             "pipeline_root": out / "pipelines" / self.pipeline_name,
             "metadata_path": out / "metadata" / self.pipeline_name / "metadata.db",
             "serving_model_dir": out / "serving_model" / self.pipeline_name,
+            "production_model_dir": out / "production_model" / self.pipeline_name,
         }
         for name, default in defaults.items():
             if not getattr(self, name):
