@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-all run test notebook schema-candidate lock clean-outputs bench
+.PHONY: install install-all run test notebook tensorboard schema-candidate lock clean-outputs bench
 
 install:
 	@scripts/setup_env.sh requirements.lock
@@ -23,6 +23,11 @@ test: install-all
 # The walkthrough notebook in JupyterLab; it writes under PIPELINE_NOTEBOOK_OUTPUT_ROOT (tfx_output/notebook).
 notebook: install
 	$(VENV)/bin/jupyter lab notebooks/pipeline_walkthrough.ipynb
+
+# TensorBoard on the Trainer's logs of the newest run that trained (found in ML Metadata; PIPELINE_*
+# variables choose the store, as for `make run`); TENSORBOARD_ARGS="--port 6007" or a run name to change.
+tensorboard: install
+	$(VENV)/bin/pipeline tensorboard $(TENSORBOARD_ARGS)
 
 # Write the newest SchemaGen inference next to the curated schema, with a diff, for review.
 schema-candidate: install

@@ -58,9 +58,14 @@ def ours(
     project_root: Path = PROJECT_ROOT,
     name: str = "ours",
 ) -> PipelineRun:
-    """Our local runner; project_root may be another checkout (say, before a change) to compare with."""
+    """Our local runner; project_root may be another checkout (say, before a change) to compare with.
+
+    PYTHONPATH puts that checkout first: the environment holds this checkout installed in editable mode,
+    so without it `import pipeline` in the other checkout's runner would load this one's code.
+    """
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(project_root), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "TAXI_DATA_ROOT": str(data_dir),
         "TAXI_OUTPUT_ROOT": str(work_dir),
         **(extra_env or {}),

@@ -88,8 +88,10 @@ def train(
     eval_steps: int,
     learning_rate: float,
     epochs: int = 1,
+    log_dir: str | None = None,
 ) -> dict[str, list[float]]:
-    """Train with Adam on binary cross-entropy; after each epoch, measure loss and AUC on eval.
+    """Train with Adam on binary cross-entropy; after each epoch, measure loss and AUC on eval, and
+    write them to TensorBoard logs in `log_dir` when given.
 
     A plain loop instead of `Model.fit`, so that no function goes through AutoGraph.
     """
@@ -109,7 +111,8 @@ def train(
     def predict_step(features_batch):
         return model(features_batch, training=False)
 
-    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_auc": []}
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_auc": [], "learning_rate": []}
+    writers = tensorboard_writers(log_dir) if log_dir else None
     train_batches = iter(train_dataset)
     steps_per_epoch = max(1, train_steps // epochs)
     for epoch in range(epochs):
@@ -123,7 +126,32 @@ def train(
         history["loss"].append(float(np.mean(losses)))
         history["val_loss"].append(float(loss_fn(labels.reshape(-1, 1), scores.reshape(-1, 1))))
         history["val_auc"].append(roc_auc(labels, scores))
+        history["learning_rate"].append(float(optimizer.learning_rate))
+        if writers:
+            write_epoch_summaries(writers, history, epoch)
     return history
+
+
+def tensorboard_writers(log_dir: str) -> dict[str, tf.summary.SummaryWriter]:
+    """One writer per run, in the layout of Keras's TensorBoard callback (`train/`, `validation/`), which
+    TFX's own taxi example writes into `model_run`: TensorBoard draws train and eval loss in one chart."""
+    return {split: tf.summary.create_file_writer(os.path.join(log_dir, split)) for split in ("train", "validation")}
+
+
+def write_epoch_summaries(writers: dict[str, tf.summary.SummaryWriter], history: dict, epoch: int) -> None:
+    """The epoch's values as scalars named as Keras names them (`val_auc` is `epoch_auc` under
+    `validation/`), flushed so that a TensorBoard already open shows each epoch as it ends.
+
+    Scalars only: no graph, histograms or profile, which would cost seconds for nothing asked of them.
+    The penguin task's module has the same two functions: a task's folder is copied whole to start a
+    fork, and imports nothing from another task or from the pipeline.
+    """
+    for name, values in history.items():
+        split, metric = ("validation", name[len("val_"):]) if name.startswith("val_") else ("train", name)
+        with writers[split].as_default(step=epoch):
+            tf.summary.scalar(f"epoch_{metric}", values[epoch])
+    for writer in writers.values():
+        writer.flush()
 
 
 def model_inputs(model: tf.keras.Model, transformed: dict) -> dict:
@@ -235,7 +263,8 @@ def make_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformO
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Train on the transformed training split, validate on eval, save the model for serving."""
+    """Train on the transformed training split, validate on eval, save the model for serving; the epoch
+    history goes to `model_run` as TensorBoard logs and `history.json`."""
     hyperparameters = {**DEFAULT_HYPERPARAMETERS, **(fn_args.custom_config or {})}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_dataset = _dataset(
@@ -259,6 +288,7 @@ def run_fn(fn_args: FnArgs) -> None:
         eval_steps=max(1, fn_args.eval_steps),
         learning_rate=hyperparameters["learning_rate"],
         epochs=max(1, int(hyperparameters["epochs"])),
+        log_dir=fn_args.model_run_dir,
     )
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:

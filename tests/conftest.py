@@ -218,3 +218,24 @@ def predict_through_both_signatures(loaded_model, rows: list[dict[str, str]]):
         **{key: tf.constant(value) for key, value in columns.items()}
     )
     return from_examples["outputs"].numpy(), from_raw["outputs"].numpy()
+
+
+def tensorboard_scalars(log_dir: str) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """{(run, tag): [(step, value), ...]} of the scalars in each run folder under log_dir, read with
+    TensorBoard's own reader; fails the test on anything else (a graph, histograms, images, non-scalars).
+    """
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
+
+    found = {}
+    for run in sorted(p for p in Path(log_dir).iterdir() if p.is_dir()):
+        accumulator = event_accumulator.EventAccumulator(str(run), size_guidance={event_accumulator.TENSORS: 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        assert not (tags["graph"] or tags["histograms"] or tags["images"] or tags["run_metadata"]), (run, tags)
+        for tag in tags["tensors"]:
+            assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "scalars", (run, tag)
+            found[(run.name, tag)] = [
+                (event.step, float(tf.make_ndarray(event.tensor_proto))) for event in accumulator.Tensors(tag)
+            ]
+    return found

@@ -6,10 +6,15 @@
     pipeline report latest             one self-contained HTML file for a run
     pipeline blessing latest           the run's metrics against the thresholds, as Markdown; exit 3 if not blessed
     pipeline promote latest            publish the run's blessed model into the production serving directory
+    pipeline tensorboard latest        TensorBoard on the Trainer's logs of a run (`make tensorboard`)
 
 Paths default to the pipeline's configuration (PIPELINE_* variables apply), so the commands read the
 same store and serving directory as `make run`; --metadata-path and --serving-model-dir point them
 at the store of any runner.
+
+A malformed argument (a negative count, an id beyond ML Metadata's 64-bit ids, a path that is not
+there) stops the command with one line naming it and exit status 2; a well-formed one the store does
+not know (no such run, artifact or version) with one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 
 # TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) would bury the answer; set before
@@ -27,8 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import configs  # noqa: E402
 from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot  # noqa: E402
-from pipeline.governance.rollback import rollback  # noqa: E402
 from pipeline.governance.promotion import promote  # noqa: E402
+from pipeline.governance.rollback import rollback  # noqa: E402
 from pipeline.governance.runs import (  # noqa: E402
     PROMOTION_TYPE,
     GovernanceError,
@@ -38,8 +44,98 @@ from pipeline.governance.runs import (  # noqa: E402
     list_runs,
     pipeline_context,
     timestamp,
+    trainer_logs,
 )
-from pipeline.metadata.store import open_store  # noqa: E402
+from pipeline.metadata import store as metadata_store  # noqa: E402
+
+# ML Metadata's ids are 64-bit signed integers; a larger number makes its client raise ValueError.
+MAX_ID = 2**63 - 1
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+# ------------------------------------------------------------------------------------- argument types
+# Each raises argparse.ArgumentTypeError with what was expected; argparse adds the argument's name.
+
+
+def positive_int(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def port_number(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
+    return int(text)
+
+
+def version_or_id(text: str) -> str:
+    """A serving version (a directory named by a Unix time) or an ML Metadata artifact id."""
+    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_ID:
+        raise argparse.ArgumentTypeError(
+            f"expected a serving version or an artifact id (a whole number from 1 to {MAX_ID}), got {text!r}"
+        )
+    return str(int(text))
+
+
+def model_reference(text: str) -> str:
+    if text == "serving":
+        return text
+    try:
+        return version_or_id(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected `serving`, a serving version or an artifact id (a whole number from 1 to {MAX_ID}), "
+            f"got {text!r}"
+        ) from None
+
+
+def run_reference(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a run name (as `pipeline runs` shows it), a run id or `latest`")
+    return text
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a name, got an empty one")
+    return text
+
+
+def store_file(text: str) -> str:
+    """An existing SQLite ML Metadata store: reading never creates one."""
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no ML Metadata store at {text}")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not an SQLite ML Metadata store")
+    with open(text, "rb") as f:
+        header = f.read(len(_SQLITE_HEADER))
+    if header and header != _SQLITE_HEADER:
+        raise argparse.ArgumentTypeError(f"{text} is not an SQLite database, so not an ML Metadata store")
+    return text
+
+
+def existing_dir(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"no directory {text}" if not os.path.exists(text) else f"{text} is a file")
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file to write: its directory must exist (the command creates no directories)."""
+    directory = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no directory {directory}")
+    return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with its error on one line, the usage left to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _yes_no(value) -> str:
@@ -148,6 +244,15 @@ def _config(args) -> configs.PipelineConfig:
     return config
 
 
+def open_store(config: configs.PipelineConfig):
+    """The configured store, or a one-line error: a file that is not a store makes ML Metadata raise."""
+    try:
+        return metadata_store.open_store(config)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GovernanceError(f"cannot open the ML Metadata store {config.metadata_path}: {first_line}") from error
+
+
 def cmd_runs(args) -> int:
     config = _config(args)
     store = open_store(config)
@@ -216,7 +321,9 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_blessing(args) -> int:
-    from pipeline.governance import blessing  # Imports TFDV and TFMA: slow, needed only here.
+    from pipeline.governance import (
+        blessing,  # Imports TFDV and TFMA: slow, needed only here.
+    )
 
     config = _config(args)
     found = blessing.verdict(open_store(config), config, args.run)
@@ -251,7 +358,9 @@ def cmd_promote(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipeline.governance import report  # Imports TFDV and TFMA: slow, needed only here.
+    from pipeline.governance import (
+        report,  # Imports TFDV and TFMA: slow, needed only here.
+    )
 
     config = _config(args)
     store = open_store(config)
@@ -260,20 +369,40 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_tensorboard(args) -> int:
+    if args.logdir:
+        log_dir = args.logdir
+        print(f"TensorBoard on {log_dir}", flush=True)
+    else:
+        config = _config(args)
+        run, log_dir = trainer_logs(open_store(config), config.pipeline_name, args.run)
+        print(f"TensorBoard on the Trainer's logs of run {run.name}: {log_dir}", flush=True)
+    # TensorBoard's own main, through a module that lets it start with the locked setuptools.
+    command = [sys.executable, "-m", "pipeline.governance.tensorboard_server", "--logdir", log_dir]
+    if args.port is not None:
+        command += ["--port", str(args.port)]
+    if args.host:
+        command += ["--host", args.host]
+    os.execv(sys.executable, command)  # TensorBoard in this process's place: Ctrl+C stops it.
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pipeline",
         description="Runs, lineage, rollback and reports from the pipeline's ML Metadata store.",
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--metadata-path", help="SQLite ML Metadata store (default: from configuration)")
-    common.add_argument("--serving-model-dir", help="serving directory (default: from configuration)")
-    common.add_argument("--pipeline-name", help="pipeline name (default: from configuration)")
+    common.add_argument("--metadata-path", type=store_file,
+                        help="SQLite ML Metadata store (default: from configuration)")
+    common.add_argument("--serving-model-dir", type=existing_dir,
+                        help="serving directory (default: from configuration)")
+    common.add_argument("--pipeline-name", type=non_empty, help="pipeline name (default: from configuration)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     runs = sub.add_parser("runs", parents=[common], help="recent runs with status and per-component times",
                           description="Recent runs, newest first, and rollbacks between them.")
-    runs.add_argument("--limit", type=int, default=10, help="how many runs to show (default 10)")
+    runs.add_argument("--limit", type=positive_int, default=10, help="how many runs to show (default 10)")
     runs.add_argument("--format", choices=["text", "json"], default="text")
     runs.set_defaults(func=cmd_runs)
 
@@ -282,10 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="The chain from input files through training to blessing and push, with the "
                     "recorded code hashes, commit, user and metrics.",
     )
-    lineage.add_argument("model", help="`serving` (what is live now), a serving version, or an artifact id")
+    lineage.add_argument("model", type=model_reference,
+                         help="`serving` (what is live now), a serving version, or an artifact id")
     lineage.add_argument("--format", choices=["text", "json", "dot"], default="text")
-    lineage.add_argument("--output", "-o", help="write to this file; with --format dot, a .svg or .png "
-                                                "is rendered by Graphviz when installed")
+    lineage.add_argument("--output", "-o", type=output_file,
+                         help="write to this file; with --format dot, a .svg or .png is rendered by Graphviz "
+                              "when installed")
     lineage.add_argument("--production", action="store_true",
                          help="`serving` means what is live in the production serving directory")
     lineage.set_defaults(func=cmd_lineage)
@@ -295,8 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy an earlier blessed model into a new serving version (atomically) and record "
                     "the rollback in ML Metadata.",
     )
-    rollback.add_argument("version", nargs="?", help="serving version or model artifact id "
-                                                     "(default: the newest blessed model not serving now)")
+    rollback.add_argument("version", nargs="?", type=version_or_id,
+                          help="serving version or model artifact id (default: the newest blessed model not "
+                               "serving now)")
     rollback.add_argument("--force", action="store_true", help="serve a model that was never blessed")
     rollback.add_argument("--reason", default="", help="why, recorded with the rollback")
     rollback.add_argument("--production", action="store_true",
@@ -309,8 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Statistics, anomalies, schema, eval metrics per slice, blessing and lineage of a "
                     "run, in one HTML file that opens without network access.",
     )
-    report.add_argument("run", help="run name (as `runs` shows), run context id, or `latest`")
-    report.add_argument("--output", "-o", help="HTML file to write (default: report-<run>.html here)")
+    report.add_argument("run", type=run_reference, help="run name (as `runs` shows), run context id, or `latest`")
+    report.add_argument("--output", "-o", type=output_file,
+                        help="HTML file to write (default: report-<run>.html here)")
     report.set_defaults(func=cmd_report)
 
     blessing = sub.add_parser(
@@ -320,9 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "summary. Exits 0 when blessed and 3 when not blessed or no model was evaluated. In a "
                     "GitHub Actions step it also sets the step's outputs `run` and `blessed` ($GITHUB_OUTPUT).",
     )
-    blessing.add_argument("run", nargs="?", default="latest",
+    blessing.add_argument("run", nargs="?", default="latest", type=run_reference,
                           help="run name (as `runs` shows), run context id, or `latest` (default)")
-    blessing.add_argument("--summary-file", help="also append the Markdown to this file (default: "
+    blessing.add_argument("--summary-file", type=output_file, help="also append the Markdown to this file (default: "
                                                  "$GITHUB_STEP_SUMMARY when set, as in a GitHub Actions job)")
     blessing.set_defaults(func=cmd_blessing)
 
@@ -333,11 +466,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "and record the promotion in ML Metadata. A model its run did not bless is refused; "
                     "a model already serving there is not copied again.",
     )
-    promote_parser.add_argument("run", nargs="?", default="latest",
+    promote_parser.add_argument("run", nargs="?", default="latest", type=run_reference,
                                 help="run name (as `runs` shows), run context id, or `latest` (default)")
-    promote_parser.add_argument("--to", help="serving directory to publish into (default: production_model_dir)")
+    promote_parser.add_argument("--to", type=non_empty, help="serving directory to publish into (default: production_model_dir)")
     promote_parser.add_argument("--reason", default="", help="why, recorded with the promotion")
     promote_parser.set_defaults(func=cmd_promote)
+
+    tensorboard = sub.add_parser(
+        "tensorboard", parents=[common], help="TensorBoard on the Trainer's logs of a run",
+        description="Serve the TensorBoard logs the Trainer wrote into its model_run output (loss, eval loss "
+                    "and the task's metrics per epoch, learning rate) until Ctrl+C.",
+    )
+    tensorboard.add_argument("run", nargs="?", default="latest", type=run_reference,
+                             help="run name (as `runs` shows), run context id, or `latest` (the default: the "
+                                  "newest run with a trained model)")
+    tensorboard.add_argument("--logdir", type=existing_dir,
+                             help="serve this folder instead of a run's (e.g. .../Trainer/model_run: every run)")
+    tensorboard.add_argument("--port", type=port_number,
+                             help="port to serve on (default: TensorBoard's, 6006 or the next free one; 0: any)")
+    tensorboard.add_argument("--host", type=non_empty, help="address to serve on (default: localhost only)")
+    tensorboard.set_defaults(func=cmd_tensorboard)
     return parser
 
 

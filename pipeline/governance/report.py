@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -49,9 +50,10 @@ def _svg_text(x, y, text, size=11, anchor="start", weight="normal") -> str:
             f'font-weight="{weight}" font-family="Helvetica, Arial, sans-serif">{html.escape(str(text))}</text>')
 
 
-def bar_chart_svg(title: str, labels: list[str], values: list[float], notes: list[str],
+def bar_chart_svg(title: str, labels: list[str], values: list[float | None], notes: list[str],
                   reference: float | None) -> str:
-    """Horizontal bars of values in [0, 1], one per label, with an optional reference line."""
+    """Horizontal bars of values in [0, 1], one per label, with an optional reference line; a value of
+    None draws no bar, only its note (a metric the slice has no value of)."""
     left, width, row = 170, 360, 20
     height = 40 + row * len(labels) + 30
     scale = lambda v: left + width * max(0.0, min(v, 1.0))  # noqa: E731
@@ -60,6 +62,9 @@ def bar_chart_svg(title: str, labels: list[str], values: list[float], notes: lis
     for i, (label, value, note) in enumerate(zip(labels, values, notes)):
         y = 35 + i * row
         parts.append(_svg_text(left - 6, y + 13, label[:28], anchor="end"))
+        if value is None:
+            parts.append(_svg_text(left + 4, y + 13, note, 10))
+            continue
         parts.append(f'<rect x="{left}" y="{y + 2}" width="{scale(value) - left:.1f}" height="{row - 5}" fill="#4a7fd4"/>')
         parts.append(_svg_text(scale(value) + 4, y + 13, f"{value:.3f} {note}", 10))
     axis_y = 35 + row * len(labels) + 4
@@ -95,6 +100,29 @@ def _fmt(value) -> str:
 # ------------------------------------------------------------------------------------------- sections
 
 
+def empty_rows(common) -> tuple[int, bool]:
+    """(rows, exact) of a feature whose value list is empty: how TFX writes an empty CSV cell, which TFDV
+    counts as present (`num_missing` counts only rows without the feature at all).
+
+    Exact when no row holds more than one value (rows with a value = `tot_num_values`); otherwise
+    estimated from the quantiles of values per row.
+    """
+    if common.min_num_values > 0:
+        return 0, True
+    if common.max_num_values <= 1:
+        return int(common.num_non_missing - common.tot_num_values), True
+    zero = sum(b.sample_count for b in common.num_values_histogram.buckets if b.high_value == 0)
+    return round(zero), False
+
+
+def _missing(common, rows: int) -> tuple[int, str]:
+    """(rows with a value, "missing" cell): a missing value is an absent feature or an empty one."""
+    empty, exact = empty_rows(common)
+    missing = int(common.num_missing) + empty
+    share = f"{missing / rows:.1%}" if rows else "-"
+    return int(common.num_non_missing) - empty, f"{'' if exact else '~'}{missing:,} ({share})"
+
+
 def statistics_section(statistics_uri: str) -> str:
     parts = []
     for split, stats in artifact_files.load_statistics(statistics_uri).items():
@@ -104,19 +132,22 @@ def statistics_section(statistics_uri: str) -> str:
                 name = feature.path.step[-1] if feature.path.step else feature.name
                 if feature.HasField("num_stats"):
                     s = feature.num_stats
-                    common = s.common_stats
-                    rows.append([name, "number", common.num_non_missing, common.num_missing,
+                    present, missing = _missing(s.common_stats, dataset.num_examples)
+                    rows.append([name, "number", f"{present:,}", missing,
                                  _fmt(s.mean), _fmt(s.std_dev), _fmt(s.min), _fmt(s.max), ""])
                 elif feature.HasField("string_stats"):
                     s = feature.string_stats
-                    common = s.common_stats
+                    present, missing = _missing(s.common_stats, dataset.num_examples)
                     top = ", ".join(f"{v.value} ({int(v.frequency)})" for v in s.top_values[:3])
-                    rows.append([name, "string", common.num_non_missing, common.num_missing,
+                    rows.append([name, "string", f"{present:,}", missing,
                                  "", "", "", "", f"{s.unique} unique; top: {top}"])
             parts.append(f"<h3>{html.escape(split)}: {dataset.num_examples:,} examples</h3>")
             parts.append(_table(["feature", "kind", "present", "missing", "mean", "std", "min", "max", "values"],
                                 rows, numeric={2, 3, 4, 5, 6, 7}))
-    return "".join(parts) or "<p>No statistics recorded.</p>"
+    if not parts:
+        return "<p>No statistics recorded.</p>"
+    return ("<p>Missing: rows with no value for the feature, an empty CSV cell included (TFX writes it as a "
+            "feature with no values); a share marked ~ is estimated.</p>" + "".join(parts))
 
 
 def anomalies_section(anomalies_uri: str) -> str:
@@ -168,25 +199,61 @@ def thresholds(eval_config: dict) -> list[tuple[str, dict]]:
     return found
 
 
+# Metrics that rank one class against the other: a slice whose labels are all one class has none. TFMA
+# 0.47 reports them as 0.0 there (which reads as the worst model possible); others may give NaN or nothing.
+RANKING_METRICS = ("auc", "auc_precision_recall")
+
+
+def one_class(metrics: dict[str, float], name: str) -> bool:
+    """Whether the slice's labels (for a per-class metric "auc (class 1)", that class against the rest) are
+    all one class: their mean is 0 or 1, or, without MeanLabel, recall is undefined (no positive label)."""
+    suffix = name[len(name.partition(" (")[0]):]
+    mean_label = metrics.get("mean_label" + suffix)
+    if mean_label is not None:
+        return mean_label in (0.0, 1.0)
+    recall = metrics.get("recall" + suffix)
+    return recall is not None and math.isnan(recall)
+
+
+def metric_cell(metrics: dict[str, float], name: str) -> tuple[float | None, str]:
+    """(the value to draw, or None when there is none; the text to show) of one metric on one slice."""
+    if name.partition(" (")[0] in RANKING_METRICS and one_class(metrics, name):
+        return None, "n/a (one class)"
+    value = metrics.get(name)
+    if value is None:
+        return None, ""
+    if math.isnan(value):
+        return None, "n/a"
+    return value, _fmt(value)
+
+
 def metrics_section(evaluation_uri: str, chart_metrics: list[str]) -> str:
-    by_slice = metrics_by_slice(evaluation_uri)
+    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics)
+
+
+def metrics_html(by_slice: dict[str, dict[str, float]], chart_metrics: list[str]) -> str:
+    """The table of every metric per slice and, for each metric that judged the model, a chart per slice
+    feature."""
     if not by_slice:
         return "<p>No metrics recorded.</p>"
     names = sorted({m for metrics in by_slice.values() for m in metrics})
     ordered = ["Overall"] + sorted(s for s in by_slice if s != "Overall")
-    rows = [[s] + [_fmt(by_slice[s].get(m, "")) for m in names] for s in ordered if s in by_slice]
+    rows = [[s] + [metric_cell(by_slice[s], m)[1] for m in names] for s in ordered if s in by_slice]
     parts = ["<h3>Overall and per slice</h3>", _table(["slice", *names], rows, numeric=set(range(1, len(names) + 1)))]
     columns = sorted({s.split(" = ")[0] for s in by_slice if s != "Overall"})
-    # A chart per slice feature for each metric that judged the model (the blessing metric).
     for metric in chart_metrics:
         for column in columns:
-            slices = sorted(s for s in by_slice if s.startswith(column + " = ") and metric in by_slice[s])
-            if not slices:
+            slices = sorted(s for s in by_slice if s.startswith(column + " = "))
+            if not any(metric in by_slice[s] for s in slices):
                 continue
             labels = [s.split(" = ", 1)[1] for s in slices]
-            values = [by_slice[s][metric] for s in slices]
-            notes = [f"(n={int(by_slice[s].get('example_count', 0))})" for s in slices]
-            overall = by_slice.get("Overall", {}).get(metric)
+            values, notes = [], []
+            for s in slices:
+                value, text = metric_cell(by_slice[s], metric)
+                count = f"(n={int(by_slice[s].get('example_count', 0))})"
+                values.append(value)
+                notes.append(count if value is not None else f"{text or 'n/a'} {count}")
+            overall = metric_cell(by_slice.get("Overall", {}), metric)[0]
             title = f"{metric} by {column}"
             parts.append(_image(bar_chart_svg(title, labels, values, notes, overall), title))
     return "".join(parts)
@@ -198,7 +265,36 @@ def _eval_config(evaluator: run_summary.ComponentRun | None) -> dict:
     return json.loads(property_value(evaluator.execution.custom_properties, "eval_config") or "{}")
 
 
-def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
+# The pipeline passes an allowed decrease of 0 to TFMA as this (TFMA reads 0 as "no change threshold").
+_ZERO_DECREASE = 1e-10
+
+
+def value_threshold_text(value: dict) -> str:
+    bounds = {"lower_bound": "at least", "upper_bound": "at most"}
+    shown = [f"{bounds[k]} {float(v):g}" for k, v in value.items() if k in bounds]
+    return ", ".join(shown + [f"{k} {v}" for k, v in value.items() if k not in bounds]) or "-"
+
+
+def change_threshold_text(change: dict, configured_decrease: float | None) -> str:
+    """An absolute change threshold as the allowed decrease (or increase) against the blessed baseline,
+    in the number the user configured (`blessing_max_decrease`), not the one TFMA was given for it."""
+    direction, absolute = change.get("direction"), change.get("absolute")
+    if absolute is None or set(change) - {"direction", "absolute"} or direction not in (
+            "HIGHER_IS_BETTER", "LOWER_IS_BETTER"):
+        return ", ".join(f"{k} {v}" for k, v in change.items()) or "-"
+    allowed = abs(float(absolute))
+    if configured_decrease is not None and math.isclose(max(configured_decrease, _ZERO_DECREASE), allowed):
+        allowed = configured_decrease
+    elif allowed <= _ZERO_DECREASE:
+        allowed = 0.0
+    worse = "decrease" if direction == "HIGHER_IS_BETTER" else "increase"
+    setting = f" (blessing_max_decrease {allowed:g})" if worse == "decrease" else ""
+    if allowed == 0:
+        return f"no {worse} against the baseline{setting}"
+    return f"a {worse} of at most {allowed:g} against the baseline{setting}"
+
+
+def blessing_section(store, evaluator: run_summary.ComponentRun | None, record: dict | None = None) -> str:
     if evaluator is None:
         return "<p>The run did not evaluate a model.</p>"
     blessing = evaluator.output("blessing")
@@ -207,16 +303,15 @@ def blessing_section(store, evaluator: run_summary.ComponentRun | None) -> str:
         '<p>Decision: <span class="ok">BLESSED</span></p>' if blessed
         else '<p>Decision: <span class="bad">NOT BLESSED</span></p>'
     ]
+    configured = json.loads((record or {}).get("config") or "{}").get("blessing_max_decrease")
     rows = []
     for name, per_slice in thresholds(_eval_config(evaluator)):
         threshold = per_slice.get("threshold", {})
-        value = threshold.get("value_threshold", {})
-        change = threshold.get("change_threshold", {})
         rows.append([
             name,
             ", ".join(json.dumps(spec) if spec else "overall" for spec in per_slice.get("slicing_specs", [{}])),
-            ", ".join(f"{k} {v}" for k, v in value.items()) or "-",
-            ", ".join(f"{k} {v}" for k, v in change.items()) or "-",
+            value_threshold_text(threshold.get("value_threshold", {})),
+            change_threshold_text(threshold.get("change_threshold", {}), configured),
         ])
     if rows:
         parts.append(_table(["metric", "slices", "value threshold", "change vs. baseline"], rows))
@@ -357,7 +452,7 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     sections.append(
         "<h2>Evaluation</h2>" + (metrics_section(evaluation.uri, judged_by) if evaluation else "<p>None.</p>")
     )
-    sections.append("<h2>Blessing</h2>" + blessing_section(store, by_node.get("Evaluator")))
+    sections.append("<h2>Blessing</h2>" + blessing_section(store, by_node.get("Evaluator"), record))
     pushed = output("Pusher", "pushed_model")
     model = output("Trainer", "model")
     target = pushed if pushed is not None and property_value(pushed.custom_properties, "pushed") else model

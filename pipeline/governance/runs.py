@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -165,3 +166,27 @@ def find_run(store: metadata_store.MetadataStore, pipeline_name: str, run: str) 
             return info
     known = ", ".join(r.name for r in runs[:5])
     raise GovernanceError(f"no run {run!r} of {pipeline_name!r}; recent runs: {known}")
+
+
+def trainer_logs(store: metadata_store.MetadataStore, pipeline_name: str, run: str) -> tuple[RunInfo, str]:
+    """The run and the folder of its Trainer's TensorBoard logs (its `model_run` output); for `latest`, the
+    newest run that has one (a run stopped at the data gate trained nothing)."""
+    runs = list_runs(store, pipeline_name) if run == "latest" else [find_run(store, pipeline_name, run)]
+    for info in runs:
+        found = [c.output("model_run") for c in info.components if c.node_id == "Trainer" and c.output("model_run")]
+        if found:
+            log_dir = found[-1].uri
+            break
+    else:
+        if run == "latest":
+            raise GovernanceError(f"no run of {pipeline_name!r} has trained a model yet")
+        raise GovernanceError(f"run {runs[0].name} trained no model (it stopped before the Trainer)")
+    if "://" not in log_dir:  # Local: check it now rather than serve an empty page.
+        if not os.path.isdir(log_dir):
+            raise GovernanceError(f"the Trainer's output of run {info.name} is gone: {log_dir}")
+        if not any(".tfevents." in name for _, _, files in os.walk(log_dir) for name in files):
+            raise GovernanceError(
+                f"the Trainer of run {info.name} wrote no TensorBoard logs (its trainer module writes none, or "
+                f"predates them): {log_dir}"
+            )
+    return info, log_dir

@@ -16,6 +16,7 @@ from tests.conftest import (
     csv_row_to_raw,
     curated_schema,
     predict_through_both_signatures,
+    tensorboard_scalars,
 )
 
 
@@ -46,7 +47,12 @@ def _dataset(transformed, batch_size=32):
 
 
 @pytest.fixture(scope="module")
-def trained_model(transform_output):
+def log_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("model_run"))
+
+
+@pytest.fixture(scope="module")
+def trained_model(transform_output, log_dir):
     _, transformed = transform_output
     tf.keras.utils.set_random_seed(0)
     model = trainer_module.build_keras_model(hidden_units=[16, 8])
@@ -59,6 +65,7 @@ def trained_model(transform_output):
         eval_steps=3,
         learning_rate=0.01,
         epochs=2,
+        log_dir=log_dir,
     )
     return model, initial, history
 
@@ -82,6 +89,24 @@ def test_a_few_steps_train_the_weights(trained_model, transform_output):
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     # Trained on these rows, the model ranks them better than chance.
     assert trainer_module.roc_auc(labels.numpy(), probabilities) > 0.7
+
+
+def test_tensorboard_logs_hold_each_epochs_scalars(trained_model, log_dir):
+    _, _, history = trained_model
+    assert history["learning_rate"] == pytest.approx([0.01, 0.01])
+    scalars = tensorboard_scalars(log_dir)
+    expected = {
+        ("train", "epoch_loss"): history["loss"],
+        ("train", "epoch_learning_rate"): history["learning_rate"],
+        ("validation", "epoch_loss"): history["val_loss"],
+        ("validation", "epoch_auc"): history["val_auc"],
+    }
+    assert set(scalars) == set(expected)
+    for key, values in expected.items():
+        assert [step for step, _ in scalars[key]] == [0, 1], key
+        assert [value for _, value in scalars[key]] == pytest.approx(values, rel=1e-6), key
+    # Scalars only: no graph, histograms or profile were written.
+    assert sorted(os.listdir(log_dir)) == ["train", "validation"]
 
 
 def test_roc_auc_matches_hand_computed_values():

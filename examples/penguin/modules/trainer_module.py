@@ -56,9 +56,10 @@ def _dataset(file_pattern, data_accessor: DataAccessor, tf_transform_output, bat
 
 
 def train(model, train_dataset, eval_dataset, train_steps: int, eval_steps: int, learning_rate: float,
-          epochs: int = 1) -> dict[str, list[float]]:
-    """Adam on cross-entropy; after each epoch, loss and accuracy on eval. A plain loop of tf.functions
-    built without AutoGraph, as the taxi task's: Model.fit's first AutoGraph conversion costs seconds."""
+          epochs: int = 1, log_dir: str | None = None) -> dict[str, list[float]]:
+    """Adam on cross-entropy; after each epoch, loss and accuracy on eval, also written to TensorBoard logs
+    in `log_dir` when given. A plain loop of tf.functions built without AutoGraph, as the taxi task's:
+    Model.fit's first AutoGraph conversion costs seconds."""
     optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
 
@@ -69,7 +70,8 @@ def train(model, train_dataset, eval_dataset, train_steps: int, eval_steps: int,
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 
-    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_accuracy": []}
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_accuracy": [], "learning_rate": []}
+    writers = tensorboard_writers(log_dir) if log_dir else None
     batches = iter(train_dataset)
     steps_per_epoch = max(1, train_steps // epochs)
     for epoch in range(epochs):
@@ -83,7 +85,29 @@ def train(model, train_dataset, eval_dataset, train_steps: int, eval_steps: int,
         history["loss"].append(float(np.mean(losses)))
         history["val_loss"].append(float(loss_fn(labels, probabilities)))
         history["val_accuracy"].append(float(np.mean(np.argmax(probabilities, axis=1) == labels)))
+        history["learning_rate"].append(float(optimizer.learning_rate))
+        if writers:
+            write_epoch_summaries(writers, history, epoch)
     return history
+
+
+def tensorboard_writers(log_dir: str) -> dict[str, tf.summary.SummaryWriter]:
+    """One writer per run, in the layout of Keras's TensorBoard callback (`train/`, `validation/`), which
+    TFX's own examples write into `model_run`: TensorBoard draws train and eval loss in one chart."""
+    return {split: tf.summary.create_file_writer(os.path.join(log_dir, split)) for split in ("train", "validation")}
+
+
+def write_epoch_summaries(writers: dict[str, tf.summary.SummaryWriter], history: dict, epoch: int) -> None:
+    """The epoch's values as scalars named as Keras names them (`val_accuracy` is `epoch_accuracy` under
+    `validation/`), flushed so that a TensorBoard already open shows each epoch as it ends. Scalars only:
+    no graph, histograms or profile. The taxi task's module has the same two functions: a task's folder
+    is copied whole to start a fork, and imports nothing from another task or from the pipeline."""
+    for name, values in history.items():
+        split, metric = ("validation", name[len("val_"):]) if name.startswith("val_") else ("train", name)
+        with writers[split].as_default(step=epoch):
+            tf.summary.scalar(f"epoch_{metric}", values[epoch])
+    for writer in writers.values():
+        writer.flush()
 
 
 def make_signatures(model, tf_transform_output) -> dict:
@@ -110,7 +134,8 @@ def make_signatures(model, tf_transform_output) -> dict:
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Train on the training split, measure on eval, save the model with its signatures for serving."""
+    """Train on the training split, measure on eval, save the model with its signatures for serving; the
+    epoch history goes to `model_run` as TensorBoard logs and `history.json`."""
     hyperparameters = {**DEFAULT_HYPERPARAMETERS, **(fn_args.custom_config or {})}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size = hyperparameters["batch_size"]
@@ -123,6 +148,7 @@ def run_fn(fn_args: FnArgs) -> None:
         eval_steps=max(1, fn_args.eval_steps),
         learning_rate=hyperparameters["learning_rate"],
         epochs=max(1, int(hyperparameters["epochs"])),
+        log_dir=fn_args.model_run_dir,
     )
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from pipeline import configs
 from pipeline.metadata import run_summary
-from tests.conftest import PROJECT_ROOT, run_local_pipeline
+from tests.conftest import PROJECT_ROOT, run_local_pipeline, tensorboard_scalars
 from tests.orchestrator_checks import ALL_NODES, cli_json
 
 pytestmark = pytest.mark.e2e
@@ -77,6 +77,21 @@ def test_per_class_metrics_are_shown_per_class(penguin):
     for name in ("precision", "recall"):
         assert {f"{name} (class {i})" for i in range(3)} <= set(metrics)
     assert "precision (class 2)" in penguin.output and "binary_accuracy" not in metrics
+
+
+def test_the_trainer_writes_its_history_as_tensorboard_scalars(penguin):
+    model_run = penguin.summary.component("Trainer").output("model_run").uri
+    history = json.loads(Path(model_run, "history.json").read_text())
+    scalars = tensorboard_scalars(model_run)
+    expected = {
+        ("train", "epoch_loss"): history["loss"],
+        ("train", "epoch_learning_rate"): [penguin.config.learning_rate],
+        ("validation", "epoch_loss"): history["val_loss"],
+        ("validation", "epoch_accuracy"): history["val_accuracy"],
+    }
+    assert set(scalars) == set(expected)
+    for key, values in expected.items():
+        assert scalars[key] == [(0, pytest.approx(values[0], rel=1e-6))], key
 
 
 def test_the_pushed_model_names_the_species_of_raw_measurements(penguin):

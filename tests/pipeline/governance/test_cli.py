@@ -8,12 +8,19 @@ installed entry point.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import math
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,7 +53,7 @@ def store(local_runs):
 
 
 def test_every_command_has_help():
-    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"]):
+    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"], ["tensorboard"]):
         result = subprocess.run([CLI, *command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "usage: pipeline" in result.stdout
@@ -105,10 +112,15 @@ def test_read_commands_fail_clearly_and_create_nothing(store, tmp_path):
     env, _, _ = store
     missing = tmp_path / "nowhere" / "metadata.db"
     result = run_cli(["runs", "--metadata-path", str(missing)], env, check=False)
-    assert result.returncode == 1 and f"no ML Metadata store at {missing}" in result.stderr
+    assert result.returncode == 2 and f"no ML Metadata store at {missing}" in result.stderr
     assert not missing.exists()
     result = run_cli(["lineage", "987654"], env, check=False)
     assert result.returncode == 1 and "no artifact or serving version 987654" in result.stderr
+    # The largest id ML Metadata can hold is looked up, not a crash of its client ("Value out of range").
+    for command in ("lineage", "rollback"):
+        result = run_cli([command, str(2**63 - 1)], env, check=False)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == f"error: no artifact or serving version {2**63 - 1} in this store\n"
     result = run_cli(["report", "no-such-run"], env, check=False)
     assert result.returncode == 1 and "no run 'no-such-run'" in result.stderr
 
@@ -172,11 +184,71 @@ def test_rollback_serves_the_first_model_and_is_recorded(store):
     assert result.returncode == 1 and "already serving" in result.stderr
 
 
+def _lines_until(stream, pattern: str, timeout: float) -> re.Match:
+    """Read a child's output line by line until one matches; fail with what was read after `timeout` s."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if match := re.search(pattern, line):
+            return match
+    pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{''.join(seen)[-3000:]}")
+
+
+def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
+    """`make tensorboard`, as the README shows it, on a free port; the scalars read back over its HTTP API."""
+    env, _, summaries = store
+    if Path(sys.prefix).resolve() != (PROJECT_ROOT / ".venv").resolve():
+        pytest.skip("make uses the project's .venv, and these tests run in another environment")
+    model_run = summaries[1].component("Trainer").output("model_run").uri
+    history = json.loads(Path(model_run, "history.json").read_text())
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "tensorboard", "TENSORBOARD_ARGS=--port 0"], cwd=PROJECT_ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        said = _lines_until(process.stdout, r"TensorBoard on the Trainer's logs of run (\S+): (\S+)", 120)
+        assert said.groups() == (summaries[1].run_id, model_run)
+        url = _lines_until(process.stdout, r"TensorBoard \S+ at (http://\S+/) ", 180).group(1)
+
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+
+        def get(path: str):
+            with direct.open(url + path, timeout=60) as response:
+                return json.loads(response.read())
+
+        tags = get("data/plugin/scalars/tags")
+        assert set(tags) == {"train", "validation"}
+        assert set(tags["train"]) == {"epoch_loss", "epoch_learning_rate"}
+        assert set(tags["validation"]) == {"epoch_loss", "epoch_auc"}
+        for run, tag, key in [("train", "epoch_loss", "loss"), ("validation", "epoch_auc", "val_auc"),
+                              ("validation", "epoch_loss", "val_loss")]:
+            points = get(f"data/plugin/scalars/scalars?run={run}&tag={tag}")  # [[wall time, step, value]]
+            assert [step for _, step, _ in points] == list(range(len(history[key])))
+            assert [value for _, _, value in points] == pytest.approx(history[key], rel=1e-6)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_factory):
+def _cells(page: str, first: str) -> list[list[str]]:
+    """The cells of every table row of the page whose first cell is `first`."""
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", page)]
+    return [[html.unescape(cell) for cell in row] for row in rows if row and html.unescape(row[0]) == first]
+
+
+def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_factory, sample_rows):
+    from pipeline.governance import report as report_module
+
     env, _, summaries = store
     out_dir = tmp_path_factory.mktemp("report")
     report = out_dir / "report.html"
@@ -185,7 +257,28 @@ def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_fa
     auc = summaries[1].eval_metrics["auc"]
     assert f"{auc:.4f}" in page
     assert "binary_accuracy" in page and "payment_type = " in page
-    assert "BLESSED" in page and "lower_bound" in page
+    assert "BLESSED" in page and "at least 0.6" in page
+    # The allowed decrease as configured (PIPELINE_BLESSING_MAX_DECREASE=1.0), not as TFMA was given it.
+    assert "a decrease of at most 1 against the baseline (blessing_max_decrease 1)" in page
+
+    # Cash trips record no tip: on the sample's eval split that slice (and a few small ones) is all one
+    # class, where TFMA reports an AUC of 0.0 (or NaN). The report says there is none.
+    by_slice = report_module.metrics_by_slice(summaries[1].component("Evaluator").output("evaluation").uri)
+    one_class = [name for name, metrics in by_slice.items() if metrics.get("mean_label") in (0.0, 1.0)]
+    assert "payment_type = Cash" in one_class
+    for name in one_class:
+        assert by_slice[name]["auc"] == 0.0 or math.isnan(by_slice[name]["auc"])
+        assert _cells(page, name)[0][1] == "n/a (one class)"
+
+    # An empty CSV cell is missing: the empty `company` cells of the sample, over both splits.
+    empty = sum(1 for row in sample_rows if row["company"] == "")
+    company = _cells(page, "company")
+    assert len(company) == 2  # train and eval
+    missing = [int(re.match(r"([0-9,]+) \(", row[3]).group(1).replace(",", "")) for row in company]
+    present = [int(row[2].replace(",", "")) for row in company]
+    assert sum(missing) == empty > 0 and sum(present) == len(sample_rows) - empty
+    for row, m, p in zip(company, missing, present):
+        assert row[3] == f"{m:,} ({m / (m + p):.1%})"
     assert page.count("data:image/svg+xml;base64,") >= 2  # slice plot(s) and the lineage graph
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the report must not load anything"
 
