@@ -58,3 +58,52 @@ run-beam: install
 # Beam runs whenever a new span arrives (PIPELINE_INPUT_PATTERN='span-{SPAN}/*.csv'); see README.
 schedule: install
 	$(PY) -m pipeline.runners.scheduler
+
+# Continuous training and delivery (.github/workflows/continuous-training.yml and rollback.yml; README,
+# "Continuous training and delivery"). Each CI job calls one of these and tests/ci/ runs them as the jobs
+# do, so the workflows hold no logic the tests do not reach. PIPELINE_* settings apply as for `make run`;
+# CI_ARTIFACTS collects what the jobs upload.
+CI_ARTIFACTS ?= tfx_output/ci
+PIPELINE_CLI := $(VENV)/bin/pipeline
+.PHONY: unit-test validate-data train check-blessing promote rollback
+
+# The fast loop: every test but the real pipeline runs (the import contracts and the workflow checks too).
+unit-test: install-all
+	$(PY) -m pytest -m "not e2e"
+
+# The pre-flight check and the pipeline up to the data gate on PIPELINE_DATA_ROOT, then the run's report
+# (statistics, anomalies, schema). The runner's exit 1: the gate rejected the data (the report says why);
+# its exit 2: the pre-flight check refused the input before anything ran, so there is no run to report.
+validate-data: install
+	@mkdir -p $(CI_ARTIFACTS)
+	@$(PY) pipeline/runners/local_runner.py --validate-only; status=$$?; \
+	if [ $$status -le 1 ]; then $(PIPELINE_CLI) report latest -o $(CI_ARTIFACTS)/validation-report.html || status=1; fi; \
+	exit $$status
+
+# The whole pipeline, then the run's HTML report and its summary (JSON), also when the gate stopped it.
+train: install
+	@mkdir -p $(CI_ARTIFACTS)
+	@$(PY) pipeline/runners/local_runner.py; status=$$?; \
+	if [ $$status -le 1 ]; then \
+	  $(PIPELINE_CLI) report latest -o $(CI_ARTIFACTS)/run-report.html \
+	  && $(PIPELINE_CLI) runs --limit 1 --format json > $(CI_ARTIFACTS)/run-summary.json || status=1; \
+	fi; \
+	exit $$status
+
+# The newest run's metrics against the blessing thresholds as Markdown, into CI_ARTIFACTS and appended to
+# $GITHUB_STEP_SUMMARY when set (the job's summary page); `pipeline blessing` exits 3 when the model was not
+# blessed (or none was evaluated), and make fails with it.
+check-blessing: install
+	@mkdir -p $(CI_ARTIFACTS)
+	$(PIPELINE_CLI) blessing latest > $(CI_ARTIFACTS)/blessing.md
+
+# Publish a run's blessed model into the production serving directory (PIPELINE_PRODUCTION_MODEL_DIR): the run
+# PROMOTION_RUN names (the one the training job judged and a person approved), else the newest. It and
+# PROMOTION_REASON are read by the shell, never pasted into the command line.
+promote: install
+	$(PIPELINE_CLI) promote "$${PROMOTION_RUN:-latest}" --reason "$$PROMOTION_REASON"
+
+# Return production to an earlier blessed model: ROLLBACK_VERSION (a serving version or model id; empty:
+# the newest blessed model not serving now) and ROLLBACK_REASON, both read by the shell.
+rollback: install
+	$(PIPELINE_CLI) rollback --production $${ROLLBACK_VERSION:+"$$ROLLBACK_VERSION"} --reason "$$ROLLBACK_REASON"

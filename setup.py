@@ -15,7 +15,13 @@ setup(
     install_requires=["tfx==1.16.0", "tf-keras>=2.16,<2.17"],
     # Runs, lineage, rollback and run reports from the pipeline's ML Metadata store.
     # `taxi-pipeline` is the command's name from when the project knew only the taxi task.
+    # `pipeline-beam-worker` starts one Beam worker for a worker pool outside a container (its
+    # --container_executable; pipeline/beam/worker_boot.py).
     entry_points={
-        "console_scripts": ["pipeline = pipeline.governance.cli:main", "taxi-pipeline = pipeline.governance.cli:main"]
+        "console_scripts": [
+            "pipeline = pipeline.governance.cli:main",
+            "taxi-pipeline = pipeline.governance.cli:main",
+            "pipeline-beam-worker = pipeline.beam.worker_boot:main",
+        ]
     },
 )

@@ -191,6 +191,10 @@ class PipelineConfig:
     retry_backoff_s: float = 30.0
     # Serving versions kept after each push, newest first (0 keeps all); the serving one always stays.
     serving_versions_to_keep: int = 0
+    # Where `pipeline promote` publishes a blessed model for production: a serving directory like
+    # serving_model_dir, watched by the production model server (the Pusher's serving_model_dir is then
+    # the candidates'). `pipeline rollback --production` returns it to an earlier model.
+    production_model_dir: str = ""
     # ML Metadata on MySQL/MariaDB instead of SQLite, by URL (mysql://user@host:port/database) or by the
     # fields. The password is never a setting: it is read from PIPELINE_METADATA_MYSQL_PASSWORD or from
     # the file named by metadata_mysql_password_file.
@@ -211,8 +215,18 @@ class PipelineConfig:
     beam_temp_location: str = ""
     # Flink: the JobManager's host:port; Spark: the master URL (spark://host:7077).
     beam_cluster_master: str = ""
-    # How Flink and Spark start Python workers: DOCKER (the image below), PROCESS or EXTERNAL.
+    # The portable profile: the Beam job service's host:port (a Flink or Spark job server, or Beam's own).
+    beam_job_endpoint: str = ""
+    # How the portable runners (flink, spark, portable) start Python workers: DOCKER (the image below),
+    # EXTERNAL (a worker pool you run, at beam_environment_config), PROCESS or LOOPBACK.
     beam_environment_type: str = "DOCKER"
+    # That environment's --environment_config: EXTERNAL the worker pool's host:port, PROCESS the boot
+    # command as JSON; DOCKER takes beam_sdk_container_image when this is empty.
+    beam_environment_config: str = ""
+    # How long the portable runners (flink, spark, portable) wait on their job service. Beam 2.60 also
+    # holds each job's state and message streams to this deadline, so it must outlast the longest
+    # component's Beam job: Beam's default, 60 s, fails every longer job with DEADLINE_EXCEEDED.
+    beam_job_server_timeout_s: int = 86400
     # A worker image with requirements.lock and this project installed; without one, remote workers
     # install the lock and the project (setup.py) at start-up.
     beam_sdk_container_image: str = ""
@@ -262,6 +276,7 @@ class PipelineConfig:
             "pipeline_root": out / "pipelines" / self.pipeline_name,
             "metadata_path": out / "metadata" / self.pipeline_name / "metadata.db",
             "serving_model_dir": out / "serving_model" / self.pipeline_name,
+            "production_model_dir": out / "production_model" / self.pipeline_name,
         }
         for name, default in defaults.items():
             if not getattr(self, name):
@@ -272,7 +287,8 @@ class PipelineConfig:
             if "://" not in getattr(self, name):
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
         for name in ("train_steps", "eval_steps", "batch_size", "epochs",
-                     "train_hash_buckets", "eval_hash_buckets", "min_train_rows", "min_eval_rows"):
+                     "train_hash_buckets", "eval_hash_buckets", "min_train_rows", "min_eval_rows",
+                     "beam_job_server_timeout_s"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.beam_profile not in BEAM_PROFILES:
@@ -313,10 +329,11 @@ class PipelineConfig:
 # The Beam args of each engine the data components can run on. `{field}` stands for that
 # PipelineConfig setting (PIPELINE_<FIELD>); a profile refuses to build while a setting it names is empty.
 # The remote profiles also get how the project's code reaches their workers: the package built from
-# setup.py (--setup_file) and either a worker image holding requirements.lock and the project
-# (beam_sdk_container_image) or the lock itself, installed by each worker at start-up. Worker processes
-# cannot import the module files TFX loads by path: cloudpickle ships their functions by value (see
-# modules/transform_module.py).
+# setup.py (--setup_file) and, where Beam starts the workers' container (Dataflow, DOCKER), either a
+# worker image holding requirements.lock and the project (beam_sdk_container_image) or the lock itself,
+# installed by each worker at start-up; an EXTERNAL worker pool or a PROCESS worker runs in an
+# environment you installed. Worker processes cannot import the module files TFX loads by path:
+# cloudpickle ships their functions by value (see modules/transform_module.py).
 BEAM_PROFILES: dict[str, tuple[str, ...]] = {
     # in_memory or multi_processing, by input size (profiles.resolved_beam_profile).
     "auto": (),
@@ -342,11 +359,20 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--runner=FlinkRunner",
         "--flink_master={beam_cluster_master}",
         "--environment_type={beam_environment_type}",
+        "--job_server_timeout={beam_job_server_timeout_s}",
     ),
     "spark": (
         "--runner=SparkRunner",
         "--spark_master_url={beam_cluster_master}",
         "--environment_type={beam_environment_type}",
+        "--job_server_timeout={beam_job_server_timeout_s}",
+    ),
+    # Any Beam job service: what Flink's and Spark's job servers, and Beam's own Python one, answer.
+    "portable": (
+        "--runner=PortableRunner",
+        "--job_endpoint={beam_job_endpoint}",
+        "--environment_type={beam_environment_type}",
+        "--job_server_timeout={beam_job_server_timeout_s}",
     ),
 }
 LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")

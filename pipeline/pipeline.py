@@ -26,6 +26,9 @@ from tfx.components.statistics_gen.component import StatisticsGen
 from tfx.components.trainer.component import Trainer
 from tfx.components.transform.component import Transform
 from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
+    LatestArtifactStrategy,
+)
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
@@ -36,16 +39,22 @@ from tfx.types.channel import Channel
 
 from pipeline import configs, inputs
 from pipeline.beam import overheads, profiles
-from pipeline.components import atomic_pusher, csv_example_gen, curated_schema, data_gate
-from pipeline.guards import numeric_drift
+from pipeline.components import (
+    atomic_pusher,
+    baseline_model,
+    csv_example_gen,
+    curated_schema,
+    data_gate,
+)
 from pipeline.configs import PipelineConfig
+from pipeline.guards import numeric_drift
 from pipeline.metadata import store
 
 # Every process that runs this pipeline's Beam work in-process defines the pipeline here first.
 overheads.install()
 
 EXAMPLE_GEN_ID = "CsvExampleGen"
-RESOLVER_ID = "latest_blessed_model_resolver"
+RESOLVER_ID = baseline_model.RESOLVER_ID
 CURATED_SCHEMA_ID = curated_schema.CURATED_SCHEMA_ID
 # TFX reads this variable when a Transform or Trainer is constructed.
 _NO_PACKAGING_ENV = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
@@ -173,11 +182,16 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
-def create_components(config: PipelineConfig, run_input: inputs.RunInput | None = None) -> list:
+def create_components(
+    config: PipelineConfig, run_input: inputs.RunInput | None = None, tfx_strategies_only: bool = False
+) -> list:
     """All components in topological order, wired to each other.
 
     `run_input`, the input a runner's pre-flight check resolved, sizes the eval split; without it (a
-    compiled pipeline runs later) the input is resolved now.
+    compiled pipeline runs later) the input is resolved now. `tfx_strategies_only` is for TFX's Kubeflow
+    V2 compiler, which turns only TFX's own resolver strategies into Vertex queries (a query over an
+    empty channel resolves nothing, as LatestIfAnyStrategy does); the Evaluator's baseline is then the
+    newest blessed model, so an unchanged re-run evaluates the model against itself again.
     """
     train_buckets, eval_buckets = inputs.split_hash_buckets(config, run_input)
     # TFX's CsvExampleGen with a batched executor (pipeline/csv_example_gen.py): same examples and outputs.
@@ -213,7 +227,7 @@ def create_components(config: PipelineConfig, run_input: inputs.RunInput | None 
     )
     # The statistics of the last data that passed the gate: the baseline its drift check compares with.
     validated_statistics_resolver = Resolver(
-        strategy_class=data_gate.LatestIfAnyStrategy,
+        strategy_class=LatestArtifactStrategy if tfx_strategies_only else data_gate.LatestIfAnyStrategy,
         statistics=Channel(
             type=standard_artifacts.ExampleStatistics,
             producer_component_id=data_gate.DATA_GATE_ID,
@@ -263,11 +277,20 @@ def create_components(config: PipelineConfig, run_input: inputs.RunInput | None 
         )
     # Rejected data stops the run at the gate: everything from Transform on waits for it.
     transform.add_upstream_node(gate)
-    model_resolver = Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id(RESOLVER_ID)
+    if tfx_strategies_only:
+        model_resolver = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+        ).with_id(RESOLVER_ID)
+    else:
+        # The model the candidate would replace (pipeline/components/baseline_model.py).
+        model_resolver = Resolver(
+            strategy_class=baseline_model.BaselineModelStrategy,
+            candidate=trainer.outputs["model"],
+            model=Channel(type=standard_artifacts.Model),
+            pushed_model=Channel(type=standard_artifacts.PushedModel),
+        ).with_id(RESOLVER_ID)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -305,13 +328,14 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection: metadata_store_pb2.ConnectionConfig | None = None,
     run_input: inputs.RunInput | None = None,
+    tfx_strategies_only: bool = False,
 ) -> tfx_pipeline.Pipeline:
     """The pipeline for `config`; runners that manage their own store pass its connection, and
     runners that checked the input before the run pass what they checked."""
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, run_input),
+        components=create_components(config, run_input, tfx_strategies_only),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection or store.connection_config(config),
         beam_pipeline_args=profiles.beam_args(config, run_input),

@@ -25,14 +25,12 @@ ALL_NODES = {
     "Evaluator",
     "Pusher",
 }
-# What an unchanged re-run takes from the cache: the Evaluator's baseline changes after a blessing, and
-# the data gate runs again on every run (its drift baseline is the statistics it passed last time).
-UPSTREAM_OF_EVALUATOR = ALL_NODES - {
+# What an unchanged re-run takes from the cache: every component; the resolvers and the data gate run on
+# every run (the gate checks drift against the statistics it passed last time).
+CACHED_WHEN_UNCHANGED = ALL_NODES - {
     pipeline_definition.RESOLVER_ID,
     data_gate.BASELINE_RESOLVER_ID,
     data_gate.DATA_GATE_ID,
-    "Evaluator",
-    "Pusher",
 }
 
 

@@ -4,6 +4,8 @@
     pipeline lineage serving           the chain behind what is live now (--format text|json|dot)
     pipeline rollback [VERSION]        serve an earlier blessed model again, recorded in MLMD
     pipeline report latest             one self-contained HTML file for a run
+    pipeline blessing latest           the run's metrics against the thresholds, as Markdown; exit 3 if not blessed
+    pipeline promote latest            publish the run's blessed model into the production serving directory
     pipeline tensorboard latest        TensorBoard on the Trainer's logs of a run (`make tensorboard`)
 
 Paths default to the pipeline's configuration (PIPELINE_* variables apply), so the commands read the
@@ -31,8 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import configs  # noqa: E402
 from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot  # noqa: E402
+from pipeline.governance.promotion import promote  # noqa: E402
 from pipeline.governance.rollback import rollback  # noqa: E402
 from pipeline.governance.runs import (  # noqa: E402
+    PROMOTION_TYPE,
     GovernanceError,
     RollbackInfo,
     RunInfo,
@@ -146,10 +150,10 @@ def _who(record: dict) -> str:
     return f"{record.get('user')}@{record.get('host')}, runner {record.get('runner')}, commit {commit}{dirty}"
 
 
-def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo]) -> str:
+def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo], promotions: list[RollbackInfo] = ()) -> str:
     entries = [(r.started_ms, "run", r) for r in runs] + [
         (r.execution.create_time_since_epoch, "rollback", r) for r in rollbacks
-    ]
+    ] + [(p.execution.create_time_since_epoch, "promotion", p) for p in promotions]
     lines = []
     for _, kind, item in sorted(entries, key=lambda e: e[0], reverse=True):
         if kind == "run":
@@ -164,9 +168,10 @@ def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo]) -> str:
         else:
             forced = " (forced)" if item.prop("forced") else ""
             reason = f", reason: {item.prop('reason')}" if item.prop("reason") else ""
+            where = f" in {os.path.dirname(item.pushed.uri)}" if kind == "promotion" and item.pushed else ""
             lines.append(
-                f"rollback {timestamp(item.execution.create_time_since_epoch)}  to model "
-                f"{item.model_id} as version {item.prop('to_version')} (was {item.prop('from_version') or '-'})"
+                f"{kind} {timestamp(item.execution.create_time_since_epoch)}  {'to ' if kind == 'rollback' else ''}model "
+                f"{item.model_id} as version {item.prop('to_version')}{where} (was {item.prop('from_version') or '-'})"
                 f"{forced}  by {item.prop('user')}@{item.prop('host')}{reason}"
             )
     return "\n".join(lines) if lines else "no runs recorded"
@@ -230,7 +235,13 @@ def _config(args) -> configs.PipelineConfig:
         for name in ("pipeline_name", "metadata_path", "serving_model_dir")
         if getattr(args, name, None)
     }
-    return configs.load_config(**overrides)
+    config = configs.load_config(**overrides)
+    if getattr(args, "production", False):
+        # --production: the commands act on the production serving directory instead of the Pusher's.
+        if args.serving_model_dir:
+            raise configs.ConfigError("give either --production or --serving-model-dir, not both")
+        config = configs.load_config(**overrides, serving_model_dir=config.production_model_dir)
+    return config
 
 
 def open_store(config: configs.PipelineConfig):
@@ -247,20 +258,25 @@ def cmd_runs(args) -> int:
     store = open_store(config)
     runs = list_runs(store, config.pipeline_name)[: args.limit]
     rollbacks = list_rollbacks(store)
+    promotions = list_rollbacks(store, PROMOTION_TYPE)
     if args.format == "json":
         print(json.dumps(
             {
                 "runs": [r.as_dict() for r in runs],
-                "rollbacks": [
-                    {"execution_id": r.execution.id, "model_id": r.model_id,
-                     **{k: r.prop(k) for k in ("user", "host", "reason", "from_version", "to_version", "forced")}}
-                    for r in rollbacks
-                ],
+                **{
+                    key: [
+                        {"execution_id": r.execution.id, "model_id": r.model_id,
+                         "destination": r.pushed.uri if r.pushed else None,
+                         **{k: r.prop(k) for k in ("user", "host", "reason", "from_version", "to_version", "forced")}}
+                        for r in found
+                    ]
+                    for key, found in (("rollbacks", rollbacks), ("promotions", promotions))
+                },
             },
             indent=2, default=str,
         ))
     else:
-        print(format_runs(runs, rollbacks))
+        print(format_runs(runs, rollbacks, promotions))
     return 0
 
 
@@ -304,8 +320,47 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def cmd_blessing(args) -> int:
+    from pipeline.governance import (
+        blessing,  # Imports TFDV and TFMA: slow, needed only here.
+    )
+
+    config = _config(args)
+    found = blessing.verdict(open_store(config), config, args.run)
+    text = blessing.markdown(found)
+    print(text, end="")
+    summary_file = args.summary_file or os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    if os.environ.get("GITHUB_OUTPUT"):
+        # The step's outputs: which run was judged, so that a later job promotes exactly that run.
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
+            f.write(f"run={found.run}\nblessed={str(bool(found.blessed)).lower()}\n")
+    if not found.blessed:
+        state = "no model was evaluated" if found.blessed is None else "the model was not blessed"
+        print(f"error: run {found.run}: {state}: {found.reason.splitlines()[0]}", file=sys.stderr)
+    return found.exit_status
+
+
+def cmd_promote(args) -> int:
+    config = _config(args)
+    done = promote(open_store(config), config, args.run, args.to, args.reason)
+    if done["promoted"]:
+        print(
+            f"Promoted model {done['model_id']} of run {done['run']} as version {done['version']} "
+            f"(was {done['previous'] or 'nothing'}): {done['destination']}"
+        )
+    else:
+        print(f"Model {done['model_id']} of run {done['run']} already serves as {done['destination']}: "
+              "nothing promoted")
+    return 0
+
+
 def cmd_report(args) -> int:
-    from pipeline.governance import report  # Imports TFDV and TFMA: slow, needed only here.
+    from pipeline.governance import (
+        report,  # Imports TFDV and TFMA: slow, needed only here.
+    )
 
     config = _config(args)
     store = open_store(config)
@@ -362,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("--output", "-o", type=output_file,
                          help="write to this file; with --format dot, a .svg or .png is rendered by Graphviz "
                               "when installed")
+    lineage.add_argument("--production", action="store_true",
+                         help="`serving` means what is live in the production serving directory")
     lineage.set_defaults(func=cmd_lineage)
 
     rollback = sub.add_parser(
@@ -374,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "serving now)")
     rollback.add_argument("--force", action="store_true", help="serve a model that was never blessed")
     rollback.add_argument("--reason", default="", help="why, recorded with the rollback")
+    rollback.add_argument("--production", action="store_true",
+                          help="roll back the production serving directory (production_model_dir), where "
+                               "`promote` publishes, instead of the Pusher's")
     rollback.set_defaults(func=cmd_rollback)
 
     report = sub.add_parser(
@@ -385,6 +445,32 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", "-o", type=output_file,
                         help="HTML file to write (default: report-<run>.html here)")
     report.set_defaults(func=cmd_report)
+
+    blessing = sub.add_parser(
+        "blessing", parents=[common], help="whether a run's model was blessed, as Markdown; exit 3 when not",
+        description="The Evaluator's verdict on a run's model: each threshold against the model's metrics "
+                    "(and the blessed baseline's), and why it was not blessed, as Markdown for a CI job's "
+                    "summary. Exits 0 when blessed and 3 when not blessed or no model was evaluated. In a "
+                    "GitHub Actions step it also sets the step's outputs `run` and `blessed` ($GITHUB_OUTPUT).",
+    )
+    blessing.add_argument("run", nargs="?", default="latest", type=run_reference,
+                          help="run name (as `runs` shows), run context id, or `latest` (default)")
+    blessing.add_argument("--summary-file", type=output_file, help="also append the Markdown to this file (default: "
+                                                 "$GITHUB_STEP_SUMMARY when set, as in a GitHub Actions job)")
+    blessing.set_defaults(func=cmd_blessing)
+
+    promote_parser = sub.add_parser(
+        "promote", parents=[common], help="publish a run's blessed model for production",
+        description="Copy the model of a run that blessed it into the production serving directory "
+                    "(production_model_dir, PIPELINE_PRODUCTION_MODEL_DIR) as a new version, atomically, "
+                    "and record the promotion in ML Metadata. A model its run did not bless is refused; "
+                    "a model already serving there is not copied again.",
+    )
+    promote_parser.add_argument("run", nargs="?", default="latest", type=run_reference,
+                                help="run name (as `runs` shows), run context id, or `latest` (default)")
+    promote_parser.add_argument("--to", type=non_empty, help="serving directory to publish into (default: production_model_dir)")
+    promote_parser.add_argument("--reason", default="", help="why, recorded with the promotion")
+    promote_parser.set_defaults(func=cmd_promote)
 
     tensorboard = sub.add_parser(
         "tensorboard", parents=[common], help="TensorBoard on the Trainer's logs of a run",

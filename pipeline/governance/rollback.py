@@ -62,18 +62,23 @@ def rollback(
             raise GovernanceError(f"model {model.id}'s files are gone: {source}")
     target = serving_dir.publish(source, serving_model_dir)
     new_version = os.path.basename(target)
-    _record_rollback(store, model, target, new_version, live, reason, force)
+    record_publication(store, ROLLBACK_TYPE, model, target, live, reason, force)
     return {"model_id": model.id, "version": new_version, "destination": target, "previous": live, "source": source}
 
 
-def _record_rollback(store, model, target, new_version, previous, reason, forced) -> int:
-    execution_type = metadata_store_pb2.ExecutionType(name=ROLLBACK_TYPE)
+def record_publication(store, type_name: str, model, target: str, previous, reason: str, forced: bool) -> int:
+    """Record that `model` was published as the serving version `target` by a `type_name` execution (a
+    rollback or a promotion): the Model in, a PushedModel out, so that `runs`, `lineage` and a later
+    rollback find the version like one the Pusher wrote."""
+    new_version = os.path.basename(target)
+    execution_type = metadata_store_pb2.ExecutionType(name=type_name)
     for name in ("user", "host", "reason", "from_version", "to_version"):
         execution_type.properties[name] = metadata_store_pb2.STRING
     execution_type.properties["forced"] = metadata_store_pb2.INT
     type_id = store.put_execution_type(execution_type, can_add_fields=True)
     execution = metadata_store_pb2.Execution(type_id=type_id, last_known_state=metadata_store_pb2.Execution.COMPLETE)
-    execution.name = f"rollback-{new_version}"
+    # Unique per type in MLMD: a version directory is never written twice.
+    execution.name = f"{type_name.lower()} to {target}"
     for name, value in (
         ("user", getpass.getuser()), ("host", socket.gethostname()), ("reason", reason),
         ("from_version", previous or ""), ("to_version", new_version),
@@ -88,7 +93,7 @@ def _record_rollback(store, model, target, new_version, previous, reason, forced
     pushed.custom_properties["pushed"].int_value = 1
     pushed.custom_properties["pushed_destination"].string_value = target
     pushed.custom_properties["pushed_version"].string_value = new_version
-    pushed.custom_properties["rollback_of_model_id"].int_value = model.id
+    pushed.custom_properties[f"{type_name.lower()}_of_model_id"].int_value = model.id
 
     def event(kind):
         e = metadata_store_pb2.Event(type=kind)

@@ -16,6 +16,8 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline.metadata import run_record, run_summary
 
 ROLLBACK_TYPE = "Rollback"
+# `pipeline promote`: a blessed model published into the production serving directory.
+PROMOTION_TYPE = "Promotion"
 INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
@@ -133,11 +135,11 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
     return sorted(runs, key=lambda r: r.started_ms, reverse=True)
 
 
-def list_rollbacks(store: metadata_store.MetadataStore) -> list[RollbackInfo]:
-    """Every rollback recorded in the store, newest first."""
-    if not _has_execution_type(store, ROLLBACK_TYPE):
+def list_rollbacks(store: metadata_store.MetadataStore, type_name: str = ROLLBACK_TYPE) -> list[RollbackInfo]:
+    """Every rollback (or, with PROMOTION_TYPE, every promotion) recorded in the store, newest first."""
+    if not _has_execution_type(store, type_name):
         return []
-    executions = store.get_executions_by_type(ROLLBACK_TYPE)
+    executions = store.get_executions_by_type(type_name)
     found = []
     for execution in executions:
         events = store.get_events_by_execution_ids([execution.id])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.governance.runs import INPUT_EVENTS, GovernanceError, producing_execution, property_value
+from pipeline.governance.runs import GovernanceError, property_value
 from pipeline.guards.serving_dir import serving_versions
+from pipeline.metadata.pushes import model_ids_of_pushes
 
 
 def pushed_artifacts(store: metadata_store.MetadataStore) -> list[metadata_store_pb2.Artifact]:
@@ -15,24 +16,11 @@ def pushed_artifacts(store: metadata_store.MetadataStore) -> list[metadata_store
     ]
 
 
-def input_artifacts(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in INPUT_EVENTS]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events})}
-    found: dict[str, list] = {}
-    for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
-        found.setdefault(key, []).append(artifacts[event.artifact_id])
-    return found
-
-
 def model_of_push(store, pushed: metadata_store_pb2.Artifact) -> metadata_store_pb2.Artifact:
-    execution = producing_execution(store, pushed.id)
-    if execution is None:
-        raise GovernanceError(f"no execution recorded as producing pushed model {pushed.id}")
-    models = input_artifacts(store, execution.id).get("model")
-    if not models:
-        raise GovernanceError(f"the push {pushed.id} names no model among its inputs")
-    return models[0]
+    model_id = model_ids_of_pushes(store, [pushed.id]).get(pushed.id)
+    if model_id is None:
+        raise GovernanceError(f"no execution recorded as producing pushed model {pushed.id} with a model input")
+    return store.get_artifacts_by_id([model_id])[0]
 
 
 def resolve_model(

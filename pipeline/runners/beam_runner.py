@@ -1,10 +1,12 @@
 """Runs the pipeline on TFX's Beam orchestrator: each component is a step of a Beam pipeline.
 
     python pipeline/runners/beam_runner.py       # or: python -m pipeline.runners.beam_runner
+    python pipeline/runners/beam_runner.py --validate-only   # the input check and the pipeline up to the data gate
     tfx pipeline create --engine beam --pipeline_path pipeline/runners/beam_runner.py
 
 Where the components' own Beam work (ExampleGen, StatisticsGen, Transform, Evaluator) runs is set by
-the beam_profile setting (PIPELINE_BEAM_PROFILE: in_memory, multi_processing, dataflow, flink, spark).
+the beam_profile setting (PIPELINE_BEAM_PROFILE: in_memory, multi_processing, dataflow, flink, spark,
+portable).
 """
 
 from __future__ import annotations
@@ -36,14 +38,18 @@ class _NoIteratorWarning(logging.Filter):
 logging.getLogger("apache_beam.transforms.core").addFilter(_NoIteratorWarning())
 
 
-def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
-    """Run the whole pipeline once and print what it did; None when the run was only being compiled."""
-    return dag_run.run(BeamDagRunner(), "beam", config)
+def run(
+    config: configs.PipelineConfig | None = None, stop_after: str | None = None
+) -> run_summary.RunSummary | None:
+    """Run the pipeline once (up to `stop_after`, if given) and print what it did; None when the run was
+    only being compiled."""
+    return dag_run.run(BeamDagRunner(), "beam", config, stop_after)
 
 
-def main() -> int:
-    return dag_run.main(run)
+def main(argv: list[str] | None = None) -> int:
+    args = dag_run.parse_args(argv or [], __doc__.splitlines()[0])
+    return dag_run.main(lambda: run(stop_after=dag_run.stop_after(args)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

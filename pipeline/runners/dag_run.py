@@ -7,9 +7,12 @@ time, progress lines, the run record, the closing summary and the rows-in/rows-o
 
 from __future__ import annotations
 
+import argparse
 import gc
 import sys
-from typing import Callable
+from typing import Callable, Sequence
+
+from tfx.orchestration import pipeline as tfx_pipeline
 
 from pipeline import configs, inputs
 from pipeline.beam import profiles
@@ -20,6 +23,10 @@ from pipeline.runners import progress
 from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import artifact_files
 from pipeline.metadata.store import connection_config
+
+# What `--validate-only` runs: the pipeline up to and including this node (TFX's partial run), so the
+# pre-flight check, ExampleGen, the statistics, the curated schema, ExampleValidator and the data gate.
+VALIDATE_ONLY_LAST_NODE = data_gate.DATA_GATE_ID
 
 
 class RowCountMismatch(RuntimeError):
@@ -46,8 +53,13 @@ def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSumm
         )
 
 
-def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
+def run(
+    dag_runner, runner: str, config: configs.PipelineConfig | None = None, stop_after: str | None = None
+) -> run_summary.RunSummary | None:
     """Run the whole pipeline once on `dag_runner` and print what it did.
+
+    With `stop_after` (a node id), only that node and the nodes it depends on run: TFX's partial run,
+    whose nodes share the cache with whole runs (a later whole run finds them done).
 
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
@@ -57,7 +69,9 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     """
     config = config or configs.load_config()
     run_input = input_checks.preflight(config)
-    profiles.beam_args(config, run_input)  # A profile missing a setting fails here, before anything runs.
+    # A profile missing a setting, or whose job service does not answer, fails here, before anything runs.
+    profiles.beam_args(config, run_input)
+    profiles.check_job_service(config)
     progress.configure_logging(config.log_level)
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
@@ -65,7 +79,7 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     with recovery.hold_run_lock(config):
         recovery.clean_up_interrupted_runs(config, connection)
         tracker, rejected = recovery.call_with_retries(
-            lambda: _run_once(dag_runner, config, run_input), config.retries, config.retry_backoff_s
+            lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s
         )
         if not tracker.started:
             return None
@@ -83,15 +97,35 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
 
 
 def _run_once(
-    dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput
+    dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput, stop_after: str | None = None
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
     with progress.component_progress() as tracker:
         try:
-            dag_runner.run(pipeline_definition.create_pipeline(config, run_input=run_input))
+            definition = pipeline_definition.create_pipeline(config, run_input=run_input)
+            if stop_after:
+                dag_runner.run(definition, run_options=tfx_pipeline.RunOptions(to_nodes=[stop_after]))
+            else:
+                dag_runner.run(definition)
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error
     return tracker, None
+
+
+def parse_args(argv: Sequence[str], description: str) -> argparse.Namespace:
+    """The options every in-process runner takes (none are needed: `tfx run create` passes none)."""
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    parser.add_argument(
+        "--validate-only", action="store_true",
+        help="check the input and run the pipeline up to the data gate, training nothing; exits 1 when "
+             "the gate rejects the data (what `make validate-data` and the CI's data validation run)",
+    )
+    return parser.parse_args(argv)
+
+
+def stop_after(args: argparse.Namespace) -> str | None:
+    """The node a run stops after, from the runner's options; None runs the whole pipeline."""
+    return VALIDATE_ONLY_LAST_NODE if args.validate_only else None
 
 
 def main(run_once: Callable[[], object]) -> int:

@@ -24,11 +24,9 @@ from pathlib import Path
 import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
 from pipeline import configs
 from pipeline import pipeline as pipeline_definition
-from pipeline.components import data_gate
 # isort: on
 
 # Keys of one component's entry in `component_resources`.
@@ -107,7 +105,9 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
     """The one pipeline, with paths and machines for Vertex."""
     remote = cloud_config(config)
     # Vertex keeps ML Metadata itself: no store of this machine goes into the spec.
-    dsl_pipeline = pipeline_definition.create_pipeline(remote, metadata_connection=metadata_store_pb2.ConnectionConfig())
+    dsl_pipeline = pipeline_definition.create_pipeline(
+        remote, metadata_connection=metadata_store_pb2.ConnectionConfig(), tfx_strategies_only=True
+    )
     resources = resource_specs(config)
     ids = {component.id for component in dsl_pipeline.components}
     unknown = set(resources) - ids
@@ -116,11 +116,6 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
             f"component_resources names unknown components {sorted(unknown)}; components: {sorted(ids)}"
         )
     for component in dsl_pipeline.components:
-        if component.id == data_gate.BASELINE_RESOLVER_ID:
-            # The compiler knows only TFX's own strategies; a Vertex resolver query over an empty
-            # channel resolves nothing rather than failing, which is what LatestIfAnyStrategy adds.
-            # Resolver has no setter; its exec_properties are read from this attribute.
-            component._strategy_class = LatestArtifactStrategy  # noqa: SLF001
         for name in _PROJECT_PATH_PROPERTIES:
             value = component.exec_properties.get(name)
             if isinstance(value, str) and value:

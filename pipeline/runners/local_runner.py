@@ -1,6 +1,7 @@
 """Runs the pipeline on TFX's local orchestrator: the default runner (one process, SQLite MLMD).
 
     python pipeline/runners/local_runner.py      # or: python -m pipeline.runners.local_runner
+    python pipeline/runners/local_runner.py --validate-only   # the input check and the pipeline up to the data gate
     tfx pipeline create --engine local --pipeline_path pipeline/runners/local_runner.py
 """
 
@@ -22,14 +23,18 @@ from pipeline.runners import dag_run  # noqa: E402
 # isort: on
 
 
-def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:
-    """Run the whole pipeline once and print what it did; None when the run was only being compiled."""
-    return dag_run.run(LocalDagRunner(), "local", config)
+def run(
+    config: configs.PipelineConfig | None = None, stop_after: str | None = None
+) -> run_summary.RunSummary | None:
+    """Run the pipeline once (up to `stop_after`, if given) and print what it did; None when the run was
+    only being compiled."""
+    return dag_run.run(LocalDagRunner(), "local", config, stop_after)
 
 
-def main() -> int:
-    return dag_run.main(run)
+def main(argv: list[str] | None = None) -> int:
+    args = dag_run.parse_args(argv or [], __doc__.splitlines()[0])
+    return dag_run.main(lambda: run(stop_after=dag_run.stop_after(args)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -26,6 +26,7 @@ from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline import configs, inputs
+from pipeline.beam import profiles
 from pipeline.guards import input_checks
 from pipeline.runners import progress
 from pipeline import pipeline as pipeline_definition
@@ -78,6 +79,7 @@ def check_input(config: configs.PipelineConfig) -> inputs.RunInput:
     """The pre-flight check of the input, as the first task of a run: every node without an upstream
     node waits for it, so bad files stop the run before anything is launched or written."""
     run_input = input_checks.preflight(config)
+    profiles.check_job_service(config)
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     return run_input
 

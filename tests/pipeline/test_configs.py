@@ -37,6 +37,8 @@ def test_environment_overrides_are_parsed_to_the_field_types(monkeypatch, tmp_pa
     assert config.enable_cache is False
     assert config.beam_pipeline_args == ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
     assert config.serving_model_dir == str(tmp_path / "serving_model" / "chicago-taxi")
+    # Where `pipeline promote` publishes: beside the Pusher's serving directory, never the same one.
+    assert config.production_model_dir == str(tmp_path / "production_model" / "chicago-taxi")
 
 
 def test_explicit_overrides_win_over_the_environment(monkeypatch):

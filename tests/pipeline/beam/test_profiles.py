@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 from apache_beam.options.pipeline_options import (
     DirectOptions,
@@ -57,6 +59,7 @@ REMOTE_SETTINGS = {
                  "beam_temp_location": "gs://my-bucket/tmp"},
     "flink": {"beam_cluster_master": "flink-jobmanager:8081"},
     "spark": {"beam_cluster_master": "spark://spark-master:7077"},
+    "portable": {"beam_job_endpoint": "job-service:8099"},
 }
 
 
@@ -67,6 +70,7 @@ RUNNER_CLASSES = {
     "dataflow": "DataflowRunner",
     "flink": "FlinkRunner",
     "spark": "SparkRunner",
+    "portable": "PortableRunner",
 }
 
 
@@ -122,3 +126,59 @@ def test_a_profile_missing_a_setting_names_its_variable():
         profiles.beam_args(configs.load_config(beam_profile="dataflow"))
     with pytest.raises(configs.ConfigError, match="beam_profile 'direct' is not one of auto, in_memory, "):
         configs.load_config(beam_profile="direct")
+
+
+def test_portable_runners_wait_on_their_job_service_as_long_as_a_job_runs():
+    # Beam 2.60 holds a job's state stream to --job_server_timeout: its default, 60 s, failed Transform.
+    for profile in ("flink", "spark", "portable"):
+        config = configs.load_config(beam_profile=profile, **REMOTE_SETTINGS[profile])
+        options = PipelineOptions(profiles.beam_args(config))
+        assert options.view_as(PortableOptions).job_server_timeout == 86400
+    with pytest.raises(configs.ConfigError, match="beam_job_server_timeout_s must be at least 1"):
+        configs.load_config(beam_job_server_timeout_s=0)
+
+
+def test_an_external_worker_pool_is_the_workers_environment(monkeypatch):
+    monkeypatch.setenv("PIPELINE_BEAM_PROFILE", "portable")
+    monkeypatch.setenv("PIPELINE_BEAM_JOB_ENDPOINT", "localhost:8099")
+    monkeypatch.setenv("PIPELINE_BEAM_ENVIRONMENT_TYPE", "EXTERNAL")
+    monkeypatch.setenv("PIPELINE_BEAM_ENVIRONMENT_CONFIG", "localhost:50000")
+    options = PipelineOptions(profiles.beam_args(configs.load_config(**configs.env_overrides())))
+    assert options.view_as(StandardOptions).runner == "PortableRunner"
+    assert options.view_as(PortableOptions).job_endpoint == "localhost:8099"
+    assert options.view_as(PortableOptions).environment_type == "EXTERNAL"
+    assert options.view_as(PortableOptions).environment_config == "localhost:50000"
+    # Shipped as for every remote profile: the module files' functions by value, the project's package;
+    # the pool already runs in an environment holding the lock, so nothing is installed at start-up.
+    assert options.view_as(SetupOptions).pickle_library == "cloudpickle"
+    assert options.view_as(SetupOptions).setup_file == str(configs.PROJECT_ROOT / "setup.py")
+    assert options.view_as(SetupOptions).requirements_file is None
+    monkeypatch.delenv("PIPELINE_BEAM_ENVIRONMENT_CONFIG")
+    with pytest.raises(configs.ConfigError, match="EXTERNAL needs beam_environment_config, the worker pool's "
+                       "host:port \\(set PIPELINE_BEAM_ENVIRONMENT_CONFIG\\)"):
+        profiles.beam_args(configs.load_config(**configs.env_overrides()))
+
+
+def test_an_environment_config_set_wins_over_the_image():
+    config = configs.load_config(beam_profile="flink", beam_sdk_container_image="taxi:1",
+                                 beam_environment_config="registry/taxi:2", **REMOTE_SETTINGS["flink"])
+    assert PipelineOptions(profiles.beam_args(config)).view_as(PortableOptions).environment_config == "registry/taxi:2"
+
+
+def test_a_job_endpoint_nobody_answers_at_is_refused_at_once():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        # Any gRPC server answers the connection check; Beam's job API is exercised end to end
+        # (tests/pipeline/beam/test_worker_boot.py).
+        profiles.check_job_service(configs.load_config(beam_profile="portable", beam_job_endpoint=f"127.0.0.1:{port}"))
+    finally:
+        server.stop(None)
+    with pytest.raises(configs.ConfigError, match=f"no Beam job service answers at 127.0.0.1:{port} within 1 s "
+                       "\\(beam_job_endpoint, set PIPELINE_BEAM_JOB_ENDPOINT\\)"):
+        profiles.check_job_service(
+            configs.load_config(beam_profile="portable", beam_job_endpoint=f"127.0.0.1:{port}"), timeout_s=1
+        )
+    # Other profiles have no job service of their own to check.
+    profiles.check_job_service(configs.load_config(beam_profile="in_memory"), timeout_s=1)

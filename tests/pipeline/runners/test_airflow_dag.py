@@ -25,7 +25,7 @@ from pipeline import configs  # noqa: E402
 from tests.conftest import PROJECT_ROOT, run_command, small_run_env  # noqa: E402
 from tests.orchestrator_checks import (  # noqa: E402
     ALL_NODES,
-    UPSTREAM_OF_EVALUATOR,
+    CACHED_WHEN_UNCHANGED,
     cli_json,
     states_of_run,
 )
@@ -152,8 +152,8 @@ def test_first_run_executes_every_node_and_pushes_a_model(airflow_runs):
 
 def test_second_run_is_served_from_cache(airflow_runs):
     second = states_of_run(airflow_runs.config, airflow_runs.run_ids[1])
-    assert {node: second[node] for node in UPSTREAM_OF_EVALUATOR} == {
-        node: ["cached"] for node in UPSTREAM_OF_EVALUATOR
+    assert {node: second[node] for node in CACHED_WHEN_UNCHANGED} == {
+        node: ["cached"] for node in CACHED_WHEN_UNCHANGED
     }
 
 

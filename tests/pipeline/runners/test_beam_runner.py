@@ -11,6 +11,7 @@ import pytest
 
 from pipeline import configs
 from pipeline.beam import profiles
+from pipeline.components import data_gate
 from pipeline.guards import store_lock
 from pipeline.metadata import run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.e2e
 @dataclasses.dataclass
 class BeamRun:
     config: configs.PipelineConfig
+    env: dict[str, str]
     created: str
     output: str
     summary: run_summary.RunSummary
@@ -55,7 +57,7 @@ def beam_run(tmp_path_factory, sample_data_dir) -> BeamRun:
     summary = run_summary.summarize_latest_run(
         connection_config(config), config.pipeline_name
     )
-    return BeamRun(config, created, output, summary)
+    return BeamRun(config, env, created, output, summary)
 
 
 def test_tfx_cli_creates_and_runs_the_pipeline_on_beam(beam_run, sample_rows):
@@ -92,3 +94,15 @@ def test_runs_and_lineage_commands_read_the_beam_run(beam_run, capsys):
     assert story["run"] == run["run"] and story["live"] is True
     assert story["record"]["runner"] == "beam"
     assert story["blessed"] is True and story["examples"]
+
+
+def test_validate_only_runs_up_to_the_data_gate_on_beam(beam_run):
+    """Last in this module: it adds a run to the store the tests above read."""
+    output = run_command([sys.executable, "pipeline/runners/beam_runner.py", "--validate-only"], beam_run.env)
+    summary = run_summary.summarize_latest_run(connection_config(beam_run.config), beam_run.config.pipeline_name)
+    states = {run.node_id: run.state for run in summary.components}
+    # TFX's partial run: the gate and what it depends on (served from the cache), nothing downstream.
+    assert {node for node, state in states.items() if state == "executed"} >= {data_gate.DATA_GATE_ID}
+    assert {"CsvExampleGen", "StatisticsGen", "ExampleValidator", data_gate.DATA_GATE_ID} <= set(states)
+    assert not {"Transform", "Trainer", "Evaluator", "Pusher", "SchemaGen"} & set(states)
+    assert "Blessed: not evaluated" in output and "Pushed: no" in output

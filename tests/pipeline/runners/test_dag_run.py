@@ -10,6 +10,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
+from pipeline.components import data_gate
 from pipeline.metadata import run_summary
 from pipeline.runners import dag_run
 
@@ -40,6 +41,14 @@ def test_rows_are_counted_in_the_span_the_run_read(tmp_path, sample_data_dir):
     dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=1))
     with pytest.raises(dag_run.RowCountMismatch, match=r"files span-2/data.csv; span 2\) hold 600 rows"):
         dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=2))
+
+
+def test_validate_only_stops_a_run_after_the_data_gate():
+    assert dag_run.stop_after(dag_run.parse_args([], "r")) is None
+    assert dag_run.stop_after(dag_run.parse_args(["--validate-only"], "r")) == data_gate.DATA_GATE_ID
+    with pytest.raises(SystemExit) as exited:
+        dag_run.parse_args(["--validate"], "r")
+    assert exited.value.code == 2
 
 
 @pytest.mark.e2e

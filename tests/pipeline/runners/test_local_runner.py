@@ -6,20 +6,27 @@ fixture, shared with the CLI tests), then the tfx CLI, feeds several focused tes
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
 from pipeline.governance import lineage
+from pipeline.governance.serving import resolve_model
 from pipeline.metadata import run_summary
 from pipeline.metadata.store import connection_config, open_store
-from tests.conftest import predict_through_both_signatures, run_command
-from tests.orchestrator_checks import ALL_NODES, UPSTREAM_OF_EVALUATOR
+from tests.conftest import (
+    predict_through_both_signatures,
+    run_command,
+    run_local_pipeline,
+)
+from tests.orchestrator_checks import ALL_NODES, CACHED_WHEN_UNCHANGED
 
 pytestmark = pytest.mark.e2e
 
@@ -88,11 +95,12 @@ def test_pushed_model_predicts_raw_rows_through_both_signatures(runs, sample_row
 
 def test_unchanged_rerun_is_served_from_cache(runs):
     second = states(runs.summaries[1])
-    assert {node: second[node] for node in UPSTREAM_OF_EVALUATOR} == {
-        node: "cached" for node in UPSTREAM_OF_EVALUATOR
+    assert {node: second[node] for node in CACHED_WHEN_UNCHANGED} == {
+        node: "cached" for node in CACHED_WHEN_UNCHANGED
     }
-    # The Evaluator's inputs did change: the first run's model is now the blessed baseline.
-    assert second["Evaluator"] == "executed"
+    # The Evaluator's baseline is the model pushed before the candidate (none), as in the first run, so
+    # it too is cached; and with it the Pusher, which writes no new version.
+    assert second["Evaluator"] == second["Pusher"] == "cached"
     assert second[data_gate.DATA_GATE_ID] == "executed"
     assert runs.summaries[1].run_id != runs.summaries[0].run_id
 
@@ -106,6 +114,57 @@ def test_editing_the_trainer_module_invalidates_only_what_uses_it(runs):
     assert third["Pusher"] == "executed"
     # The summary reports the new candidate's metrics, not the baseline's (the first run's model).
     assert runs.summaries[2].eval_metrics["auc"] != runs.summaries[0].eval_metrics["auc"]
+    # The retrained model was judged against the model it replaces: the first run's, serving until then.
+    store, name = open_store(runs.config, readonly=True), runs.config.pipeline_name
+    third_run, first_run = runs.summaries[2].run_id, runs.summaries[0].run_id
+    assert _node_io(store, name, third_run, "Evaluator", "INPUT") == {
+        "model": _node_io(store, name, third_run, "Trainer", "OUTPUT")["model"],
+        "baseline_model": _node_io(store, name, first_run, "Trainer", "OUTPUT")["model"],
+        "examples": _node_io(store, name, first_run, "CsvExampleGen", "OUTPUT")["examples"],
+    }
+
+
+def test_a_rollback_stays_through_an_unchanged_rerun(runs):
+    """A rollback withdraws a blessed model; the next run with nothing changed must not push it back."""
+    config, name = runs.config, runs.config.pipeline_name
+    # The Pusher's cache key holds the serving path, so this runs in the shared store's own folder, on a
+    # copy put there, and the shared store is put back after (other tests read it as the fixture left it).
+    output_root = Path(config.output_root)
+    saved = output_root.with_name(output_root.name + "-saved")
+    shutil.copytree(output_root, saved)
+    try:
+        store = open_store(config)
+        models = [_node_io(store, name, runs.summaries[i].run_id, "Trainer", "OUTPUT")["model"] for i in (0, 2)]
+        live = resolve_model(store, config.serving_model_dir, "serving")[1].id
+        [target] = [m for m in models if m != live]
+        cli = str(Path(sys.executable).parent / "pipeline")
+        run_command([cli, "rollback", str(target), "--reason", "test"], runs.env)
+        versions = sorted(p.name for p in Path(config.serving_model_dir).iterdir())
+        run_local_pipeline(runs.env)
+        rerun = states(_summary(config))
+        assert {node: rerun[node] for node in CACHED_WHEN_UNCHANGED} == {
+            node: "cached" for node in CACHED_WHEN_UNCHANGED
+        }
+        assert sorted(p.name for p in Path(config.serving_model_dir).iterdir()) == versions
+        assert resolve_model(open_store(config), config.serving_model_dir, "serving")[1].id == target
+    finally:
+        shutil.rmtree(output_root)
+        saved.rename(output_root)
+
+
+def _node_io(store, pipeline_name: str, run_id: str, node: str, kind: str) -> dict[str, int]:
+    """{key: artifact id} of one node's inputs (`INPUT`) or outputs (`OUTPUT`) in a pipeline run."""
+    in_run = {e.id for e in store.get_executions_by_context(
+        store.get_context_by_type_and_name("pipeline_run", run_id).id
+    )}
+    node_context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node}")
+    [execution_id] = [e.id for e in store.get_executions_by_context(node_context.id) if e.id in in_run]
+    wanted = getattr(metadata_store_pb2.Event, kind)
+    return {
+        e.path.steps[0].key: e.artifact_id
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type == wanted
+    }
 
 
 def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):

@@ -28,7 +28,7 @@ from pipeline.metadata.store import (
 from tests.conftest import PROJECT_ROOT, copy_modules, run_command, small_run_env  # noqa: E402
 from tests.orchestrator_checks import (  # noqa: E402
     ALL_NODES,
-    UPSTREAM_OF_EVALUATOR,
+    CACHED_WHEN_UNCHANGED,
     cli_json,
     states_of_run,
 )
@@ -131,8 +131,8 @@ def test_a_failed_node_fails_its_task_and_nothing_downstream_runs(luigi_runs):
 def test_a_new_run_after_the_fix_takes_everything_upstream_from_cache(luigi_runs):
     states = states_of_run(luigi_runs.config, luigi_runs.fixed_run_id)
     assert luigi_runs.fixed_run_id != luigi_runs.failed_run_id
-    assert {node: states[node] for node in UPSTREAM_OF_EVALUATOR - {"Trainer"}} == {
-        node: ["cached"] for node in UPSTREAM_OF_EVALUATOR - {"Trainer"}
+    assert {node: states[node] for node in CACHED_WHEN_UNCHANGED - {"Trainer", "Evaluator", "Pusher"}} == {
+        node: ["cached"] for node in CACHED_WHEN_UNCHANGED - {"Trainer", "Evaluator", "Pusher"}
     }
     assert states["Trainer"] == ["executed"]
     assert states["Pusher"] == ["executed"]
