@@ -14,19 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 
-# TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) would bury the answer; set before
-# the package below sets its own, milder default.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from pipeline import configs  # noqa: E402
-from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot  # noqa: E402
-from pipeline.governance.rollback import rollback  # noqa: E402
-from pipeline.governance.runs import (  # noqa: E402
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import configs, logs
+from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot
+from pipeline.governance.rollback import rollback
+from pipeline.governance.runs import (
     GovernanceError,
     RollbackInfo,
     RunInfo,
@@ -35,7 +29,7 @@ from pipeline.governance.runs import (  # noqa: E402
     pipeline_context,
     timestamp,
 )
-from pipeline.metadata.store import open_store  # noqa: E402
+from pipeline.metadata.store import open_store
 
 
 def _yes_no(value) -> str:
@@ -261,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
     try:
+        logs.configure(configs.environ_value("LOG_LEVEL"))  # Answers, errors and actionable warnings only.
         return args.func(args)
     except (GovernanceError, configs.ConfigError, FileNotFoundError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)

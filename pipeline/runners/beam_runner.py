@@ -10,7 +10,6 @@ the beam_profile setting (PIPELINE_BEAM_PROFILE: in_memory, multi_processing, da
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 
 if __name__ == "__main__":
@@ -24,16 +23,6 @@ from pipeline import configs  # noqa: E402
 from pipeline.metadata import run_summary  # noqa: E402
 from pipeline.runners import dag_run  # noqa: E402
 # isort: on
-
-
-class _NoIteratorWarning(logging.Filter):
-    """TFX's node DoFns return nothing by design; Beam warns about it once per node."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No iterator is returned by the process method" not in str(record.msg)
-
-
-logging.getLogger("apache_beam.transforms.core").addFilter(_NoIteratorWarning())
 
 
 def run(config: configs.PipelineConfig | None = None) -> run_summary.RunSummary | None:

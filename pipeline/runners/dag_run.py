@@ -11,7 +11,7 @@ import gc
 import sys
 from typing import Callable
 
-from pipeline import configs, inputs
+from pipeline import configs, inputs, logs
 from pipeline.beam import profiles
 from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
@@ -58,7 +58,7 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
     config = config or configs.load_config()
     run_input = input_checks.preflight(config)
     profiles.beam_args(config, run_input)  # A profile missing a setting fails here, before anything runs.
-    progress.configure_logging(config.log_level)
+    logs.configure(config.log_level, logs.log_file_for(config, runner))
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
     connection = connection_config(config)
@@ -114,5 +114,9 @@ def main(run_once: Callable[[], object]) -> int:
         return store_lock.EXIT_BUSY
     except (RowCountMismatch, data_gate.DataGateError) as error:
         print(f"error: {error}", file=sys.stderr)
+        logs.name_log_file()
+        return 1
+    except Exception as error:  # noqa: BLE001  (a component failed: the error, where, and the full log)
+        logs.report_failure(error)
         return 1
     return 0

@@ -70,17 +70,6 @@ def report_input(run_input: inputs.RunInput, rows: int | None = None, stream: Te
     (stream or sys.stdout).flush()
 
 
-def configure_logging(level: str) -> None:
-    """Show Python logs from `level` up; progress lines show regardless."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
-    logging.basicConfig(level=numeric, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(numeric)
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(numeric)
-
-
 @contextlib.contextmanager
 def component_progress(stream: TextIO | None = None) -> Iterator[ComponentProgress]:
     """Report component progress while the block runs a pipeline."""
