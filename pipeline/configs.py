@@ -186,6 +186,8 @@ class PipelineConfig:
     # writes its full log to <output_root>/logs/<pipeline_name>/, keeping this many files (0: all).
     log_level: str = "WARNING"
     log_files_to_keep: int = 50
+    # A component running this long says so, and again each time as long (0: never).
+    progress_interval_s: float = 30.0
     # One run at a time per store: a second run waits this many seconds for the first, then fails
     # naming it (0 fails at once).
     run_lock_timeout_s: float = 300.0
@@ -288,7 +290,7 @@ class PipelineConfig:
         if self.blessing_max_decrease < 0:
             raise ConfigError(f"blessing_max_decrease may not be negative, got {self.blessing_max_decrease}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s",
-                     "max_eval_rows", "log_files_to_keep"):
+                     "max_eval_rows", "log_files_to_keep", "progress_interval_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} may not be negative, got {getattr(self, name)}")
         object.__setattr__(self, "log_level", self.log_level.strip().upper())

@@ -85,7 +85,7 @@ def run(dag_runner, runner: str, config: configs.PipelineConfig | None = None) -
 def _run_once(
     dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
-    with progress.component_progress() as tracker:
+    with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
         try:
             dag_runner.run(pipeline_definition.create_pipeline(config, run_input=run_input))
         except data_gate.DataGateError as error:

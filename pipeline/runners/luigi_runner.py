@@ -124,7 +124,7 @@ def run(argv: list[str] | None = None) -> bool:
     # log file, and onto the console at PIPELINE_LOG_LEVEL=INFO.
     luigi.configuration.get_config().set("core", "no_configure_logging", "true")
     _FAILURES.clear()
-    with progress.component_progress() as tracker:
+    with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
         result = luigi.run(
             list(sys.argv[1:] if argv is None else argv), main_task_cls=Pipeline, detailed_summary=True
         )
