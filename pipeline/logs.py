@@ -4,11 +4,11 @@ By default the console gets the progress lines, the summary, errors, and the war
 those logged or warned by code outside the installed libraries (the pipeline's, the task's modules, a
 notebook's cells) and the few library warnings in ACTIONABLE. Everything else the libraries say (TFX's
 INFO records, deprecation notices, Beam's and TensorFlow's warnings) goes only to the run's log file,
-<output_root>/logs/<pipeline>/<time>-<runner>.log, whose path a failed run prints. PIPELINE_LOG_LEVEL=INFO
+<output_root>/logs/<pipeline>/<time>-<pid>-<runner>.log, whose path a failed run prints. PIPELINE_LOG_LEVEL=INFO
 (or DEBUG) shows it all on the console too.
 
 TensorFlow's C++ logging can only be set by level, through TF_CPP_MIN_LOG_LEVEL, read once when TensorFlow
-loads: `set_native_log_level` (called by the package's __init__, before any TensorFlow import) sets it
+loads: `set_process_defaults` (called by the package's __init__, before any TensorFlow import) sets it
 from the same setting, and child processes inherit it. Level 2 (errors only) is not enough: TensorFlow
 2.16 logs three errors at import ("Unable to register cuFFT/cuDNN/cuBLAS factory") on every machine, so
 the default is 3 (fatal only). A failing TensorFlow operation still raises its Python exception with the
@@ -30,6 +30,8 @@ import traceback
 import warnings
 from pathlib import Path
 from typing import TextIO
+
+import absl.logging
 
 from pipeline import configs
 
@@ -138,6 +140,20 @@ def mask_secret(secret: str) -> None:
         _SECRETS.add(secret)
 
 
+class _Console(logging.StreamHandler):
+    """A handler onto the given stream, else onto whatever sys.stderr is when a record comes (a notebook's
+    kernel or a test's capture may replace it after `configure`)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._follow = stream is None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._follow:
+            self.stream = sys.stderr
+        super().emit(record)
+
+
 class _Handlers:
     """The handlers `configure` installed, replaced by the next call."""
 
@@ -193,7 +209,7 @@ def configure(level: str | None, log_file: str | Path | None = None, stream: Tex
         tf_logger.removeHandler(handler)
     tf_logger.propagate = True
     tf_logger.setLevel(logging.NOTSET)
-    console = logging.StreamHandler(stream or sys.stderr)
+    console = _Console(stream)
     console.setFormatter(logging.Formatter(_CONSOLE_FORMAT))
     console.addFilter(_ConsoleFilter(numeric))
     console.addFilter(_MaskSecrets())
@@ -210,6 +226,8 @@ def configure(level: str | None, log_file: str | Path | None = None, stream: Tex
         root.addHandler(handler)
         _Handlers.file = handler
     root.setLevel(min(numeric, logging.INFO) if path else numeric)
+    # TFX logs through absl, whose own level (its verbosity) would otherwise drop INFO records first.
+    absl.logging.set_verbosity(logging.getLevelName(root.level).lower())
     warnings.showwarning = _show_warning
     return path
 
@@ -239,8 +257,15 @@ def log_file() -> Path | None:
 
 
 def _users_frame(error: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of the error's traceback in the user's code (a module file, the pipeline)."""
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not from_library(frame.filename)]
+    """The innermost frame of the error's traceback in code a library called: a module file's function, a
+    component's executor; None when the error came from the libraries alone."""
+    called = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        if from_library(frame.filename):
+            called.append(None)
+        elif called:
+            called.append(frame)
+    frames = [frame for frame in called if frame is not None]
     return frames[-1] if frames else None
 
 
@@ -260,7 +285,7 @@ def report_failure(error: BaseException, stream: TextIO | None = None) -> None:
     stream.write(f"error: {type(error).__name__}: " + "\n".join(shown) + "\n")
     frame = _users_frame(error)
     if frame is not None:
-        stream.write(f"  raised at {frame.filename}, line {frame.lineno}, in {frame.name}\n")
+        stream.write(f"  at {frame.filename}, line {frame.lineno}, in {frame.name}\n")
     name_log_file(stream)
 
 

@@ -183,7 +183,7 @@ def test_notebook_cells_show_no_noise_and_name_the_full_log(executed):
     assert not noisy, noisy
     (log_file,) = [line.split(":", 1)[1].strip() for line in executed.outputs("configuration", "stream").splitlines()
                    if line.startswith("Full log:")]
-    assert "Component Trainer is finished." in Path(log_file).read_text()
+    assert "Running executor for Trainer" in Path(log_file).read_text()
 
 
 @pytest.mark.e2e

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import subprocess
 import sys
 import warnings
 
+import absl.logging
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -21,7 +23,9 @@ def restore_logging():
     """configure() rewires the process's logging; put pytest's and everyone's handlers back after."""
     root = logging.getLogger()
     before = (list(root.handlers), root.level, warnings.showwarning, logs._Handlers.console, logs._Handlers.file)
+    verbosity = absl.logging.get_verbosity()
     yield
+    absl.logging.set_verbosity(verbosity)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         if handler not in before[0]:
@@ -78,21 +82,29 @@ def test_info_shows_everything_on_the_console(tmp_path, restore_logging):
 def test_a_failure_names_the_users_line_and_the_full_log(tmp_path, restore_logging):
     path = logs.configure("WARNING", tmp_path / "run.log", stream=io.StringIO())
 
-    def preprocessing_fn():
+    def preprocessing_fn(inputs):
         return {"x": undefined_name}  # noqa: F821
 
     try:
-        preprocessing_fn()
+        json.loads("{}", object_hook=preprocessing_fn)  # The user's function, called by a library.
     except NameError as error:
         failure = io.StringIO()
         logs.report_failure(error, failure)
     line = preprocessing_fn.__code__.co_firstlineno + 1
     assert failure.getvalue().splitlines() == [
         "error: NameError: name 'undefined_name' is not defined",
-        f"  raised at {__file__}, line {line}, in preprocessing_fn",
+        f"  at {__file__}, line {line}, in preprocessing_fn",
         f"The full log: {path}",
     ]
     assert "Traceback (most recent call last)" in path.read_text()
+
+    # An error from the libraries alone names no line of the user's.
+    try:
+        json.loads("{")
+    except ValueError as error:
+        failure = io.StringIO()
+        logs.report_failure(error, failure)
+    assert failure.getvalue().splitlines()[1:] == [f"The full log: {path}"]
 
 
 def test_a_registered_secret_is_masked_on_the_console_and_in_the_file(tmp_path, restore_logging):
