@@ -70,6 +70,10 @@ def ours(
         "TAXI_OUTPUT_ROOT": str(work_dir),
         **(extra_env or {}),
     }
+    if Path(project_root).resolve() != PROJECT_ROOT.resolve():
+        # The environment's editable install maps `pipeline` to this checkout: the runner of another
+        # checkout would import this one's code without its own root first on the path.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(project_root), env.get("PYTHONPATH"))))
     return PipelineRun(
         name=name,
         args=[sys.executable, str(_local_runner(Path(project_root)))],

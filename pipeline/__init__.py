@@ -3,16 +3,15 @@
 import functools
 import importlib.metadata
 import os
-import warnings
 
 # TFX 1.16's Trainer breaks under Keras 3 ("`inputs` not connected to `outputs`"); tf-keras is the
 # Keras 2 it was built for. Every entry point imports this package before TensorFlow.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-# TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) is noise here; errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Google client libraries warn at import about Python 3.10 support windows: nothing a user can act on
-# while TFX 1.16 requires Python <= 3.10.
-warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+# TensorFlow's C++ log level (read once, when TensorFlow loads) and warnings at import, here and in
+# every process started from here: from PIPELINE_LOG_LEVEL, see pipeline/logs.py.
+from pipeline import logs
+
+logs.set_process_defaults()
 
 # google-api-core asks importlib.metadata which distribution each Google client comes from at import,
 # scanning every installed package's metadata each time: about 15 scans, 2-3 s of each run's start-up

@@ -30,6 +30,8 @@ class ConfigError(ValueError):
     """A setting or input the user must fix; the message names it."""
 
 
+# The values of the log_level setting (pipeline/logs.py says what each shows).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Every command's exit status for a ConfigError: nothing was started or written.
 EXIT_CONFIG_ERROR = 2
 # The MySQL password is never a setting (every setting is recorded with each run): it comes from this
@@ -179,8 +181,13 @@ class PipelineConfig:
     # Package modules/ into wheels under pipeline_root (TFX's default), as remote workers need; the
     # in-process runners import the files directly.
     package_user_modules: bool = False
-    # Python log level of the runners; component progress lines and the summary always show.
+    # What the console shows (pipeline/logs.py): WARNING shows progress lines, the summary, errors and
+    # warnings a user can act on; INFO or DEBUG everything TFX, Beam and TensorFlow log. Every run also
+    # writes its full log to <output_root>/logs/<pipeline_name>/, keeping this many files (0: all).
     log_level: str = "WARNING"
+    log_files_to_keep: int = 50
+    # A component running this long says so, and again each time as long (0: never).
+    progress_interval_s: float = 30.0
     # One run at a time per store: a second run waits this many seconds for the first, then fails
     # naming it (0 fails at once).
     run_lock_timeout_s: float = 300.0
@@ -299,9 +306,14 @@ class PipelineConfig:
         if self.blessing_max_decrease < 0:
             raise ConfigError(f"blessing_max_decrease may not be negative, got {self.blessing_max_decrease}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s",
-                     "max_eval_rows"):
+                     "max_eval_rows", "log_files_to_keep", "progress_interval_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} may not be negative, got {getattr(self, name)}")
+        object.__setattr__(self, "log_level", self.log_level.strip().upper())
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)} (set {ENV_PREFIX}LOG_LEVEL)"
+            )
         if not 0.0 < self.numeric_drift_min_distance <= 1.0:
             raise ConfigError(
                 f"numeric_drift_min_distance must be in (0, 1], got {self.numeric_drift_min_distance}"
@@ -347,6 +359,8 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--direct_running_mode=multi_processing",
         "--direct_num_workers={beam_direct_num_workers}",
         "--pickle_library=cloudpickle",
+        # Each worker process imports it first: its warnings reach the run's log, not the console.
+        "--beam_plugins=pipeline.beam.worker_logging",
     ),
     "dataflow": (
         "--runner=DataflowRunner",

@@ -79,7 +79,9 @@ def copy_modules(destination: Path) -> Path:
     return destination
 
 
-def run_command(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, timeout: int = 900) -> str:
+def run_command_result(
+    args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """Run a command like a user would; fail the test with its output if it fails."""
     result = subprocess.run(
         args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
@@ -89,11 +91,19 @@ def run_command(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, 
             f"{' '.join(args)} exited {result.returncode}\n--- stdout ---\n{result.stdout[-8000:]}"
             f"\n--- stderr ---\n{result.stderr[-8000:]}"
         )
-    return result.stdout
+    return result
+
+
+def run_command(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, timeout: int = 900) -> str:
+    """What a command printed to stdout; see run_command_result."""
+    return run_command_result(args, env, cwd, timeout).stdout
+
+
+LOCAL_RUNNER = [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")]
 
 
 def run_local_pipeline(env: dict[str, str]) -> str:
-    return run_command([sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")], env)
+    return run_command(LOCAL_RUNNER, env)
 
 
 @dataclasses.dataclass
@@ -102,6 +112,7 @@ class LocalRuns:
     env: dict[str, str]
     modules_dir: Path
     outputs: list[str]
+    errors: list[str]  # What each run printed to stderr.
     summaries: list  # run_summary.RunSummary, oldest first
 
 
@@ -120,10 +131,12 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     env = {**small_run_env(sample_data_dir, output_root, modules_dir), "PIPELINE_BLESSING_MAX_DECREASE": "1.0"}
     config = configs.load_config(**configs.env_overrides(env))
     connection = connection_config(config)
-    outputs, summaries = [], []
+    outputs, errors, summaries = [], [], []
 
     def run():
-        outputs.append(run_local_pipeline(env))
+        result = run_command_result(LOCAL_RUNNER, env)
+        outputs.append(result.stdout)
+        errors.append(result.stderr)
         summaries.append(run_summary.summarize_latest_run(connection, config.pipeline_name))
 
     run()
@@ -134,7 +147,7 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
         + "\n# edited by the test\n"
     )
     run()
-    return LocalRuns(config, env, modules_dir, outputs, summaries)
+    return LocalRuns(config, env, modules_dir, outputs, errors, summaries)
 
 
 def curated_schema():

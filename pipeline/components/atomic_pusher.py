@@ -59,7 +59,8 @@ class Executor(pusher_executor.Executor):
 
         serving = serving_dir.serving_copy_of(model_path, base)
         if serving is not None:
-            logging.warning("The blessed model is already serving as %s; no new version.", serving)
+            # Not a warning: nothing is wrong, and the run's summary (and the notebook's Pusher cell) says so.
+            logging.info("The blessed model is already serving as %s; no new version.", serving)
             self._MarkNotPushed(model_push)
             model_push.set_string_custom_property(ALREADY_SERVING_VERSION, os.path.basename(serving))
             model_push.set_string_custom_property(ALREADY_SERVING_DESTINATION, serving)

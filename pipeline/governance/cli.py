@@ -21,21 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
 import sys
 
-# TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) would bury the answer; set before
-# the package below sets its own, milder default.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from pipeline import configs  # noqa: E402
-from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot  # noqa: E402
-from pipeline.governance.promotion import promote  # noqa: E402
-from pipeline.governance.rollback import rollback  # noqa: E402
-from pipeline.governance.runs import (  # noqa: E402
+import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import configs, logs
+from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot
+from pipeline.governance.promotion import promote
+from pipeline.governance.rollback import rollback
+from pipeline.governance.runs import (
     PROMOTION_TYPE,
     GovernanceError,
     RollbackInfo,
@@ -46,7 +41,7 @@ from pipeline.governance.runs import (  # noqa: E402
     timestamp,
     trainer_logs,
 )
-from pipeline.metadata import store as metadata_store  # noqa: E402
+from pipeline.metadata import store as metadata_store
 
 # ML Metadata's ids are 64-bit signed integers; a larger number makes its client raise ValueError.
 MAX_ID = 2**63 - 1
@@ -491,8 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices
     try:
+        logs.configure(configs.environ_value("LOG_LEVEL"))  # Answers, errors and actionable warnings only.
         return args.func(args)
     except (GovernanceError, configs.ConfigError, FileNotFoundError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -11,6 +11,7 @@ import logging
 
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import logs
 from pipeline.configs import ConfigError, PipelineConfig, environ_value
 
 _MASK = "********"
@@ -46,6 +47,7 @@ def mask_in_logs(password: str) -> None:
     """Mask `password` in every record logged through absl (TFX) or the root logger, once per password."""
     if not password:
         return
+    logs.mask_secret(password)  # The console and the run's log file.
     for logger in (logging.getLogger("absl"), logging.getLogger()):
         if not any(isinstance(f, _MaskPassword) and f.password == password for f in logger.filters):
             logger.addFilter(_MaskPassword(password))

@@ -12,7 +12,6 @@ portable).
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 
 if __name__ == "__main__":
@@ -26,16 +25,6 @@ from pipeline import configs  # noqa: E402
 from pipeline.metadata import run_summary  # noqa: E402
 from pipeline.runners import dag_run  # noqa: E402
 # isort: on
-
-
-class _NoIteratorWarning(logging.Filter):
-    """TFX's node DoFns return nothing by design; Beam warns about it once per node."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No iterator is returned by the process method" not in str(record.msg)
-
-
-logging.getLogger("apache_beam.transforms.core").addFilter(_NoIteratorWarning())
 
 
 def run(

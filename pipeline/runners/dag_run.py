@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from tfx.orchestration import pipeline as tfx_pipeline
 
-from pipeline import configs, inputs
+from pipeline import configs, inputs, logs
 from pipeline.beam import profiles
 from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
@@ -72,7 +72,7 @@ def run(
     # A profile missing a setting, or whose job service does not answer, fails here, before anything runs.
     profiles.beam_args(config, run_input)
     profiles.check_job_service(config)
-    progress.configure_logging(config.log_level)
+    logs.configure(config.log_level, logs.log_file_for(config, runner))
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
     connection = connection_config(config)
@@ -99,7 +99,7 @@ def run(
 def _run_once(
     dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput, stop_after: str | None = None
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
-    with progress.component_progress() as tracker:
+    with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
         try:
             definition = pipeline_definition.create_pipeline(config, run_input=run_input)
             if stop_after:
@@ -148,5 +148,9 @@ def main(run_once: Callable[[], object]) -> int:
         return store_lock.EXIT_BUSY
     except (RowCountMismatch, data_gate.DataGateError) as error:
         print(f"error: {error}", file=sys.stderr)
+        logs.name_log_file()
+        return 1
+    except Exception as error:  # noqa: BLE001  (a component failed: the error, where, and the full log)
+        logs.report_failure(error)
         return 1
     return 0

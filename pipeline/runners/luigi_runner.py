@@ -23,7 +23,7 @@ import sys
 import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import luigi
 
-from pipeline import configs
+from pipeline import configs, logs
 from pipeline.guards import input_checks
 from pipeline.metadata import run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
@@ -31,6 +31,8 @@ from pipeline.runners import node_launch, progress
 # isort: on
 
 RUNNER = "luigi"
+# What failed tasks raised in this process, for `run` to report (Luigi keeps only their status).
+_FAILURES: list[BaseException] = []
 
 
 def _config() -> configs.PipelineConfig:
@@ -104,22 +106,40 @@ class Pipeline(luigi.Task):
         run_record.record_run(connection, config, runner=RUNNER, record=record, run_id=self.run_id)
 
 
+@Pipeline.event_handler(luigi.Event.FAILURE)
+@Node.event_handler(luigi.Event.FAILURE)
+@CheckInput.event_handler(luigi.Event.FAILURE)
+def _remember_failure(task: luigi.Task, error: BaseException) -> None:
+    _FAILURES.append(error)
+
+
 def run(argv: list[str] | None = None) -> bool:
     """Run the pipeline with Luigi's command-line options; True when every task succeeded."""
     config = _config()
     # Checked here first, so that bad input stops the command with one line before Luigi starts; the
     # CheckInput task (which `luigi --module` runs rely on) then reads the row counts this one kept.
     input_checks.preflight(config)
-    progress.configure_logging(config.log_level)
-    with progress.component_progress():
+    logs.configure(config.log_level, logs.log_file_for(config, RUNNER))
+    # Luigi's own records (scheduling, its execution summary) go through the handlers just set: into the
+    # log file, and onto the console at PIPELINE_LOG_LEVEL=INFO.
+    luigi.configuration.get_config().set("core", "no_configure_logging", "true")
+    _FAILURES.clear()
+    with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
         result = luigi.run(
             list(sys.argv[1:] if argv is None else argv), main_task_cls=Pipeline, detailed_summary=True
         )
-    succeeded = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
+        succeeded = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
+        if not succeeded:
+            tracker.report_failure()
     if succeeded:
         connection = connection_config(config)
         summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
         print(progress.format_summary(summary), flush=True)
+    elif _FAILURES:
+        logs.report_failure(_FAILURES[0])
+    else:
+        print(f"error: the Luigi run did not finish ({result.one_line_summary})", file=sys.stderr)
+        logs.name_log_file()
     return succeeded
 
 

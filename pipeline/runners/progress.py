@@ -3,7 +3,10 @@ duration, instead of TFX's INFO flood, and the closing summary read back from ML
 
 TFX's in-process orchestrators log "Component X is running." / "... is finished." through absl; this
 handler turns exactly those records into progress lines, so every runner that uses them reports the
-same way without wrapping TFX's run loop.
+same way without wrapping TFX's run loop. A component that runs long (StatisticsGen and Transform take
+minutes on millions of rows) says it is still running every progress_interval_s: measured by the clock
+outside it, so it costs the component nothing. (Rows processed so far would say more, but Beam's
+in-process runner reports its counters only when a component's Beam pipeline has finished.)
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 from typing import Iterator, TextIO
 
@@ -24,19 +28,30 @@ _RUNNING = ("Component %s is running.", "node %s is running.")
 _FINISHED = ("Component %s is finished.", "node %s is finished.")
 
 
-class ComponentProgress(logging.Handler):
-    """Prints component start/finish lines and remembers what ran."""
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+
+class ComponentProgress(logging.Handler):
+    """Prints component start/finish lines and remembers what ran; a component still running after
+    `interval_s` says so, and again every `interval_s` (0: never)."""
+
+    def __init__(self, stream: TextIO | None = None, interval_s: float = 0.0) -> None:
         super().__init__(level=logging.INFO)
         self._stream = stream
         self.started: dict[str, float] = {}
         self.finished: dict[str, float] = {}
+        self.interval_s = interval_s
+        self._print_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def _print(self, text: str) -> None:
         stream = self._stream or sys.stdout
-        stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
-        stream.flush()
+        with self._print_lock:
+            stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            stream.flush()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg not in (*_RUNNING, *_FINISHED) or not record.args:
@@ -51,12 +66,35 @@ class ComponentProgress(logging.Handler):
             self._print(f"{node_id:<32} finished in {seconds:.1f}s")
 
     def unfinished(self) -> list[str]:
-        return [node for node in self.started if node not in self.finished]
+        return [node for node in list(self.started) if node not in self.finished]
 
     def report_failure(self) -> None:
         for node_id in self.unfinished():
             seconds = time.monotonic() - self.started[node_id]
             self._print(f"{node_id:<32} FAILED after {seconds:.1f}s")
+
+    def start_heartbeat(self) -> None:
+        """Say which components are still running every interval_s, from a thread that sleeps between
+        (a wake-up a second: nothing the components would notice)."""
+        if self.interval_s <= 0 or self._heartbeat is not None:
+            return
+        self._heartbeat = threading.Thread(target=self._beat, name="component-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stopped.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+
+    def _beat(self) -> None:
+        said: dict[str, int] = {}  # Node id -> how many intervals it has been reported running.
+        while not self._stopped.wait(min(1.0, self.interval_s)):
+            now = time.monotonic()
+            for node_id in self.unfinished():
+                intervals = int((now - self.started[node_id]) / self.interval_s)
+                if intervals > said.get(node_id, 0) and node_id not in self.finished:
+                    said[node_id] = intervals
+                    self._print(f"{node_id:<32} running for {_duration(now - self.started[node_id])}")
 
 
 def report_input(run_input: inputs.RunInput, rows: int | None = None, stream: TextIO | None = None) -> None:
@@ -70,34 +108,26 @@ def report_input(run_input: inputs.RunInput, rows: int | None = None, stream: Te
     (stream or sys.stdout).flush()
 
 
-def configure_logging(level: str) -> None:
-    """Show Python logs from `level` up; progress lines show regardless."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
-    logging.basicConfig(level=numeric, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(numeric)
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(numeric)
-
-
 @contextlib.contextmanager
-def component_progress(stream: TextIO | None = None) -> Iterator[ComponentProgress]:
-    """Report component progress while the block runs a pipeline."""
+def component_progress(stream: TextIO | None = None, interval_s: float = 0.0) -> Iterator[ComponentProgress]:
+    """Report component progress while the block runs a pipeline, with a line every interval_s for a
+    component that is still running (the runner's progress_interval_s setting)."""
     absl_logger = logging.getLogger("absl")
-    handler = ComponentProgress(stream)
+    handler = ComponentProgress(stream, interval_s)
     previous_verbosity = absl.logging.get_verbosity()
     absl_logger.addHandler(handler)
     # The absl logger must pass INFO records on to reach this handler (the root handlers keep
     # filtering them by their own level). Set through absl's verbosity, not the logger's level:
     # TensorFlow's SavedModel export saves and restores that verbosity, which would undo the latter.
     absl.logging.set_verbosity(absl.logging.INFO)
+    handler.start_heartbeat()
     try:
         yield handler
     except BaseException:
         handler.report_failure()
         raise
     finally:
+        handler.stop_heartbeat()
         absl_logger.removeHandler(handler)
         absl.logging.set_verbosity(previous_verbosity)
 

@@ -6,6 +6,9 @@ committed without outputs.
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +16,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
 
+from pipeline.governance import report
 from tests.conftest import PROJECT_ROOT, small_run_env
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -145,11 +150,17 @@ def test_notebook_stops_at_the_pre_flight_check_on_a_bad_span(notebook_env, tmp_
     assert not (output_root / "metadata").exists() and not (output_root / "pipelines").exists()
 
 
+def _statistics_uri(output_root: Path) -> str:
+    (uri,) = (output_root / "pipelines" / "chicago-taxi" / "StatisticsGen" / "statistics").iterdir()
+    return str(uri)
+
+
 @pytest.mark.e2e
 def test_notebook_shows_statistics_schema_and_anomalies(executed):
     statistics = executed.outputs("statistics-gen", "text/html")
+    # The run report's tables of the same statistics, and TFDV's Facets view of train beside eval.
+    assert report.statistics_section(_statistics_uri(executed.output_root)) in statistics
     assert "facets-overview" in statistics
-    assert "'train' split" in statistics and "'eval' split" in statistics
     assert "Rows per split: {'eval': " in executed.outputs("statistics-gen", "stream")
 
     schema = executed.outputs("schema", "text/html")
@@ -158,6 +169,44 @@ def test_notebook_shows_statistics_schema_and_anomalies(executed):
     anomalies = executed.outputs("example-validator", "text/html")
     assert "'train' split" in anomalies and "No anomalies found." in anomalies
     assert "Anomalies against the curated schema: 0" in executed.outputs("example-validator", "stream")
+
+
+@pytest.mark.e2e
+def test_notebook_cells_show_no_noise_and_name_the_full_log(executed):
+    """No cell shows a red box (stderr): TensorFlow's C++ lines, Beam's and absl's warnings go to the log
+    file the configuration cell names."""
+    noisy = {
+        cell.get("id"): output.text
+        for cell in executed.notebook.cells if cell.cell_type == "code"
+        for output in cell.outputs if output.output_type == "stream" and output.name == "stderr"
+    }
+    assert not noisy, noisy
+    (log_file,) = [line.split(":", 1)[1].strip() for line in executed.outputs("configuration", "stream").splitlines()
+                   if line.startswith("Full log:")]
+    assert "Running executor for Trainer" in Path(log_file).read_text()
+
+
+@pytest.mark.e2e
+def test_notebook_statistics_show_as_tables_in_an_html_export_opened_offline(executed, tmp_path):
+    """Exported as a user shares it and opened in a browser without network: Facets cannot load its
+    code, so the statistics show as tables, never as a blank frame."""
+    page = tmp_path / "walkthrough.html"
+    page.write_text(HTMLExporter().from_notebook_node(executed.notebook)[0])
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (scripts/install_os_packages.sh installs it as root)")
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    dom = result.stdout
+    tables = re.search(r'<div class="tables-box"( style="[^"]*")?>', dom)
+    assert tables and tables.group(1) is None, "the statistics tables are hidden"
+    assert "<table" in dom[tables.end():]
+    assert '<div class="facets-box" style="height: 0; overflow: hidden">' in dom
 
 
 @pytest.mark.e2e

@@ -86,7 +86,8 @@ def test_each_profile_builds_pipeline_options_whose_runner_resolves(profile):
     # Every flag is one Beam knows: an unknown one would be missing from the parsed options.
     for arg in args:
         name, value = arg.removeprefix("--").split("=", 1)
-        assert str(options[name]) == value, arg
+        parsed = options[name]
+        assert value in parsed if isinstance(parsed, list) else str(parsed) == value, arg
     # No --runner means Beam's default, the DirectRunner (the local profiles pass no args at all).
     runner = create_runner(PipelineOptions(args).view_as(StandardOptions).runner or "DirectRunner")
     assert type(runner).__name__ == RUNNER_CLASSES[profile]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
@@ -13,6 +15,7 @@ from pipeline import configs
 from pipeline.components import data_gate
 from pipeline.metadata import run_summary
 from pipeline.runners import dag_run
+from tests.conftest import LOCAL_RUNNER, copy_modules, small_run_env
 
 
 def _summary_with_rows(rows_per_split: dict[str, int], span: int = 0) -> run_summary.RunSummary:
@@ -68,3 +71,28 @@ def test_runner_reports_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert "error: data folder" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.e2e
+def test_a_failing_component_prints_its_error_where_it_was_raised_and_the_full_log(tmp_path, sample_data_dir):
+    """A broken module file: the console says what failed, the user's line that raised it and where the
+    full log (with the traceback) is, and nothing else."""
+    modules = copy_modules(tmp_path / "modules")
+    transform = modules / "transform_module.py"
+    source = transform.read_text()
+    transform.write_text(source.replace("    outputs = {}\n", "    outputs = {'x': undefined_name}\n", 1))
+    broken_line = transform.read_text().splitlines().index("    outputs = {'x': undefined_name}") + 1
+    result = subprocess.run(
+        LOCAL_RUNNER, env=small_run_env(sample_data_dir, tmp_path / "out", modules), cwd=configs.PROJECT_ROOT,
+        capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert result.returncode == 1
+    assert re.search(rf"^\d\d:\d\d:\d\d {'Transform':<32} FAILED after ", result.stdout, re.MULTILINE)
+    errors = result.stderr.splitlines()
+    assert errors[:2] == [
+        "error: NameError: name 'undefined_name' is not defined",
+        f"  at {transform}, line {broken_line}, in preprocessing_fn",
+    ]
+    assert len(errors) == 3 and errors[2].startswith("The full log: "), result.stderr
+    full = Path(errors[2].removeprefix("The full log: ")).read_text()
+    assert "Traceback (most recent call last)" in full and f'File "{transform}", line {broken_line}' in full

@@ -6,6 +6,7 @@ fixture, shared with the CLI tests), then the tfx CLI, feeds several focused tes
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -68,6 +69,35 @@ def test_run_prints_progress_and_a_closing_summary(runs):
     assert "Eval metrics (overall): " in output and "auc " in output
     assert "Blessed: yes" in output
     assert f"Pushed to: {runs.summaries[0].pushed_to}" in output
+
+
+# Every line a clean run may print: what it reads, each component's progress, the closing summary.
+CLEAN_RUN_LINES = (
+    r"\d\d:\d\d:\d\d Input: .+ \(.+; \d+ files?, [\d,]+ rows\)",
+    r"\d\d:\d\d:\d\d \S+ +(started|finished in \d+\.\ds|running for \d+(m\d\d)?s)",
+    r"Run \S+ of pipeline \S+:",
+    r"  \S+ +(executed|cached) +\d+\.\ds",
+    r"Rows read: (\w+ [\d,]+(, )?)+",
+    r"Anomalies against the curated schema: 0",
+    r"Eval metrics \(overall\): .+",
+    r"Blessed: (yes|no)",
+    r"Not blessed because: .+",
+    r"Pushed to: \S+",
+    r"Pushed: no, the blessed model is already serving: \S+",
+)
+
+
+def test_a_clean_run_prints_nothing_a_user_cannot_act_on_and_keeps_the_full_log(runs):
+    """No warning, deprecation notice or TensorFlow C++ line between the progress lines: a clean run says
+    what it read, what ran, and what came of it; what TFX, Beam and TensorFlow logged is in its log file."""
+    for output, errors in zip(runs.outputs, runs.errors):
+        assert errors == ""
+        stray = [line for line in output.splitlines() if not any(re.fullmatch(p, line) for p in CLEAN_RUN_LINES)]
+        assert not stray, stray
+    logs = sorted(Path(runs.config.output_root, "logs", runs.config.pipeline_name).glob("*-local.log"))
+    assert len(logs) == 3
+    full = logs[0].read_text()
+    assert "Component Transform is finished." in full and "WARNING" in full
 
 
 def test_lineage_links_the_pushed_model_to_examples_schema_and_transform_graph(runs):

@@ -1,0 +1,33 @@
+"""Progress lines: each component's start and finish, and a line now and then while a long one runs."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+
+import absl.logging
+
+from pipeline.runners import progress
+
+
+def test_a_long_component_says_it_is_still_running_and_a_short_one_does_not():
+    out = io.StringIO()
+    with progress.component_progress(out, interval_s=1.0):
+        absl.logging.info("Component %s is running.", "StatisticsGen")
+        time.sleep(2.6)
+        absl.logging.info("Component %s is finished.", "StatisticsGen")
+        absl.logging.info("Component %s is running.", "SchemaGen")
+        absl.logging.info("Component %s is finished.", "SchemaGen")
+        time.sleep(1.5)
+    lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in out.getvalue().splitlines()]
+    assert lines[:3] == [f"{'StatisticsGen':<32} started", f"{'StatisticsGen':<32} running for 1s",
+                         f"{'StatisticsGen':<32} running for 2s"]
+    assert re.fullmatch(rf"{'StatisticsGen':<32} finished in 2\.\ds", lines[3])
+    assert lines[4:] == [f"{'SchemaGen':<32} started", f"{'SchemaGen':<32} finished in 0.0s"]
+    assert "component-heartbeat" not in {thread.name for thread in threading.enumerate()}
+
+
+def test_durations_read_as_minutes_and_seconds():
+    assert [progress._duration(s) for s in (0.4, 30, 59.9, 60, 754)] == ["0s", "30s", "59s", "1m00s", "12m34s"]
