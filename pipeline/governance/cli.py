@@ -316,9 +316,7 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_blessing(args) -> int:
-    from pipeline.governance import (
-        blessing,  # Imports TFDV and TFMA: slow, needed only here.
-    )
+    from pipeline.governance import blessing  # Imports TFDV and TFMA: slow, needed only here.
 
     config = _config(args)
     found = blessing.verdict(open_store(config), config, args.run)
@@ -353,9 +351,7 @@ def cmd_promote(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipeline.governance import (
-        report,  # Imports TFDV and TFMA: slow, needed only here.
-    )
+    from pipeline.governance import report  # Imports TFDV and TFMA: slow, needed only here.
 
     config = _config(args)
     store = open_store(config)
