@@ -206,14 +206,19 @@ def _line_matching(lines: queue.Queue, pattern: str, timeout: float) -> re.Match
 
 
 def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
-    """`make tensorboard`, as the README shows it, on a free port; the scalars read back over its HTTP API."""
+    """`make tensorboard`, as the README shows it, on a free port; the scalars read back over its HTTP API.
+
+    `-o install` keeps make from rebuilding the environment these tests run in (it would, after a lock
+    change), and from leaving it half-built when the test stops make's process group.
+    """
     env, _, summaries = store
     if Path(sys.prefix).resolve() != (PROJECT_ROOT / ".venv").resolve():
         pytest.skip("make uses the project's .venv, and these tests run in another environment")
     model_run = summaries[1].component("Trainer").output("model_run").uri
     history = json.loads(Path(model_run, "history.json").read_text())
     process = subprocess.Popen(
-        ["make", "--no-print-directory", "tensorboard", "TENSORBOARD_ARGS=--port 0"], cwd=PROJECT_ROOT, env=env,
+        ["make", "--no-print-directory", "-o", "install", "tensorboard", "TENSORBOARD_ARGS=--port 0"],
+        cwd=PROJECT_ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:
