@@ -79,6 +79,30 @@ def copy_modules(destination: Path) -> Path:
     return destination
 
 
+FAIL_ONCE_ENV = "PIPELINE_TEST_FAIL_ONCE_MARKER"
+# Appended to a test's copy of the trainer module: a transient failure, the first time only (the Trainer's
+# process raises; nothing is mocked). Until the test creates "<marker>.release", the failing Trainer holds
+# on, so a test can act while the run is sure to be in the Trainer.
+FAIL_ONCE = f'''
+
+_run_fn_that_works = run_fn
+
+
+def run_fn(fn_args):
+    import os
+    import time
+
+    marker = os.environ.get("{FAIL_ONCE_ENV}")
+    if marker and not os.path.exists(marker):
+        deadline = time.monotonic() + 1200
+        while not os.path.exists(marker + ".release") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        open(marker, "w").close()
+        raise RuntimeError("simulated transient failure")
+    return _run_fn_that_works(fn_args)
+'''
+
+
 def run_command_result(
     args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT, timeout: int = 900
 ) -> subprocess.CompletedProcess:

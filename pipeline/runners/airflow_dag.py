@@ -2,6 +2,9 @@
 
 Put this file in Airflow's DAGs folder (a symlink keeps it current) in an environment where the project
 is installed (`make install-all`); PIPELINE_* variables in Airflow's environment configure it (README).
+Under a scheduler with a parallel executor, its tasks run side by side when ML Metadata is on MySQL, and
+one at a time on the SQLite store; airflow_local_settings.py saves each task process the import of
+TensorFlow.
 
 TFX's own AirflowDagRunner still launches components through the pre-IR launcher, which records runs in
 ML Metadata under other context types ("run", "component_run") than every other runner here
@@ -31,6 +34,7 @@ from pipeline.runners import node_launch
 
 RUNNER = "airflow"
 RECORD_TASK_ID = "record_run"
+SQLITE_MAX_ACTIVE_TASKS = 1
 
 
 def _check_input(config: configs.PipelineConfig) -> None:
@@ -55,6 +59,14 @@ def _record_run(config: configs.PipelineConfig, run_id: str) -> None:
     )
 
 
+def _task_limits(config: configs.PipelineConfig) -> dict:
+    """A SQLite ML Metadata store is one file meant for one writer: with it, the DAG's tasks run one at a
+    time, whatever the executor. On MySQL they run side by side, as many as the executor allows."""
+    if config.metadata_mysql_host:
+        return {}
+    return {"max_active_tasks": SQLITE_MAX_ACTIVE_TASKS}
+
+
 def create_dag(config: configs.PipelineConfig) -> DAG:
     """The DAG of `config`'s pipeline; its id is the pipeline name."""
     graph = node_launch.upstream_node_ids(node_launch.compile_pipeline(config))
@@ -65,8 +77,9 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
             tzinfo=datetime.timezone.utc
         ),
         catchup=False,
-        # One run at a time: runs share one SQLite ML Metadata store.
+        # One run at a time: a run's data gate and Evaluator compare with what the run before it passed.
         max_active_runs=1,
+        **_task_limits(config),
         # The same retry settings as the in-process runners, applied per component task.
         default_args={
             "retries": config.retries,

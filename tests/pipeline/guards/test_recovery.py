@@ -30,32 +30,11 @@ from pipeline.components import data_gate
 from pipeline.guards import recovery, serving_dir, store_lock
 from pipeline.metadata import run_summary
 from pipeline.metadata.store import connection_config, open_store
-from tests.conftest import PROJECT_ROOT, copy_modules, small_run_env
+from tests.conftest import FAIL_ONCE, FAIL_ONCE_ENV, PROJECT_ROOT, copy_modules, small_run_env
 
 pytestmark = pytest.mark.e2e
 
 CLI = str(Path(sys.executable).parent / "pipeline")
-FAIL_ONCE_ENV = "PIPELINE_TEST_FAIL_ONCE_MARKER"
-# Appended to the test's copy of the trainer module: a transient failure the first time only. Until the
-# test creates "<marker>.release", the failing Trainer holds on, so the run is sure to hold the store.
-FAIL_ONCE = f'''
-
-_run_fn_that_works = run_fn
-
-
-def run_fn(fn_args):
-    import os
-    import time
-
-    marker = os.environ.get("{FAIL_ONCE_ENV}")
-    if marker and not os.path.exists(marker):
-        deadline = time.monotonic() + 1200
-        while not os.path.exists(marker + ".release") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        open(marker, "w").close()
-        raise RuntimeError("simulated transient failure")
-    return _run_fn_that_works(fn_args)
-'''
 RESOLVER = pipeline_definition.RESOLVER_ID
 # Nodes that run afresh every run: the resolvers, and the data gate (its drift baseline changes).
 ALWAYS_RUN = {RESOLVER, data_gate.BASELINE_RESOLVER_ID, data_gate.DATA_GATE_ID}

@@ -1,19 +1,15 @@
 """ML Metadata on a real MariaDB server on loopback: a pipeline run, then lineage read back through the CLI.
 
 The server is the Debian `mariadb-server` package (scripts/install_os_packages.sh installs it), started
-here in a temporary folder on a free port; the test skips only when the server is not installed.
+by tests/servers.py in a temporary folder on a free port; the test skips only when it is not installed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ import pytest
 from pipeline import configs
 from pipeline.metadata import mysql, run_record
 from pipeline.metadata.store import open_store
+from tests import servers
 from tests.conftest import small_run_env
 
 pytestmark = pytest.mark.e2e
@@ -30,72 +27,10 @@ CLI = str(Path(sys.executable).parent / "pipeline")
 PASSWORD = "s3cret;pw:@/x"
 
 
-def _binary(name: str) -> str | None:
-    return shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclasses.dataclass
-class MariaDB:
-    port: int
-    database: str
-    user: str
-    password_file: Path
-
-
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory):
-    server, install, client = _binary("mariadbd"), _binary("mariadb-install-db"), _binary("mariadb")
-    if not (server and install and client):
-        pytest.skip("MariaDB is not installed (scripts/install_os_packages.sh installs mariadb-server)")
-    root = tmp_path_factory.mktemp("mariadb")
-    user_flag = ["--user=root"] if os.getuid() == 0 else []
-    subprocess.run(
-        [install, "--no-defaults", *user_flag, f"--datadir={root / 'data'}",
-         "--auth-root-authentication-method=normal", "--skip-test-db"],
-        check=True, capture_output=True, timeout=120,
-    )
-    port, sock = _free_port(), root / "mysqld.sock"
-    process = subprocess.Popen(
-        [server, "--no-defaults", *user_flag, f"--datadir={root / 'data'}", f"--socket={sock}",
-         f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={root / 'mysqld.pid'}",
-         f"--log-error={root / 'error.log'}", "--skip-name-resolve", "--innodb-buffer-pool-size=32M"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        sql = (
-            "CREATE DATABASE mlmd; "
-            f"CREATE USER 'taxi'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
-            "GRANT ALL ON mlmd.* TO 'taxi'@'127.0.0.1';"
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            result = subprocess.run([client, "--no-defaults", f"--socket={sock}", "-uroot", "-e", sql],
-                                    capture_output=True, text=True)
-            if result.returncode == 0:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (root / "error.log").read_text() if (root / "error.log").exists() else ""
-                pytest.fail(f"MariaDB did not start: {result.stderr}\n{log[-3000:]}")
-            time.sleep(0.5)
-        password_file = root / "password"
-        password_file.write_text(PASSWORD + "\n")
-        password_file.chmod(0o600)
-        yield MariaDB(port=port, database="mlmd", user="taxi", password_file=password_file)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with servers.mariadb(tmp_path_factory.mktemp("mariadb"), PASSWORD) as server:
+        yield server
 
 
 def test_url_fills_the_fields_and_refuses_a_password():
@@ -130,7 +65,7 @@ def test_password_comes_from_the_environment_or_a_file(tmp_path, monkeypatch):
 def mysql_run(mariadb, tmp_path_factory, sample_data_dir):
     env = {
         **small_run_env(sample_data_dir, tmp_path_factory.mktemp("mysql_output")),
-        "PIPELINE_METADATA_MYSQL_URL": f"mysql://{mariadb.user}@127.0.0.1:{mariadb.port}/{mariadb.database}",
+        "PIPELINE_METADATA_MYSQL_URL": mariadb.url(),
         "PIPELINE_METADATA_MYSQL_PASSWORD_FILE": str(mariadb.password_file),
         # TFX logs its connection config at INFO: the password must be masked there.
         "PIPELINE_LOG_LEVEL": "INFO",

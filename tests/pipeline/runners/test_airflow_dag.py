@@ -87,7 +87,9 @@ def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
     }
     config = configs.load_config(**configs.env_overrides(env))
     run_command([AIRFLOW, "db", "migrate"], env)
-    listed = _run_airflow([AIRFLOW, "dags", "list", "--output", "json"], env)
+    listed = _run_airflow(
+        [AIRFLOW, "dags", "list", "--columns", "dag_id,max_active_tasks,max_active_runs", "--output", "json"], env
+    )
     run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
     run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
     airflow_db = home / "airflow.db"
@@ -125,6 +127,13 @@ def test_airflow_parses_the_dag_without_import_errors(airflow_runs):
     # `dags list` reports import errors on stderr, pointing at `airflow dags list-import-errors`.
     assert "Failed to load all files" not in airflow_runs.dags_list_stderr
     assert "list-import-errors" not in airflow_runs.dags_list_stderr
+
+
+def test_with_sqlite_mlmd_the_dag_runs_one_task_at_a_time(airflow_runs):
+    # SQLite is one file meant for one writer: whatever the executor, one task (and one run) at a time.
+    # (tests/pipeline/runners/test_airflow_local_executor.py runs the tasks side by side on MySQL.)
+    [dag] = airflow_runs.dags_list
+    assert (dag["max_active_tasks"], dag["max_active_runs"]) == ("1", "1")  # the CLI prints every value as text
 
 
 def test_every_task_of_both_runs_succeeds(airflow_runs):
