@@ -154,8 +154,12 @@ def format_summary(summary: run_summary.RunSummary) -> str:
     )
     if summary.blessing_reason:
         lines.append(f"Not blessed because: {summary.blessing_reason}")
+    pusher_cached = any(c.node_id == "Pusher" and c.state == "cached" for c in summary.components)
     if summary.already_serving:
         lines.append(f"Pushed: no, the blessed model is already serving: {summary.already_serving}")
+    elif pusher_cached and summary.pushed_to:
+        # Nothing the Pusher reads changed: its output is the earlier push, which this run did not repeat.
+        lines.append(f"Pushed: no, nothing changed since an earlier run pushed this model as {summary.pushed_to}")
     else:
         lines.append(f"Pushed to: {summary.pushed_to}" if summary.pushed_to else "Pushed: no")
     return "\n".join(lines)

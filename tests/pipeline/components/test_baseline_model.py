@@ -8,7 +8,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from pipeline.components.baseline_model import BaselineModelStrategy
-from pipeline.governance.rollback import _record_rollback
+from pipeline.governance.rollback import record_publication
+from pipeline.governance.runs import ROLLBACK_TYPE
 
 
 class Store:
@@ -54,7 +55,7 @@ class Store:
         self.pushes.append(stored)
 
     def rollback(self, name: str) -> None:
-        _record_rollback(self.store, self.models[name], f"/serving/{name}", "9", "8", "test", False)
+        record_publication(self.store, ROLLBACK_TYPE, self.models[name], f"/serving/{name}/9", "8", "test", False)
         self.pushes = list(self.store.get_artifacts_by_type("PushedModel"))
 
     def baseline(self, candidate: str) -> list[str]:

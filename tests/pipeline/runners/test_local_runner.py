@@ -84,6 +84,7 @@ CLEAN_RUN_LINES = (
     r"Not blessed because: .+",
     r"Pushed to: \S+",
     r"Pushed: no, the blessed model is already serving: \S+",
+    r"Pushed: no, nothing changed since an earlier run pushed this model as \S+",
 )
 
 
