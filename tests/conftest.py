@@ -21,6 +21,33 @@ PROJECT_ROOT = configs.PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
 
 
+# Test modules that read one session fixture's runs: xdist keeps them on one worker, so the runs happen
+# once (its `loadfile` scope is a single module).
+SHARED_RUNS = {
+    "tests/pipeline/runners/test_local_runner.py": "local_runs",
+    "tests/pipeline/governance/test_cli.py": "local_runs",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling  # Only under xdist, which calls this hook.
+
+    class SharedRunsScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_RUNS.get(module, module)
+
+    return SharedRunsScheduling(config, log)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Modules with real runs first, unit tests after: the workers take modules in this order, so the short
+    ones fill in at the end instead of one worker finishing a long run alone."""
+    heavy = {item.location[0] for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.location[0] not in heavy)  # stable: file order kept within each
+
+
 def read_rows(path: Path = DATA_CSV) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

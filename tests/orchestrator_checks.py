@@ -48,8 +48,10 @@ def states_of_run(config: configs.PipelineConfig, run_id: str) -> dict[str, list
 def cli_json(capsys, config: configs.PipelineConfig, *args: str):
     """`pipeline <args> --format json` against the run's store and serving directory."""
     capsys.readouterr()
+    # A MySQL store comes from the environment (PIPELINE_METADATA_MYSQL_*); --metadata-path names SQLite.
+    store = [] if config.metadata_mysql_host else ["--metadata-path", config.metadata_path]
     code = cli.main([
-        *args, "--format", "json", "--metadata-path", config.metadata_path,
+        *args, "--format", "json", *store,
         "--serving-model-dir", config.serving_model_dir, "--pipeline-name", config.pipeline_name,
     ])
     captured = capsys.readouterr()

@@ -231,6 +231,11 @@ def _config(args) -> configs.PipelineConfig:
         if getattr(args, name, None)
     }
     config = configs.load_config(**overrides)
+    if getattr(args, "metadata_path", None) and config.metadata_mysql_host:
+        raise configs.ConfigError(
+            "--metadata-path names an SQLite store, but ML Metadata is configured on MySQL "
+            f"({config.metadata_mysql_host}, from {configs.ENV_PREFIX}METADATA_MYSQL_*): give one or the other"
+        )
     if getattr(args, "production", False):
         # --production: the commands act on the production serving directory instead of the Pusher's.
         if args.serving_model_dir:

@@ -64,7 +64,11 @@ class RunSummary:
 def latest_run_context(
     store: metadata_store.MetadataStore, pipeline_name: str
 ) -> metadata_store_pb2.Context:
-    """The newest `pipeline_run` context that holds executions of `pipeline_name`."""
+    """The newest `pipeline_run` context that holds executions of `pipeline_name`.
+
+    Rollbacks and promotions are executions of the pipeline outside any run, so the newest execution
+    need not be in a run: the newest one that is decides.
+    """
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_context is None:
         raise LookupError(f"pipeline {pipeline_name!r} has never run against this store")
@@ -72,11 +76,11 @@ def latest_run_context(
     executions = store.get_executions_by_context(pipeline_context.id)
     if not executions:
         raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
-    newest = max(executions, key=lambda e: (e.create_time_since_epoch, e.id))
-    for context in store.get_contexts_by_execution(newest.id):
-        if context.type_id == run_type.id:
-            return context
-    raise LookupError(f"the newest execution of {pipeline_name!r} belongs to no pipeline run")
+    for execution in sorted(executions, key=lambda e: (e.create_time_since_epoch, e.id), reverse=True):
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.type_id == run_type.id:
+                return context
+    raise LookupError(f"no execution of {pipeline_name!r} belongs to a pipeline run")
 
 
 def _node_ids(store: metadata_store.MetadataStore, execution_ids: list[int], pipeline_name: str):

@@ -96,14 +96,15 @@ def test_edge_cases_match_tfx(tmp_path):
 
 @pytest.mark.parametrize("chunk_bytes", [1, 7, 97, 4096, 10**9])
 def test_every_row_read_once_whatever_the_ranges(tmp_path, chunk_bytes):
+    # 40 rows: with 1-byte ranges a range ends at every byte of them, each a read of its own.
     path = tmp_path / "data.csv"
-    path.write_bytes(b"".join(DATA_CSV.read_bytes().splitlines(keepends=True)[:201]))
+    path.write_bytes(b"".join(DATA_CSV.read_bytes().splitlines(keepends=True)[:41]))
     names = inputs.read_header(str(path))
     whole = csv_example_gen.read_chunk(csv_example_gen.Chunk(str(path), 0, -1, 0), names)
     chunks = csv_example_gen.plan_chunks([str(path)], chunk_bytes)
     assert (len(chunks) > 1) == (chunk_bytes < 10**9)
     parts = [csv_example_gen.read_chunk(c, names) for c in chunks]
-    assert whole.num_rows == 200
+    assert whole.num_rows == 40
     assert pa.concat_tables(parts).equals(whole)
 
 

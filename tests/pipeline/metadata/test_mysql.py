@@ -104,6 +104,9 @@ def test_the_password_is_in_no_log_and_no_record(mysql_run):
     assert "Using connection config" in result.stdout + result.stderr  # TFX did log it, masked.
     assert PASSWORD not in result.stdout + result.stderr
     config = configs.load_config(**configs.env_overrides(env))
+    # Nor in the run's full log, which holds everything TFX logged.
+    (log_file,) = Path(config.output_root, "logs", config.pipeline_name).glob("*.log")
+    assert "Using connection config" in log_file.read_text() and PASSWORD not in log_file.read_text()
     store = open_store(config)
     contexts = store.get_contexts_by_type("pipeline_run")
     assert contexts
@@ -111,3 +114,18 @@ def test_the_password_is_in_no_log_and_no_record(mysql_run):
         record = run_record.read_record(context)
         assert record["config"] and PASSWORD not in json.dumps(record)
         assert json.loads(record["config"])["metadata_mysql_host"] == "127.0.0.1"
+
+
+def test_an_sqlite_path_given_with_a_mysql_store_configured_is_refused(mysql_run, tmp_path):
+    """Which store the command reads must not be a guess: SQLite named on the command line, MySQL configured."""
+    env, _ = mysql_run
+    sqlite = tmp_path / "metadata.db"
+    sqlite.write_bytes(b"")
+    refused = subprocess.run([CLI, "runs", "--metadata-path", str(sqlite)], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "error: --metadata-path names an SQLite store, but ML Metadata is configured on MySQL (127.0.0.1, "
+        "from PIPELINE_METADATA_MYSQL_*): give one or the other"
+    ]
+    assert refused.stdout == ""

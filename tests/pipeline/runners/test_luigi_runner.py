@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("luigi", reason="Luigi is an optional orchestrator: make install-all")
 
 from pipeline import configs  # noqa: E402
+from pipeline import pipeline as pipeline_definition  # noqa: E402
 from pipeline.metadata import run_summary  # noqa: E402
 from pipeline.metadata.store import (
     connection_config,  # noqa: E402
@@ -37,7 +38,8 @@ pytestmark = pytest.mark.e2e
 
 RUNNER = [sys.executable, "-m", "pipeline.runners.luigi_runner"]
 BROKEN_RUN_FN = '\n\ndef run_fn(fn_args):\n    raise RuntimeError("trainer broken on purpose by the test")\n'
-DOWNSTREAM_OF_TRAINER = {"Trainer", "Evaluator", "Pusher"}
+# The baseline resolver takes the Trainer's model as its candidate, so it waits for the Trainer too.
+DOWNSTREAM_OF_TRAINER = {"Trainer", pipeline_definition.RESOLVER_ID, "Evaluator", "Pusher"}
 
 
 @dataclasses.dataclass
@@ -121,7 +123,16 @@ def luigi_runs(tmp_path_factory, sample_data_dir) -> LuigiRuns:
 
 def test_a_failed_node_fails_its_task_and_nothing_downstream_runs(luigi_runs):
     assert luigi_runs.failed.returncode == 1, luigi_runs.failed.stderr[-4000:]
-    assert "trainer broken on purpose by the test" in luigi_runs.failed.stdout + luigi_runs.failed.stderr
+    # The error, the module's line that raised it and the full log; Luigi's traceback only in the log.
+    errors = luigi_runs.failed.stderr.splitlines()
+    assert errors[0] == "error: RuntimeError: trainer broken on purpose by the test", luigi_runs.failed.stderr
+    trainer = luigi_runs.config.trainer_module_file
+    broken = (Path(trainer).read_text() + BROKEN_RUN_FN).splitlines()
+    line = broken.index('    raise RuntimeError("trainer broken on purpose by the test")') + 1
+    assert errors[1] == f"  at {trainer}, line {line}, in run_fn", errors
+    assert len(errors) == 3 and errors[2].startswith("The full log: ")
+    assert "Traceback" in Path(errors[2].removeprefix("The full log: ")).read_text()
+    assert f"{'Trainer':<32} FAILED after " in luigi_runs.failed.stdout
     assert luigi_runs.failed_states == {
         **{node: ["executed"] for node in ALL_NODES - DOWNSTREAM_OF_TRAINER},
         "Trainer": ["failed"],

@@ -16,16 +16,18 @@ def test_a_long_component_says_it_is_still_running_and_a_short_one_does_not():
     out = io.StringIO()
     with progress.component_progress(out, interval_s=1.0):
         absl.logging.info("Component %s is running.", "StatisticsGen")
-        time.sleep(2.6)
+        time.sleep(3.5)
         absl.logging.info("Component %s is finished.", "StatisticsGen")
         absl.logging.info("Component %s is running.", "SchemaGen")
         absl.logging.info("Component %s is finished.", "SchemaGen")
         time.sleep(1.5)
     lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in out.getvalue().splitlines()]
-    assert lines[:3] == [f"{'StatisticsGen':<32} started", f"{'StatisticsGen':<32} running for 1s",
-                         f"{'StatisticsGen':<32} running for 2s"]
-    assert re.fullmatch(rf"{'StatisticsGen':<32} finished in 2\.\ds", lines[3])
-    assert lines[4:] == [f"{'SchemaGen':<32} started", f"{'SchemaGen':<32} finished in 0.0s"]
+    assert lines[0] == f"{'StatisticsGen':<32} started"
+    assert re.fullmatch(rf"{'StatisticsGen':<32} finished in 3\.\ds", lines[-3])
+    assert lines[-2:] == [f"{'SchemaGen':<32} started", f"{'SchemaGen':<32} finished in 0.0s"]
+    # A line a second while it ran (on a busy machine a line may come late, never twice for one second).
+    running = [int(re.fullmatch(rf"{'StatisticsGen':<32} running for (\d)s", line)[1]) for line in lines[1:-3]]
+    assert running[0] <= 2 and len(running) >= 2 and running == sorted(set(running)) and running[-1] <= 3
     assert "component-heartbeat" not in {thread.name for thread in threading.enumerate()}
 
 
