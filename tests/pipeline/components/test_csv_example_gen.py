@@ -182,3 +182,42 @@ def test_a_malformed_range_is_named_by_file_and_line(tmp_path):
     (tmp_path / "data.csv").write_text("".join(lines))
     with pytest.raises(Exception, match=r"input file .*data\.csv: line 10 has 3 fields, the header has 18"):
         _run(csv_example_gen.Executor, tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["1.5", "2", "-3"],
+        ["2", "1.5"],
+        ["1e5", "7"],
+        ["inf", "1"],
+        ["nan", "-0"],
+        ["+7", "0.25"],
+        ["007", ".5", "5."],
+        ["99999999999999999999", "1.5"],  # an integer beyond int64 keeps the column a string
+        ["99999999999999999999", "1"],
+        [" 7", "1.5"],
+        ["1_000", "2.5"],
+        ["0x10", "1.5"],
+        ["1.5", "abc"],
+        ["1.5", None, "2.25"],
+        ["abc", "1"],
+        ["1", "2.0", "3"],
+        ["2.0", "3"],
+        ["-9223372036854775808", "0.5"],
+        ["1e20", "1"],
+    ],
+)
+def test_column_type_is_python_rules(cells):
+    """Arrow's shortcut for float columns decides as Python's int()/float() on every value would."""
+    expected = max(
+        (csv_example_gen._value_type(c) for c in cells if c is not None),
+        default=csv_example_gen.ColumnType.UNKNOWN,
+    )
+    assert csv_example_gen.column_type(pa.array(cells, pa.string())) == expected
+
+
+def test_float_columns_are_decided_without_python_per_value():
+    int_first = csv_example_gen.ColumnType.INT
+    assert csv_example_gen._is_float_column(pa.array(["2", "-3", "1.5", "1e5"], pa.string()), int_first)
+    assert not csv_example_gen._is_float_column(pa.array(["2", "1.5", "abc"], pa.string()), int_first)
