@@ -30,7 +30,7 @@ from pipeline import configs
 from pipeline.beam import worker_boot
 from pipeline.metadata import run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
-from tests.conftest import PROJECT_ROOT, small_run_env
+from tests.conftest import PROJECT_ROOT, run_command, small_run_env
 from tests.orchestrator_checks import ALL_NODES
 
 VENV_BIN = Path(sys.executable).parent
@@ -160,10 +160,10 @@ def portable_runs(beam_services, tmp_path_factory, sample_data_dir) -> dict[str,
     """The pipeline with the portable profile through each runner, as a user runs it, into its own store
     (a shared one would serve the second run from the cache, with no Beam work at all).
 
-    The two runs go at the same time, as two teams' pipelines would on one job service: most of a run on
-    the portable path is waiting for the job service and the pool's workers to start, not computing.
+    One after the other: two runs from one checkout at the same time build the project's package
+    (`setup.py sdist`, Beam's --setup_file) in the same folder, and one can remove it under the other.
     """
-    started, runs = {}, {}
+    runs = {}
     for runner, script in RUNNERS.items():
         env = {
             **small_run_env(sample_data_dir, tmp_path_factory.mktemp(f"portable_{runner}")),
@@ -174,24 +174,12 @@ def portable_runs(beam_services, tmp_path_factory, sample_data_dir) -> dict[str,
             "PIPELINE_BEAM_ENVIRONMENT_CONFIG": f"localhost:{beam_services.pool_port}",
         }
         config = configs.load_config(**configs.env_overrides(env))
-        process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / script)], cwd=PROJECT_ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started[runner] = (config, process, time.monotonic())
-    try:
-        for runner, (config, process, start) in started.items():
-            output, errors = process.communicate(timeout=900)
-            seconds = time.monotonic() - start
-            if process.returncode != 0:
-                pytest.fail(f"the {runner} runner exited {process.returncode}\n--- stdout ---\n{output[-8000:]}"
-                            f"\n--- stderr ---\n{errors[-8000:]}")
-            summary = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name)
-            rows = measure.count_rows(config.data_root, config.metadata_path, config.pipeline_name)
-            runs[runner] = PortableRun(config, output, summary, rows, seconds)
-    finally:
-        for _, process, _ in started.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        started = time.monotonic()
+        output = run_command([sys.executable, str(PROJECT_ROOT / script)], env)
+        seconds = time.monotonic() - started
+        summary = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name)
+        rows = measure.count_rows(config.data_root, config.metadata_path, config.pipeline_name)
+        runs[runner] = PortableRun(config, output, summary, rows, seconds)
     return runs
 
 
