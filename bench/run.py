@@ -135,9 +135,15 @@ def compare(
 
 
 def scale(
-    sizes: list[str], data_root: Path, work_root: Path, timeout: float, progress_file: str = ""
+    sizes: list[str],
+    data_root: Path,
+    work_root: Path,
+    timeout: float,
+    progress_file: str = "",
+    before: Path | None = None,
 ) -> dict:
-    """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC."""
+    """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC; with
+    `before`, that checkout's pipeline too, on the same input just before ours."""
     results = []
     for size in sizes:
         rows = generate_data.parse_rows(size)
@@ -145,25 +151,54 @@ def scale(
         if not (data_dir / "data.csv").is_file():
             print(f"generating {rows:,} rows into {data_dir}", flush=True)
             generate_data.generate(rows, data_dir)
-        work_dir = work_root / f"scale-{size}"
-        shutil.rmtree(work_dir, ignore_errors=True)
-        run = pipelines.ours(data_dir, work_dir)
-        result = run_once(run, work_root / "logs" / f"scale-{size}.log", timeout)
-        counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
-        result.update(size=size, rows=counts["csv_rows"], counts=counts)
-        result["rows_per_second"] = {
-            node: round(counts["csv_rows"] / result["components"][node]["seconds"])
-            for node in ROW_COMPONENTS if node in result["components"]
-        }
-        result["eval_metrics"] = _eval_metrics(run)
+        result = _scale_run(size, data_dir, work_root, timeout, "ours")
+        if before is not None:
+            result["before"] = _scale_run(size, data_dir, work_root, timeout, "before", before)
+            result["ratio_to_before"] = _ratios(result, result["before"])
         results.append(result)
-        print(f"{size}: {result['seconds']:.0f}s (cpu {result['cpu_seconds']:.0f}s), peak {result['peak_rss_mb']} MB, "
-              f"rows intact: {counts['rows_intact']}, {result['rows_per_second']} ({result['load_before']})",
-              flush=True)
-        shutil.rmtree(work_dir, ignore_errors=True)
         if progress_file:
-            _write(progress_file, {"partial": True, "sizes": results})
-    return {"sizes": results}
+            _write(progress_file, {"partial": True, "before": str(before) if before else None, "sizes": results})
+    return {"before": str(before) if before else None, "sizes": results}
+
+
+def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name: str,
+               project_root: Path | None = None) -> dict:
+    work_dir = work_root / f"scale-{size}-{name}"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    if project_root is None:
+        run = pipelines.ours(data_dir, work_dir)
+    else:
+        run = pipelines.ours(data_dir, work_dir, project_root=project_root, name=name)
+    result = run_once(run, work_root / "logs" / f"scale-{size}-{name}.log", timeout)
+    counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
+    result.update(size=size, rows=counts["csv_rows"], counts=counts)
+    result["rows_per_second"] = {
+        node: round(counts["csv_rows"] / result["components"][node]["seconds"])
+        for node in ROW_COMPONENTS if node in result["components"]
+    }
+    eval_rows = counts["statistics_rows_per_split"].get("eval", 0)
+    if "Evaluator" in result["components"] and eval_rows:
+        result["rows_per_second"]["Evaluator (eval split)"] = round(
+            eval_rows / result["components"]["Evaluator"]["seconds"]
+        )
+    result["seconds_per_million_rows"] = round(result["seconds"] / counts["csv_rows"] * 1e6, 1)
+    result["to_pyarrow_read"] = round(result["seconds"] / max(counts["pyarrow_read_seconds"], 1e-3), 1)
+    result["eval_metrics"] = _eval_metrics(run)
+    print(f"{size} {name}: {result['seconds']:.0f}s (cpu {result['cpu_seconds']:.0f}s), "
+          f"peak {result['peak_rss_mb']} MB, rows intact: {counts['rows_intact']}, "
+          f"{result['rows_per_second']} ({result['load_before']})", flush=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return result
+
+
+def _ratios(ours: dict, before: dict) -> dict:
+    """ours / before: end to end and per component."""
+    ratios = {"end_to_end": round(ours["seconds"] / before["seconds"], 3)}
+    for node, value in ours["components"].items():
+        then = before["components"].get(node, {}).get("seconds", 0)
+        if then >= 1:
+            ratios[node] = round(value["seconds"] / then, 3)
+    return ratios
 
 
 def _eval_metrics(run: pipelines.PipelineRun) -> dict:
@@ -211,19 +246,27 @@ def compare_table(result: dict) -> str:
 
 def scale_table(result: dict) -> str:
     lines = [
-        "| rows | end to end (CPU) | CsvExampleGen | StatisticsGen | Transform | Trainer | Evaluator "
-        "| rows/s ExampleGen / StatisticsGen / Transform | pyarrow read | peak memory | rows intact | eval AUC |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rows | end to end (CPU) | per 1M rows | / pyarrow read | CsvExampleGen | StatisticsGen | Transform "
+        "| Trainer | Evaluator | rows/s ExampleGen / StatisticsGen / Transform / Evaluator (eval split) "
+        "| peak memory | rows intact | eval AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    entries = []
     for entry in result["sizes"]:
+        entries.append(("", entry))
+        if "before" in entry:
+            entries.append((" (before)", entry["before"]))
+    for label, entry in entries:
         seconds = {node: value["seconds"] for node, value in entry["components"].items()}
         rate = entry["rows_per_second"]
+        read = entry["counts"]["pyarrow_read_seconds"]
         lines.append(
-            f"| {entry['rows']:,} | {entry['seconds']:.0f} s ({entry.get('cpu_seconds', 0):.0f} s) "
+            f"| {entry['rows']:,}{label} | {entry['seconds']:.0f} s ({entry.get('cpu_seconds', 0):.0f} s) "
+            f"| {entry['seconds'] / entry['rows'] * 1e6:.0f} s | {entry['seconds'] / max(read, 1e-3):.0f}x "
             + "".join(f"| {seconds.get(node, 0):.0f} s " for node in
                       ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"))
-            + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in ROW_COMPONENTS)} "
-            f"| {entry['counts']['pyarrow_read_seconds']:.1f} s | {entry['peak_rss_mb'] / 1024:.1f} GB "
+            + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in (*ROW_COMPONENTS, 'Evaluator (eval split)'))} "
+            f"| {entry['peak_rss_mb'] / 1024:.1f} GB "
             f"| {'yes' if entry['counts']['rows_intact'] else 'NO'} "
             f"| {entry['eval_metrics'].get('auc', float('nan')):.4f} |"
         )
@@ -260,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     scaling = sub.add_parser("scale", help="ours on generated inputs of several sizes")
     scaling.add_argument("--sizes", default="150k,1.5M", help="comma-separated: 150k,1.5M,10M")
+    scaling.add_argument(
+        "--before", type=Path, default=None,
+        help="also run our pipeline from another checkout (e.g. the commit before a change) at each size",
+    )
     scaling.add_argument("--data-root", type=Path, default=DATA_DIR,
                          help="where generated inputs are kept (<root>/<size>/data.csv)")
     for command in (comparing, scaling):
@@ -288,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         table = compare_table(result)
     else:
         sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
-        result = scale(sizes, args.data_root, work_root, args.timeout, kind)
+        result = scale(sizes, args.data_root, work_root, args.timeout, kind, args.before)
         table = scale_table(result)
     result["bench_seconds"] = round(time.monotonic() - started)
     path = _write(kind, result)
