@@ -162,13 +162,10 @@ def scale(
 
 
 def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name: str,
-               project_root: Path | None = None) -> dict:
+               project_root: Path = pipelines.PROJECT_ROOT) -> dict:
     work_dir = work_root / f"scale-{size}-{name}"
     shutil.rmtree(work_dir, ignore_errors=True)
-    if project_root is None:
-        run = pipelines.ours(data_dir, work_dir)
-    else:
-        run = pipelines.ours(data_dir, work_dir, project_root=project_root, name=name)
+    run = pipelines.ours(data_dir, work_dir, project_root=project_root, name=name)
     result = run_once(run, work_root / "logs" / f"scale-{size}-{name}.log", timeout)
     counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
     result.update(size=size, rows=counts["csv_rows"], counts=counts)
@@ -259,10 +256,9 @@ def scale_table(result: dict) -> str:
     for label, entry in entries:
         seconds = {node: value["seconds"] for node, value in entry["components"].items()}
         rate = entry["rows_per_second"]
-        read = entry["counts"]["pyarrow_read_seconds"]
         lines.append(
             f"| {entry['rows']:,}{label} | {entry['seconds']:.0f} s ({entry.get('cpu_seconds', 0):.0f} s) "
-            f"| {entry['seconds'] / entry['rows'] * 1e6:.0f} s | {entry['seconds'] / max(read, 1e-3):.0f}x "
+            f"| {entry['seconds_per_million_rows']:.0f} s | {entry['to_pyarrow_read']:.0f}x "
             + "".join(f"| {seconds.get(node, 0):.0f} s " for node in
                       ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"))
             + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in (*ROW_COMPONENTS, 'Evaluator (eval split)'))} "
