@@ -38,6 +38,8 @@ class ProcessRun:
     peak_rss_bytes: int
     returncode: int
     log_tail: str
+    # When the peak was sampled (seconds since the epoch), to find the component running then.
+    peak_at: float = 0.0
 
 
 def _tree_rss(process: psutil.Process) -> int:
@@ -54,17 +56,21 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run_process(args: list[str], env: dict[str, str], log_path: Path, timeout: float) -> ProcessRun:
+def run_process(
+    args: list[str], env: dict[str, str], log_path: Path, timeout: float, cwd: Path = PROJECT_ROOT
+) -> ProcessRun:
     """Run `args` to completion, timing it and tracking the peak memory of its process tree."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
-        child = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         watched = psutil.Process(child.pid)
-        peak = 0
+        peak, peak_at = 0, 0.0
         while child.poll() is None:
-            peak = max(peak, _tree_rss(watched))
+            rss = _tree_rss(watched)
+            if rss > peak:
+                peak, peak_at = rss, time.time()
             if time.monotonic() - started > timeout:
                 for member in [watched, *watched.children(recursive=True)]:
                     try:
@@ -78,7 +84,7 @@ def run_process(args: list[str], env: dict[str, str], log_path: Path, timeout: f
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
     tail = log_path.read_bytes()[-3000:].decode(errors="replace")
-    return ProcessRun(seconds, cpu, peak, child.returncode, tail)
+    return ProcessRun(seconds, cpu, peak, child.returncode, tail, peak_at)
 
 
 def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]:
@@ -91,6 +97,20 @@ def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]
         run.node_id: {"seconds": run.seconds, "state": run.state}
         for run in run_summary.component_runs(store, context, pipeline_name)
     }
+
+
+def component_at(metadata_path: str, pipeline_name: str, epoch_seconds: float) -> str | None:
+    """The component of the newest run whose execution spanned that moment, if one did."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    store = open_store(connection)
+    context = run_summary.latest_run_context(store, pipeline_name)
+    moment_ms = epoch_seconds * 1000
+    for run in run_summary.component_runs(store, context, pipeline_name):
+        execution = run.execution
+        if execution.create_time_since_epoch <= moment_ms <= execution.last_update_time_since_epoch:
+            return run.node_id
+    return None
 
 
 def latest_outputs(metadata_path: str, pipeline_name: str) -> dict[str, str]:

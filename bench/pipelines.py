@@ -33,6 +33,9 @@ class PipelineRun:
     env: dict[str, str]
     metadata_path: str
     pipeline_name: str
+    # The run's working directory. Beam's multi-processing workers start with `python -m`, which puts
+    # their working directory first on sys.path: run from another checkout, they would import its code.
+    cwd: Path = PROJECT_ROOT
 
 
 # What tests/conftest.py's small_run_env sets: the test suite's many short runs. Under the settings' older
@@ -60,8 +63,9 @@ def ours(
 ) -> PipelineRun:
     """Our local runner; project_root may be another checkout (say, before a change) to compare with.
 
-    PYTHONPATH puts that checkout first: the environment holds this checkout installed in editable mode,
-    so without it `import pipeline` in the other checkout's runner would load this one's code.
+    PYTHONPATH puts that checkout first and the run starts in it: the environment holds this checkout
+    installed in editable mode, and Beam's workers put their working directory first on sys.path, so
+    otherwise `import pipeline` in the other checkout's runner or workers would load this one's code.
     """
     env = {
         **os.environ,
@@ -70,16 +74,13 @@ def ours(
         "TAXI_OUTPUT_ROOT": str(work_dir),
         **(extra_env or {}),
     }
-    if Path(project_root).resolve() != PROJECT_ROOT.resolve():
-        # The environment's editable install maps `pipeline` to this checkout: the runner of another
-        # checkout would import this one's code without its own root first on the path.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(project_root), env.get("PYTHONPATH"))))
     return PipelineRun(
         name=name,
         args=[sys.executable, str(_local_runner(Path(project_root)))],
         env=env,
         metadata_path=str(work_dir / "metadata" / OUR_PIPELINE_NAME / "metadata.db"),
         pipeline_name=OUR_PIPELINE_NAME,
+        cwd=Path(project_root),
     )
 
 

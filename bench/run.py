@@ -46,7 +46,7 @@ def _load() -> str:
 def run_once(run: pipelines.PipelineRun, log_path: Path, timeout: float) -> dict:
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_before = _load()
-    process = measure.run_process(run.args, run.env, log_path, timeout)
+    process = measure.run_process(run.args, run.env, log_path, timeout, run.cwd)
     if process.returncode != 0:
         raise RuntimeError(
             f"{run.name} failed (exit {process.returncode}); log {log_path}:\n{process.log_tail}"
@@ -57,6 +57,7 @@ def run_once(run: pipelines.PipelineRun, log_path: Path, timeout: float) -> dict
         "seconds": round(process.seconds, 2),
         "cpu_seconds": round(process.cpu_seconds, 2),
         "peak_rss_mb": round(process.peak_rss_bytes / 2**20),
+        "peak_during": measure.component_at(run.metadata_path, run.pipeline_name, process.peak_at),
         "components": measure.component_seconds(run.metadata_path, run.pipeline_name),
     }
 
@@ -182,7 +183,7 @@ def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name:
     result["to_pyarrow_read"] = round(result["seconds"] / max(counts["pyarrow_read_seconds"], 1e-3), 1)
     result["eval_metrics"] = _eval_metrics(run)
     print(f"{size} {name}: {result['seconds']:.0f}s (cpu {result['cpu_seconds']:.0f}s), "
-          f"peak {result['peak_rss_mb']} MB, rows intact: {counts['rows_intact']}, "
+          f"peak {result['peak_rss_mb']} MB during {result['peak_during']}, rows intact: {counts['rows_intact']}, "
           f"{result['rows_per_second']} ({result['load_before']})", flush=True)
     shutil.rmtree(work_dir, ignore_errors=True)
     return result
@@ -262,8 +263,9 @@ def scale_table(result: dict) -> str:
             + "".join(f"| {seconds.get(node, 0):.0f} s " for node in
                       ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"))
             + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in (*ROW_COMPONENTS, 'Evaluator (eval split)'))} "
-            f"| {entry['peak_rss_mb'] / 1024:.1f} GB "
-            f"| {'yes' if entry['counts']['rows_intact'] else 'NO'} "
+            f"| {entry['peak_rss_mb'] / 1024:.1f} GB"
+            + (f" ({entry['peak_during']}) " if entry.get("peak_during") else " ")
+            + f"| {'yes' if entry['counts']['rows_intact'] else 'NO'} "
             f"| {entry['eval_metrics'].get('auc', float('nan')):.4f} |"
         )
     return "\n".join(lines)
