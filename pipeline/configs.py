@@ -359,8 +359,9 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--direct_running_mode=multi_processing",
         "--direct_num_workers={beam_direct_num_workers}",
         "--pickle_library=cloudpickle",
-        # Each worker process imports it first: its warnings reach the run's log, not the console.
-        "--beam_plugins=pipeline.beam.worker_logging",
+        # Each worker process imports it first: its warnings reach the run's log, not the console, and the
+        # Evaluator's workers compute metric inputs as pipeline/beam/metric_inputs.py does.
+        "--beam_plugins=pipeline.beam.worker_start",
     ),
     "dataflow": (
         "--runner=DataflowRunner",

@@ -1,8 +1,53 @@
 """Imported by each of Beam's local worker processes as it starts (`--beam_plugins`, which the
-multi_processing profile passes): the worker's warnings and the errors Python ignores go, as log records,
-to the run's process and through its handlers (pipeline/logs.py), instead of straight onto the console the
-worker shares with the run."""
+multi_processing profile passes).
+
+- The worker's warnings and the errors Python ignores go, as log records, to the run's process and
+  through its handlers (pipeline/logs.py), instead of straight onto the console the worker shares with
+  the run.
+- Once the worker imports TFMA (the Evaluator's workers do, to compute its metrics), TFMA's per-example
+  metric inputs take pipeline/beam/metric_inputs.py's path. Importing that module here would load TFMA
+  into every component's workers, about 2 s each.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
 
 from pipeline import logs
 
 logs.configure_beam_worker()
+
+_TFMA = "tensorflow_model_analysis"
+
+
+class _AfterTfmaImport(importlib.abc.MetaPathFinder):
+    """Finds TFMA's package as usual, and installs metric_inputs once the package has run."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TFMA:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        run_package = spec.loader.exec_module
+
+        def exec_module(module):
+            run_package(module)
+            # Only now: it imports TFMA, which this worker has just loaded.
+            from pipeline.beam import metric_inputs
+
+            metric_inputs.install()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if _TFMA in sys.modules:
+    from pipeline.beam import metric_inputs
+
+    metric_inputs.install()
+else:
+    sys.meta_path.insert(0, _AfterTfmaImport())
