@@ -87,12 +87,17 @@ def run_process(
     return ProcessRun(seconds, cpu, peak, child.returncode, tail, peak_at)
 
 
-def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]:
-    """Wall time and state of each component in the newest run, from MLMD execution timestamps."""
+def _newest_run(metadata_path: str, pipeline_name: str):
+    """The SQLite store and the newest run's context."""
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = metadata_path
     store = open_store(connection)
-    context = run_summary.latest_run_context(store, pipeline_name)
+    return store, run_summary.latest_run_context(store, pipeline_name)
+
+
+def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]:
+    """Wall time and state of each component in the newest run, from MLMD execution timestamps."""
+    store, context = _newest_run(metadata_path, pipeline_name)
     return {
         run.node_id: {"seconds": run.seconds, "state": run.state}
         for run in run_summary.component_runs(store, context, pipeline_name)
@@ -101,10 +106,7 @@ def component_seconds(metadata_path: str, pipeline_name: str) -> dict[str, dict]
 
 def component_at(metadata_path: str, pipeline_name: str, epoch_seconds: float) -> str | None:
     """The component of the newest run whose execution spanned that moment, if one did."""
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = metadata_path
-    store = open_store(connection)
-    context = run_summary.latest_run_context(store, pipeline_name)
+    store, context = _newest_run(metadata_path, pipeline_name)
     moment_ms = epoch_seconds * 1000
     for run in run_summary.component_runs(store, context, pipeline_name):
         execution = run.execution
@@ -115,10 +117,7 @@ def component_at(metadata_path: str, pipeline_name: str, epoch_seconds: float) -
 
 def latest_outputs(metadata_path: str, pipeline_name: str) -> dict[str, str]:
     """URI of each output key (examples, statistics, transformed_examples, ...) of the newest run."""
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = metadata_path
-    store = open_store(connection)
-    context = run_summary.latest_run_context(store, pipeline_name)
+    store, context = _newest_run(metadata_path, pipeline_name)
     uris = {}
     for run in run_summary.component_runs(store, context, pipeline_name):
         for key, artifacts in run.outputs.items():
