@@ -36,18 +36,20 @@ class _AfterTfmaImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             run_package(module)
-            # Only now: it imports TFMA, which this worker has just loaded.
-            from pipeline.beam import metric_inputs
-
-            metric_inputs.install()
+            _install_metric_inputs()
 
         spec.loader.exec_module = exec_module
         return spec
 
 
-if _TFMA in sys.modules:
+def _install_metric_inputs() -> None:
+    # Only once TFMA is loaded: the module imports it.
     from pipeline.beam import metric_inputs
 
     metric_inputs.install()
+
+
+if _TFMA in sys.modules:
+    _install_metric_inputs()
 else:
     sys.meta_path.insert(0, _AfterTfmaImport())
