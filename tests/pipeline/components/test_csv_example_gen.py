@@ -124,6 +124,57 @@ def test_full_sample_in_ranges_matches_tfx(tmp_path, monkeypatch):
         assert _as_examples(again[split]) == _as_examples(ours[split]), split
 
 
+def _in_order(records: list[bytes]) -> list[bytes]:
+    return [tf.train.Example.FromString(r).SerializeToString(deterministic=True) for r in records]
+
+
+@pytest.mark.parametrize("csv_text", ["sample", "edge cases"])
+def test_a_range_written_in_slices_gives_the_same_shards(tmp_path, monkeypatch, csv_text):
+    """Encoding a range a few rows at a time writes the records of encoding it whole, in the same order."""
+    text = "".join(DATA_CSV.read_text().splitlines(keepends=True)[:301]) if csv_text == "sample" else EDGE_CSV
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.csv").write_text(text)
+    whole = _run(csv_example_gen.Executor, tmp_path / "data", tmp_path / "whole")
+    monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 2 if csv_text == "edge cases" else 7)
+    sliced = _run(csv_example_gen.Executor, tmp_path / "data", tmp_path / "sliced")
+    for split in SPLITS:
+        assert _in_order(sliced[split]) == _in_order(whole[split]), split
+    assert sum(len(r) for r in sliced.values()) == (300 if csv_text == "sample" else 7)
+
+
+def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeypatch):
+    """A range that fails after some slices were written leaves neither a partial shard nor a staging
+    file, and a shard written by an earlier attempt of the bundle stays as it was."""
+    path = tmp_path / "data.csv"
+    path.write_text("".join(DATA_CSV.read_text().splitlines(keepends=True)[:101]))
+    names = inputs.read_header(str(path))
+    (chunk,) = csv_example_gen.plan_chunks([str(path)])
+    kinds = [csv_example_gen.column_type(csv_example_gen.read_chunk(chunk, names).column(n)) for n in names]
+    uris = {split: tmp_path / split for split in SPLITS}
+    for uri in uris.values():
+        uri.mkdir()
+    earlier = uris["train"] / csv_example_gen._shard_name(0, 1)
+    earlier.write_bytes(b"an earlier attempt")
+    encode = csv_example_gen.encode
+    calls = []
+
+    def fail_on_third_slice(table, column_kinds):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise RuntimeError("worker lost")
+        return encode(table, column_kinds)
+
+    monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 10)
+    monkeypatch.setattr(csv_example_gen, "encode", fail_on_third_slice)
+    plan = csv_example_gen.SplitPlan("*", SPLITS, [2, 3])
+    write = csv_example_gen._WriteChunk(names, plan, {s: str(u) for s, u in uris.items()}, 1)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        list(write.process(chunk, kinds))
+    assert calls == [10, 10, 10]
+    assert sorted(p.name for p in tmp_path.glob("*/*")) == [earlier.name]
+    assert earlier.read_bytes() == b"an earlier attempt"
+
+
 def test_line_break_in_quotes_keeps_the_file_whole(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text('a,b\n1,"x\ny"\n' * 50)
