@@ -38,7 +38,7 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from pipeline import configs, inputs
-from pipeline.beam import metric_inputs, overheads, profiles, tfrecord_source
+from pipeline.beam import eval_extractors, metric_inputs, overheads, profiles, tfrecord_source
 from pipeline.components import (
     atomic_pusher,
     baseline_model,
@@ -298,6 +298,8 @@ def create_components(
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(config),
+        # TFMA's extractors without splitting features nothing reads (pipeline/beam/eval_extractors.py).
+        module_path=eval_extractors.__name__,
     )
     # TFX's Pusher with an executor that publishes each version atomically (pipeline/atomic_pusher.py).
     pusher = atomic_pusher.AtomicPusher(

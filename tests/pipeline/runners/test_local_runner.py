@@ -155,6 +155,56 @@ def test_editing_the_trainer_module_invalidates_only_what_uses_it(runs):
     }
 
 
+def test_the_evaluator_drops_unread_features_and_computes_what_tfmas_defaults_do(runs, tmp_path):
+    """The retrained model's evaluation (with a baseline: two models' features per batch) ran through the
+    pipeline's extractors; TFX's Evaluator on the same inputs with TFMA's default extractors gives the
+    same metrics, bit for bit, and the same blessing."""
+    from tfx.components.evaluator import executor as evaluator_executor
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.types import artifact_utils
+
+    from pipeline.beam import eval_extractors
+
+    store, name = open_store(runs.config, readonly=True), runs.config.pipeline_name
+    execution = _node_execution(store, name, runs.summaries[2].run_id, "Evaluator")
+    properties = {key: value.string_value for key, value in execution.custom_properties.items()}
+    assert properties["module_path"] == eval_extractors.__name__
+    inputs, outputs = {}, {}
+    for event in store.get_events_by_execution_ids([execution.id]):
+        [artifact] = store.get_artifacts_by_id([event.artifact_id])
+        [artifact_type] = store.get_artifact_types_by_id([artifact.type_id])
+        side = inputs if event.type == metadata_store_pb2.Event.INPUT else outputs
+        side[event.path.steps[0].key] = [artifact_utils.deserialize_artifact(artifact_type, artifact)]
+    assert set(inputs) == {"examples", "model", "baseline_model"}
+    for key in ("evaluation", "blessing"):
+        rerun = outputs[key][0].__class__()
+        rerun.uri = str(tmp_path / key)
+        Path(rerun.uri).mkdir()
+        outputs[key] = [outputs[key][0], rerun]
+    defaults = {key: value for key, value in properties.items() if key in (
+        "eval_config", "example_splits", "fairness_indicator_thresholds")}
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"))
+    evaluator_executor.Executor(context).Do(
+        inputs, {key: [pair[1]] for key, pair in outputs.items()}, defaults
+    )
+    ran, again = (_metrics(outputs["evaluation"][i].uri) for i in (0, 1))
+    assert len(ran) > 30 and {key[2] for key in ran} == {"candidate", "baseline"}
+    assert ran == again
+    assert sorted(p.name for p in Path(outputs["blessing"][0].uri).iterdir()) == ["BLESSED"]
+    assert sorted(p.name for p in Path(outputs["blessing"][1].uri).iterdir()) == ["BLESSED"]
+
+
+def _metrics(evaluation_uri: str) -> dict:
+    """{(slice, metric, model): serialized value} of a TFMA evaluation."""
+    import tensorflow_model_analysis as tfma
+
+    return {
+        (str(metrics.slice_key), item.key.name, item.key.model_name): item.value.SerializeToString()
+        for metrics in tfma.load_metrics(evaluation_uri)
+        for item in metrics.metric_keys_and_values
+    }
+
+
 def test_a_rollback_stays_through_an_unchanged_rerun(runs):
     """A rollback withdraws a blessed model; the next run with nothing changed must not push it back."""
     config, name = runs.config, runs.config.pipeline_name
@@ -183,17 +233,23 @@ def test_a_rollback_stays_through_an_unchanged_rerun(runs):
         saved.rename(output_root)
 
 
-def _node_io(store, pipeline_name: str, run_id: str, node: str, kind: str) -> dict[str, int]:
-    """{key: artifact id} of one node's inputs (`INPUT`) or outputs (`OUTPUT`) in a pipeline run."""
+def _node_execution(store, pipeline_name: str, run_id: str, node: str):
+    """One node's execution in a pipeline run."""
     in_run = {e.id for e in store.get_executions_by_context(
         store.get_context_by_type_and_name("pipeline_run", run_id).id
     )}
     node_context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node}")
-    [execution_id] = [e.id for e in store.get_executions_by_context(node_context.id) if e.id in in_run]
+    [execution] = [e for e in store.get_executions_by_context(node_context.id) if e.id in in_run]
+    return execution
+
+
+def _node_io(store, pipeline_name: str, run_id: str, node: str, kind: str) -> dict[str, int]:
+    """{key: artifact id} of one node's inputs (`INPUT`) or outputs (`OUTPUT`) in a pipeline run."""
+    execution = _node_execution(store, pipeline_name, run_id, node)
     wanted = getattr(metadata_store_pb2.Event, kind)
     return {
         e.path.steps[0].key: e.artifact_id
-        for e in store.get_events_by_execution_ids([execution_id])
+        for e in store.get_events_by_execution_ids([execution.id])
         if e.type == wanted
     }
 
