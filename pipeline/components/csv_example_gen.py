@@ -341,6 +341,16 @@ class _StagedShards:
                 fileio.remove(staging)
 
 
+def remove_abandoned_staging(directory: str) -> None:
+    """Removes staging files of attempts that died mid-write (a killed worker whose bundle was retried).
+
+    Once the Beam pipeline has finished none is being written, and the components downstream read every
+    file in a split's directory: a truncated one would fail them, or feed them half a range twice.
+    """
+    for path in fileio.glob(os.path.join(directory, "*.tmp-*")):
+        fileio.remove(path)
+
+
 class _InferTypes(beam.DoFn):
     def __init__(self, column_names: list[str]):
         self._column_names = column_names
@@ -419,9 +429,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             utils.generate_output_split_names(input_config, output_config)
         )
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        plans = split_plans(input_config, output_config)
         with self._make_beam_pipeline() as pipeline:
-            for plan in split_plans(input_config, output_config):
+            for plan in plans:
                 self._add_split(pipeline, plan, input_base, examples)
+        for name in (name for plan in plans for name in plan.names):
+            remove_abandoned_staging(artifact_utils.get_split_uri(examples, name))
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         if payload_format:
             examples_utils.set_payload_format(artifact, payload_format)

@@ -175,6 +175,21 @@ def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeyp
     assert earlier.read_bytes() == b"an earlier attempt"
 
 
+def test_staging_left_by_a_killed_attempt_is_removed_once_the_run_ends(tmp_path):
+    """A worker killed mid-range leaves its staging file (no clean-up runs) and Beam retries the range;
+    downstream components read every file of a split, so the executor removes what is left."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.csv").write_text("".join(DATA_CSV.read_text().splitlines(keepends=True)[:101]))
+    split_dir = tmp_path / "out" / "Split-train"
+    split_dir.mkdir(parents=True)
+    abandoned = split_dir / f"{csv_example_gen._shard_name(0, 1)}.tmp-0123456789abcdef"
+    abandoned.write_bytes(b"half a gzip stream")
+    records = _run(csv_example_gen.Executor, tmp_path / "data", tmp_path / "out")
+    assert not abandoned.exists()
+    assert sorted(p.name for p in split_dir.iterdir()) == [csv_example_gen._shard_name(0, 1)]
+    assert sum(len(r) for r in records.values()) == 100
+
+
 def test_line_break_in_quotes_keeps_the_file_whole(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text('a,b\n1,"x\ny"\n' * 50)
