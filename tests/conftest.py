@@ -41,11 +41,32 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedRunsScheduling(config, log)
 
 
+# The modules with the longest set-ups (the suite's durations report), longest first. Only an order:
+# a module not named here runs after them, in file order.
+SLOWEST_FIRST = (
+    "tests/pipeline/runners/test_airflow_local_executor.py",
+    "tests/ci/test_make_targets.py",
+    "tests/pipeline/governance/test_cli.py",  # these two share their runs (SHARED_RUNS)
+    "tests/pipeline/runners/test_local_runner.py",
+    "tests/pipeline/beam/test_worker_boot.py",
+    "tests/pipeline/components/test_data_gate.py",
+    "tests/pipeline/runners/test_scheduler.py",
+    "tests/pipeline/runners/test_luigi_runner.py",
+    "tests/pipeline/runners/test_airflow_dag.py",
+    "tests/notebooks/test_pipeline_walkthrough.py",
+    "tests/pipeline/runners/test_beam_runner.py",
+    "tests/pipeline/guards/test_recovery.py",
+)
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Modules with real runs first, unit tests after: the workers take modules in this order, so the short
-    ones fill in at the end instead of one worker finishing a long run alone."""
+    """The longest modules first, then the other modules with real runs, then unit tests: the workers take
+    modules in this order (pytest.ini turns off xdist's own reordering by test count), so the short ones
+    fill in at the end instead of one worker finishing a long run alone."""
     heavy = {item.location[0] for item in items if item.get_closest_marker("e2e")}
-    items.sort(key=lambda item: item.location[0] not in heavy)  # stable: file order kept within each
+    rank = {module: position for position, module in enumerate(SLOWEST_FIRST)}
+
+    items.sort(key=lambda item: (item.location[0] not in heavy, rank.get(item.location[0], len(rank))))
 
 
 def read_rows(path: Path = DATA_CSV) -> list[dict[str, str]]:
