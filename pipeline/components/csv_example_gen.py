@@ -425,15 +425,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             raise ValueError("this CsvExampleGen splits by row content only, not by partition_feature_name")
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact = artifact_utils.get_single_instance(examples)
-        artifact.split_names = artifact_utils.encode_split_names(
-            utils.generate_output_split_names(input_config, output_config)
-        )
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        artifact.split_names = artifact_utils.encode_split_names(split_names)
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        plans = split_plans(input_config, output_config)
         with self._make_beam_pipeline() as pipeline:
-            for plan in plans:
+            for plan in split_plans(input_config, output_config):
                 self._add_split(pipeline, plan, input_base, examples)
-        for name in (name for plan in plans for name in plan.names):
+        for name in split_names:
             remove_abandoned_staging(artifact_utils.get_split_uri(examples, name))
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         if payload_format:
