@@ -136,11 +136,16 @@ rows = 0
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
     rows += pa_csv.read_csv(path).num_rows
 result = {"csv_rows": rows, "pyarrow_read_seconds": time.monotonic() - started}
+import pyarrow.parquet as pq
 import tensorflow as tf
 def count(uri):
     total = 0
     for split in sorted(glob.glob(os.path.join(uri, "Split-*"))):
+        # Parquet examples (the pipeline's payload) count their rows in each file's footer.
+        total += sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(glob.glob(os.path.join(split, "*.parquet"))))
         files = sorted(glob.glob(os.path.join(split, "*.gz")))
+        if not files:
+            continue
         dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=1)
         total += int(dataset.batch(65536).reduce(tf.constant(0, tf.int64),
                      lambda n, batch: n + tf.size(batch, out_type=tf.int64)))

@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
     split_dir = args.examples / f"Split-{args.split}"
     if not any(split_dir.glob("*.gz")):
-        parser.error(f"no gzipped TFRecord shards in {split_dir}")
+        already = " (its examples are Parquet, the pipeline's payload: give a run written as tf.Examples)"
+        parser.error(f"no gzipped TFRecord shards in {split_dir}" + (already if any(split_dir.glob("*.parquet")) else ""))
     work = Path(tempfile.mkdtemp(prefix="taxi-payload-"))
     try:
         parquet_uri = work / "parquet_examples"

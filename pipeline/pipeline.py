@@ -23,8 +23,6 @@ from tfx.components.evaluator.component import Evaluator
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.component import SchemaGen
 from tfx.components.statistics_gen.component import StatisticsGen
-from tfx.components.trainer.component import Trainer
-from tfx.components.transform.component import Transform
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
     LatestArtifactStrategy,
@@ -45,6 +43,7 @@ from pipeline.components import (
     csv_example_gen,
     curated_schema,
     data_gate,
+    parquet_components,
 )
 from pipeline.configs import PipelineConfig
 from pipeline.guards import numeric_drift
@@ -196,7 +195,8 @@ def create_components(
     newest blessed model, so an unchanged re-run evaluates the model against itself again.
     """
     train_buckets, eval_buckets = inputs.split_hash_buckets(config, run_input)
-    # TFX's CsvExampleGen with a batched executor (pipeline/csv_example_gen.py): same examples and outputs.
+    # TFX's CsvExampleGen with a batched executor (pipeline/components/csv_example_gen.py), writing the
+    # examples as Parquet: StatisticsGen and Transform read its columns without decoding tf.Examples.
     example_gen = csv_example_gen.CsvExampleGen(
         input_base=config.data_root,
         input_config=example_gen_pb2.Input(
@@ -210,6 +210,8 @@ def create_components(
                 ]
             )
         ),
+        output_data_format=example_gen_pb2.FORMAT_PARQUET,
+        output_file_format=example_gen_pb2.FILE_FORMAT_PARQUET,
     ).with_id(EXAMPLE_GEN_ID)
     # Finer quantiles than TFDV's default ten: what the gate's numeric drift check compares.
     statistics_gen = StatisticsGen(
@@ -249,7 +251,8 @@ def create_components(
         numeric_drift_overrides=list(config.numeric_drift_overrides),
     ).with_id(data_gate.DATA_GATE_ID)
     with _user_module_packaging(config.package_user_modules):
-        transform = Transform(
+        # TFX's Transform and Trainer, their executors reading Parquet (pipeline/components/parquet_components.py).
+        transform = parquet_components.Transform(
             examples=example_gen.outputs["examples"],
             schema=schema_importer.outputs["schema"],
             module_file=config.transform_module_file,
@@ -265,7 +268,7 @@ def create_components(
             # pipeline does not do; writing it costs a pass over the analyzers' accumulators.
             disable_analyzer_cache=True,
         )
-        trainer = Trainer(
+        trainer = parquet_components.Trainer(
             module_file=config.trainer_module_file,
             examples=example_gen.outputs["examples"],
             transform_graph=transform.outputs["transform_graph"],

@@ -8,21 +8,30 @@ cost a sixth of the Evaluator at 100k eval rows. The Evaluator gets these throug
 hook (its `module_path`), which also brings the fast metric inputs (`metric_inputs`) to wherever the
 Evaluator runs, Kubeflow and Vertex included. A feature a custom metric reads without the eval config
 naming it would be dropped too: name it in the metric's config.
+
+Examples stored as Parquet come without the serialized tf.Examples TFMA feeds a model's
+`serving_default` signature (tfx_bsl's ParquetTFXIO attaches no raw record column): a first stage
+encodes each batch's rows into them, with tfx_bsl's C++ encoder, so every model, the baseline trained on
+tf.Examples included, is called as it would be served.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import unbatch_extractor
+from tfx_bsl.coders import example_coder
 
 from pipeline.beam import metric_inputs
 
 metric_inputs.install()
 
 STAGE_NAME = "DropUnreadFeatures"
+SERIALIZE_STAGE_NAME = "SerializeParquetRows"
 _FEATURE_KEYS = (constants.FEATURES_KEY, constants.TRANSFORMED_FEATURES_KEY)
 
 
@@ -33,6 +42,10 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
         eval_config=eval_config,
         tensor_adapter_config=tensor_adapter_config,
     )
+    serialize = tfma.extractors.Extractor(
+        stage_name=SERIALIZE_STAGE_NAME, ptransform=beam.Map(with_serialized_examples)
+    )
+    extractors = [serialize] + extractors
     stages = [extractor.stage_name for extractor in extractors]
     if unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME not in stages:
         return extractors
@@ -46,6 +59,26 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
         ),
     )
     return extractors[:position] + [drop] + extractors[position:]
+
+
+def with_serialized_examples(extracts: dict) -> dict:
+    """The batch with its rows as serialized tf.Examples in TFMA's raw input column, where TFXIO puts
+    them when the examples are tf.Examples (then the batch is left as it is). A column of Arrow's null
+    type (no value in any row) is left out of them, as a tf.Example feature without a type parses as
+    missing."""
+    batch = extracts.get(constants.ARROW_RECORD_BATCH_KEY)
+    if batch is None or constants.ARROW_INPUT_COLUMN in batch.schema.names:
+        return extracts
+    typed = [i for i, field in enumerate(batch.schema) if not pa.types.is_null(field.type)]
+    serialized = example_coder.RecordBatchToExamplesEncoder().encode(
+        pa.RecordBatch.from_arrays([batch.column(i) for i in typed], [batch.schema.names[i] for i in typed])
+    )
+    offsets = pa.array(np.arange(len(serialized) + 1, dtype=np.int32))
+    raw = pa.ListArray.from_arrays(offsets, pa.array(serialized, pa.binary()))
+    with_raw = pa.RecordBatch.from_arrays(
+        batch.columns + [raw], batch.schema.names + [constants.ARROW_INPUT_COLUMN]
+    )
+    return {**extracts, constants.ARROW_RECORD_BATCH_KEY: with_raw}
 
 
 def keep_named_features(extracts: dict, config_text: str, model_names: set[str]) -> dict:

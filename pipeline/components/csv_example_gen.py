@@ -1,4 +1,4 @@
-"""TFX's CsvExampleGen with an executor that converts CSV to tf.Examples a block at a time.
+"""TFX's CsvExampleGen with an executor that converts CSV to examples a block at a time.
 
 TFX's own executor reads each file in one Beam element, parses every line with Python's csv module,
 builds every tf.Example field by field in Python and reshuffles all records through one group-by-key:
@@ -10,6 +10,12 @@ so is each example: column types inferred over all rows (INT, else FLOAT, else S
 empty cell as an empty list, rows split by a hash of their cells (identical rows land in the same
 split, and a row stays in its split from run to run). Rows are shuffled within each range instead of
 across the whole dataset.
+
+The payload is the component's `output_data_format`: gzipped tf.Example TFRecords (TFX's default) or
+Parquet (`FORMAT_PARQUET` with `FILE_FORMAT_PARQUET`): the same rows in the same order, as list columns
+of the types tfx_bsl decodes tf.Examples to (large lists of int64, float or large binary; a column with
+no value anywhere has Arrow's null type), which StatisticsGen, Transform and the Evaluator read without
+decoding a tf.Example.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor, utils, write_split
+from tfx.components.example_gen import component as example_gen_component
 from tfx.components.example_gen.csv_example_gen import component as csv_component
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
@@ -305,40 +313,122 @@ def split_indices(keys: list[bytes], buckets: list[int]) -> np.ndarray:
     return np.fromiter((bisect.bisect(buckets, b) for b in buckets_of), dtype=np.int64, count=len(keys))
 
 
-def _shard_name(index: int, count: int) -> str:
-    return f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}-{index:05d}-of-{count:05d}.gz"
+def _shard_name(
+    index: int, count: int, prefix: str = write_split.DEFAULT_TF_RECORD_FILE_NAME, suffix: str = ".gz"
+) -> str:
+    return f"{prefix}-{index:05d}-of-{count:05d}{suffix}"
+
+
+# The Arrow types tfx_bsl decodes tf.Examples to and derives from a schema (csv_decoder.GetArrowSchema),
+# which TFXIO's tensor adapters compare batches with.
+_ARROW_TYPES = {
+    ColumnType.INT: pa.large_list(pa.int64()),
+    ColumnType.FLOAT: pa.large_list(pa.float32()),
+    ColumnType.STRING: pa.large_list(pa.large_binary()),
+    ColumnType.UNKNOWN: pa.null(),
+}
+
+
+def arrow_schema(column_names: list[str], kinds: list[ColumnType]) -> pa.Schema:
+    """The Parquet payload's columns: a list of the column's type, or Arrow's null type if untyped."""
+    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in zip(column_names, kinds)])
+
+
+def feature_batch(table: pa.Table, kinds: list[ColumnType]) -> pa.RecordBatch:
+    """The rows as the Parquet payload holds them: the list columns tf.Example encoding starts from."""
+    schema = arrow_schema(table.column_names, kinds)
+    columns = [
+        to_feature_column(table.column(name).combine_chunks(), kind).cast(schema.field(name).type)
+        if kind != ColumnType.UNKNOWN
+        else pa.nulls(table.num_rows)
+        for name, kind in zip(table.column_names, kinds)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 class _StagedShards:
-    """Gzipped TFRecord files, one per output split, that appear whole or not at all: written under
-    staging names and renamed once every record is in (a retried bundle rewrites them), or removed."""
+    """One shard per output split that appears whole or not at all: written under a staging name and
+    renamed once every row is in (a retried bundle rewrites it), or removed. Subclasses say how rows are
+    encoded and written."""
 
-    def __init__(self, paths: dict[str, str]):
-        self._paths = paths
-        self._staging = {name: f"{path}.tmp-{uuid.uuid4().hex}" for name, path in paths.items()}
-        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
-        self._writers = {
-            name: tf.io.TFRecordWriter(staging, options) for name, staging in self._staging.items()
-        }
-        self.counts = dict.fromkeys(paths, 0)
+    prefix = ""
+    suffix = ""
 
-    def write(self, name: str, records: Iterable[bytes]) -> None:
-        writer = self._writers[name]
-        for record in records:
-            writer.write(record)
-            self.counts[name] += 1
+    def __init__(self, directories: dict[str, str], index: int, count: int, kinds: list[ColumnType]):
+        self.kinds = kinds
+        name = _shard_name(index, count, self.prefix, self.suffix)
+        self._paths = {split: os.path.join(directory, name) for split, directory in directories.items()}
+        self._staging = {split: f"{path}.tmp-{uuid.uuid4().hex}" for split, path in self._paths.items()}
+        self._writers: dict[str, Any] = {}
+        self.counts = dict.fromkeys(self._paths, 0)
+
+    def open(self, staging: str) -> Any:
+        raise NotImplementedError
+
+    def encode(self, rows: pa.Table) -> Any:
+        raise NotImplementedError
+
+    def write(self, split: str, encoded: Any, rows: np.ndarray | None = None) -> None:
+        """Writes the encoded rows at positions `rows` (all when None) to the split's shard."""
+        raise NotImplementedError
 
     def __enter__(self) -> "_StagedShards":
+        self._writers = {split: self.open(staging) for split, staging in self._staging.items()}
         return self
 
     def __exit__(self, error_type, error, traceback) -> None:
         for writer in self._writers.values():
             writer.close()
-        for name, staging in self._staging.items():
+        for split, staging in self._staging.items():
             if error_type is None:
-                fileio.rename(staging, self._paths[name], overwrite=True)
+                fileio.rename(staging, self._paths[split], overwrite=True)
             elif fileio.exists(staging):
                 fileio.remove(staging)
+
+
+class _TFRecordShards(_StagedShards):
+    """Gzipped TFRecords of serialized tf.Examples, named as TFX's ExampleGen names them."""
+
+    prefix = write_split.DEFAULT_TF_RECORD_FILE_NAME
+    suffix = ".gz"
+
+    def open(self, staging: str) -> Any:
+        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
+        return tf.io.TFRecordWriter(staging, options)
+
+    def encode(self, rows: pa.Table) -> list[bytes]:
+        return encode(rows, self.kinds)
+
+    def write(self, split: str, encoded: list[bytes], rows: np.ndarray | None = None) -> None:
+        writer = self._writers[split]
+        for record in encoded if rows is None else (encoded[i] for i in rows):
+            writer.write(record)
+        self.counts[split] += len(encoded) if rows is None else len(rows)
+
+
+class _ParquetShards(_StagedShards):
+    """Parquet files (snappy, as TFX's ExampleGen writes them), a row group per slice of a range."""
+
+    prefix = write_split.DEFAULT_PARQUET_FILE_NAME
+    suffix = ".parquet"
+
+    def __init__(self, directories, index, count, kinds, column_names: list[str]):
+        super().__init__(directories, index, count, kinds)
+        self._schema = arrow_schema(column_names, kinds)
+
+    def open(self, staging: str) -> Any:
+        # A shard no row goes to is still a valid file, with the columns and no row group. Arrow resolves
+        # the path's scheme itself (local, gs://, s3://, hdfs://).
+        return pq.ParquetWriter(staging, self._schema, compression="snappy")
+
+    def encode(self, rows: pa.Table) -> pa.RecordBatch:
+        return feature_batch(rows, self.kinds)
+
+    def write(self, split: str, encoded: pa.RecordBatch, rows: np.ndarray | None = None) -> None:
+        batch = encoded if rows is None else encoded.take(pa.array(rows, pa.int64()))
+        if batch.num_rows:
+            self._writers[split].write_batch(batch)
+        self.counts[split] += batch.num_rows
 
 
 def remove_abandoned_staging(directory: str) -> None:
@@ -363,32 +453,42 @@ class _InferTypes(beam.DoFn):
 class _WriteChunk(beam.DoFn):
     """One range of CSV to one shard per output split; emits (split name, rows written)."""
 
-    def __init__(self, column_names: list[str], plan: SplitPlan, split_uris: dict[str, str], shards: int):
+    def __init__(
+        self,
+        column_names: list[str],
+        plan: SplitPlan,
+        split_uris: dict[str, str],
+        shards: int,
+        payload_format: int = example_gen_pb2.FORMAT_TF_EXAMPLE,
+    ):
         self._column_names = column_names
         self._plan = plan
         self._split_uris = split_uris
         self._shards = shards
+        self._payload_format = payload_format
         self._rows = beam.metrics.Metrics.counter("ExampleGen", "num_instances")
+
+    def _staged_shards(self, index: int, kinds: list[ColumnType]) -> _StagedShards:
+        directories = {name: self._split_uris[name] for name in self._plan.names}
+        if self._payload_format == example_gen_pb2.FORMAT_PARQUET:
+            return _ParquetShards(directories, index, self._shards, kinds, self._column_names)
+        return _TFRecordShards(directories, index, self._shards, kinds)
 
     def process(self, chunk: Chunk, kinds: list[ColumnType]):
         table = read_chunk(chunk, self._column_names)
         # Rows of one range in random but repeatable order (TFX's ExampleGen shuffles all rows), taken a
-        # slice at a time: only one slice's copy, records and keys are held besides the range's table.
+        # slice at a time: only one slice's copy, encoding and keys are held besides the range's table.
         order = np.random.default_rng(chunk.index).permutation(table.num_rows)
-        paths = {
-            name: os.path.join(self._split_uris[name], _shard_name(chunk.index, self._shards))
-            for name in self._plan.names
-        }
-        with _StagedShards(paths) as shards:
+        with self._staged_shards(chunk.index, kinds) as shards:
             for start in range(0, table.num_rows, SLICE_ROWS):
                 rows = table.take(order[start : start + SLICE_ROWS])
-                serialized = encode(rows, kinds)
+                encoded = shards.encode(rows)
                 if len(self._plan.names) == 1:
-                    shards.write(self._plan.names[0], serialized)
+                    shards.write(self._plan.names[0], encoded)
                     continue
                 splits = split_indices(row_keys(rows), self._plan.buckets)
                 for index, name in enumerate(self._plan.names):
-                    shards.write(name, (serialized[i] for i in np.flatnonzero(splits == index)))
+                    shards.write(name, encoded, np.flatnonzero(splits == index))
         for name in self._plan.names:
             yield name, shards.counts[name]
         self._rows.inc(table.num_rows)
@@ -404,6 +504,37 @@ def split_plans(
         buckets = list(np.cumsum([s.hash_buckets for s in output_config.split_config.splits]))
         return [SplitPlan(input_config.splits[0].pattern, names, [int(b) for b in buckets])]
     return [SplitPlan(split.pattern, [name], [1]) for split, name in zip(input_config.splits, names)]
+
+
+# The payloads this executor writes, each with the file format it goes in and that format's name on the
+# artifact (TFX's readers parse the name: `tfrecords_gzip` or a FileFormat enum name).
+_FILE_FORMATS = {
+    example_gen_pb2.FORMAT_TF_EXAMPLE: (example_gen_pb2.FORMAT_TFRECORDS_GZIP, "tfrecords_gzip"),
+    example_gen_pb2.FORMAT_PARQUET: (example_gen_pb2.FILE_FORMAT_PARQUET, "FILE_FORMAT_PARQUET"),
+}
+
+
+def output_formats(exec_properties: dict[str, Any]) -> tuple[int, str]:
+    """The payload format to write and the file format's name for the artifact, from the component's
+    `output_data_format` and `output_file_format` (unset: TFX's defaults, tf.Examples in gzipped TFRecords)."""
+    payload_format = (
+        exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY) or example_gen_pb2.FORMAT_TF_EXAMPLE
+    )
+    if payload_format not in _FILE_FORMATS:
+        raise ValueError(
+            f"output_data_format {example_gen_pb2.PayloadFormat.Name(payload_format)} is not one this "
+            "CsvExampleGen writes: FORMAT_TF_EXAMPLE or FORMAT_PARQUET"
+        )
+    file_format, file_format_name = _FILE_FORMATS[payload_format]
+    requested = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+    # TFX's component defaults the file format to gzipped TFRecords whatever the payload, so only a
+    # Parquet file format with a tf.Example payload is a contradiction.
+    if requested == example_gen_pb2.FILE_FORMAT_PARQUET and file_format != requested:
+        raise ValueError(
+            "output_file_format FILE_FORMAT_PARQUET needs output_data_format FORMAT_PARQUET, not "
+            f"{example_gen_pb2.PayloadFormat.Name(payload_format)}"
+        )
+    return payload_format, file_format_name
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -423,6 +554,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         if output_config.split_config.HasField("partition_feature_name"):
             raise ValueError("this CsvExampleGen splits by row content only, not by partition_feature_name")
+        payload_format, file_format = output_formats(exec_properties)
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact = artifact_utils.get_single_instance(examples)
         split_names = utils.generate_output_split_names(input_config, output_config)
@@ -430,19 +562,17 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         with self._make_beam_pipeline() as pipeline:
             for plan in split_plans(input_config, output_config):
-                self._add_split(pipeline, plan, input_base, examples)
+                self._add_split(pipeline, plan, input_base, examples, payload_format)
         for name in split_names:
             remove_abandoned_staging(artifact_utils.get_split_uri(examples, name))
-        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
-        if payload_format:
-            examples_utils.set_payload_format(artifact, payload_format)
-        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
-        if file_format:
-            examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
+        examples_utils.set_payload_format(artifact, payload_format)
+        examples_utils.set_file_format(artifact, file_format)
         logging.info("Examples generated.")
 
     @staticmethod
-    def _add_split(pipeline: beam.Pipeline, plan: SplitPlan, input_base: str, examples) -> None:
+    def _add_split(
+        pipeline: beam.Pipeline, plan: SplitPlan, input_base: str, examples, payload_format: int
+    ) -> None:
         pattern = os.path.join(input_base, plan.pattern)
         paths = list(inputs.list_files(input_base, plan.pattern))
         if not paths:
@@ -469,7 +599,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             ranges
             | f"Write[{label}]"
             >> beam.ParDo(
-                _WriteChunk(column_names, plan, split_uris, len(chunks)), beam.pvalue.AsSingleton(kinds)
+                _WriteChunk(column_names, plan, split_uris, len(chunks), payload_format),
+                beam.pvalue.AsSingleton(kinds),
             )
             | f"CountRows[{label}]" >> beam.CombinePerKey(sum)
             | f"LogRows[{label}]" >> beam.Map(lambda kv: logging.info("split %s: %d rows", *kv))
@@ -477,6 +608,28 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
 
 class CsvExampleGen(csv_component.CsvExampleGen):
-    """CsvExampleGen, same parameters and outputs, with the block-at-a-time executor."""
+    """CsvExampleGen, same parameters and outputs, with the block-at-a-time executor; and, as TFX's
+    file-based ExampleGen has them, `output_data_format` and `output_file_format` (TFX's CsvExampleGen
+    leaves them out), to write Parquet."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        input_base: str | None = None,
+        input_config: example_gen_pb2.Input | None = None,
+        output_config: example_gen_pb2.Output | None = None,
+        range_config: Any = None,
+        output_data_format: int = example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format: int = example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    ):
+        output_formats({"output_data_format": output_data_format, "output_file_format": output_file_format})
+        example_gen_component.FileBasedExampleGen.__init__(
+            self,
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            range_config=range_config,
+            output_data_format=output_data_format,
+            output_file_format=output_file_format,
+        )

@@ -20,12 +20,14 @@ def _config_text(config: tfma.EvalConfig) -> str:
     return text_format.MessageToString(config)
 
 
-def test_the_drop_stage_comes_right_before_unbatching():
+def test_the_serializing_stage_comes_first_and_the_drop_stage_right_before_unbatching():
     config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["company"])])
     default = [e.stage_name for e in tfma.default_extractors(eval_config=config)]
     ours = [e.stage_name for e in eval_extractors.custom_extractors(None, config, None)]
     position = default.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
-    assert ours == default[:position] + [eval_extractors.STAGE_NAME] + default[position:]
+    assert ours == (
+        [eval_extractors.SERIALIZE_STAGE_NAME] + default[:position] + [eval_extractors.STAGE_NAME] + default[position:]
+    )
 
 
 def test_tfx_finds_the_extractors_through_the_pipelines_module_path():

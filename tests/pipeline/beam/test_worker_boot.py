@@ -40,7 +40,7 @@ VENV_BIN = Path(sys.executable).parent
 BEAM_COMPONENT_LABELS = {
     "CsvExampleGen": "third_party_executor",
     "StatisticsGen": "tfx-components-statistics_gen-executor-executor",
-    "Transform": "tfx-components-transform-executor-executor",
+    "Transform": "third_party_executor",  # TFX's executor, subclassed (pipeline/components/parquet_components.py)
     "Evaluator": "tfx-components-evaluator-executor-executor",
 }
 RUNNERS = {"local": "pipeline/runners/local_runner.py", "beam": "pipeline/runners/beam_runner.py"}

@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
@@ -24,10 +26,8 @@ from tests.conftest import DATA_CSV
 SPLITS = ["train", "eval"]
 
 
-def _run(executor_class, input_dir: Path, output_dir: Path, pattern: str = "*") -> dict[str, list[bytes]]:
-    examples = standard_artifacts.Examples()
-    examples.uri = str(output_dir)
-    exec_properties = {
+def _exec_properties(input_dir: Path, pattern: str) -> dict:
+    return {
         "input_base": str(input_dir),
         "input_config": proto_utils.proto_to_json(
             example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)])
@@ -44,7 +44,12 @@ def _run(executor_class, input_dir: Path, output_dir: Path, pattern: str = "*") 
         ),
         "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
     }
-    executor_class().Do({}, {"examples": [examples]}, exec_properties)
+
+
+def _run(executor_class, input_dir: Path, output_dir: Path, pattern: str = "*") -> dict[str, list[bytes]]:
+    examples = standard_artifacts.Examples()
+    examples.uri = str(output_dir)
+    executor_class().Do({}, {"examples": [examples]}, _exec_properties(input_dir, pattern))
     assert json.loads(examples.split_names) == SPLITS
     records = {}
     for split in SPLITS:
@@ -141,9 +146,11 @@ def test_a_range_written_in_slices_gives_the_same_shards(tmp_path, monkeypatch):
     assert sum(len(r) for r in sliced.values()) == 7
 
 
-def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("payload", ["tf_example", "parquet"])
+def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeypatch, payload):
     """A range that fails after some slices were written leaves neither a partial shard nor a staging
     file, and a shard written by an earlier attempt of the bundle stays as it was."""
+    parquet = payload == "parquet"
     path = tmp_path / "data.csv"
     path.write_text("".join(DATA_CSV.read_text().splitlines(keepends=True)[:101]))
     names = inputs.read_header(str(path))
@@ -152,9 +159,11 @@ def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeyp
     uris = {split: tmp_path / split for split in SPLITS}
     for uri in uris.values():
         uri.mkdir()
-    earlier = uris["train"] / csv_example_gen._shard_name(0, 1)
+    name = csv_example_gen._shard_name(0, 1, *(("data_parquet", ".parquet") if parquet else ()))
+    earlier = uris["train"] / name
     earlier.write_bytes(b"an earlier attempt")
-    encode = csv_example_gen.encode
+    encoder = "feature_batch" if parquet else "encode"
+    encode = getattr(csv_example_gen, encoder)
     calls = []
 
     def fail_on_third_slice(table, column_kinds):
@@ -164,9 +173,10 @@ def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeyp
         return encode(table, column_kinds)
 
     monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 10)
-    monkeypatch.setattr(csv_example_gen, "encode", fail_on_third_slice)
+    monkeypatch.setattr(csv_example_gen, encoder, fail_on_third_slice)
     plan = csv_example_gen.SplitPlan("*", SPLITS, [2, 3])
-    write = csv_example_gen._WriteChunk(names, plan, {s: str(u) for s, u in uris.items()}, 1)
+    payload_format = example_gen_pb2.FORMAT_PARQUET if parquet else example_gen_pb2.FORMAT_TF_EXAMPLE
+    write = csv_example_gen._WriteChunk(names, plan, {s: str(u) for s, u in uris.items()}, 1, payload_format)
     with pytest.raises(RuntimeError, match="worker lost"):
         list(write.process(chunk, kinds))
     assert calls == [10, 10, 10]
@@ -286,3 +296,70 @@ def test_float_columns_are_decided_without_python_per_value():
     int_first = csv_example_gen.ColumnType.INT
     assert csv_example_gen._is_float_column(pa.array(["2", "-3", "1.5", "1e5"], pa.string()), int_first)
     assert not csv_example_gen._is_float_column(pa.array(["2", "1.5", "abc"], pa.string()), int_first)
+
+
+def _example_rows(records: list[bytes]) -> collections.Counter:
+    """Each tf.Example as (name, values) pairs; None for a feature without a type."""
+    rows = collections.Counter()
+    for record in records:
+        features = tf.train.Example.FromString(record).features.feature
+        row = []
+        for name, feature in sorted(features.items()):
+            kind = feature.WhichOneof("kind")
+            row.append((name, tuple(getattr(feature, kind).value) if kind else None))
+        rows[tuple(row)] += 1
+    return rows
+
+
+def _parquet_rows(split_dir: Path) -> collections.Counter:
+    """Each Parquet row as (name, values) pairs, a null-typed column's value as None."""
+    rows = collections.Counter()
+    for path in sorted(split_dir.glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            rows[tuple((name, None if value is None else tuple(value)) for name, value in sorted(row.items()))] += 1
+    return rows
+
+
+@pytest.mark.parametrize("source", ["edge", "sample"])
+def test_parquet_payload_holds_the_tf_examples_rows(tmp_path, monkeypatch, source):
+    """FORMAT_PARQUET writes the rows FORMAT_TF_EXAMPLE writes, in the same splits, shard for shard, and
+    marks the artifact so that TFX's readers read it as Parquet."""
+    monkeypatch.setattr(csv_example_gen, "CHUNK_BYTES", 256 * 1024)
+    if source == "edge":
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "data.csv").write_text(EDGE_CSV)
+    else:
+        data = DATA_CSV.parent
+    records = _run(csv_example_gen.Executor, data, tmp_path / "tf_example", pattern="data.csv")
+    parquet = standard_artifacts.Examples()
+    parquet.uri = str(tmp_path / "parquet")
+    exec_properties = _exec_properties(data, "data.csv")
+    exec_properties["output_data_format"] = example_gen_pb2.FORMAT_PARQUET
+    exec_properties["output_file_format"] = example_gen_pb2.FILE_FORMAT_PARQUET
+    csv_example_gen.Executor().Do({}, {"examples": [parquet]}, exec_properties)
+    assert examples_utils.get_payload_format(parquet) == example_gen_pb2.FORMAT_PARQUET
+    assert examples_utils.get_file_format(parquet) == "FILE_FORMAT_PARQUET"
+    for split in SPLITS:
+        split_dir = tmp_path / "parquet" / f"Split-{split}"
+        shards = sorted(p.name for p in split_dir.iterdir())
+        assert shards == [
+            p.name.replace("data_tfrecord", "data_parquet").replace(".gz", ".parquet")
+            for p in sorted((tmp_path / "tf_example" / f"Split-{split}").iterdir())
+        ]
+        assert _parquet_rows(split_dir) == _example_rows(records[split]), split
+    if source == "edge":
+        table = pq.read_table(tmp_path / "parquet" / "Split-train")
+        assert table.schema.field("empty").type == pa.null()
+        assert table.schema.field("id").type == pa.large_list(pa.int64())
+        assert table.schema.field("amount").type == pa.large_list(pa.float32())
+        assert table.schema.field("wide").type == pa.large_list(pa.large_binary())
+
+
+def test_contradictory_formats_are_refused():
+    with pytest.raises(ValueError, match="FILE_FORMAT_PARQUET needs output_data_format FORMAT_PARQUET"):
+        csv_example_gen.output_formats(
+            {"output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE, "output_file_format": example_gen_pb2.FILE_FORMAT_PARQUET}
+        )
+    with pytest.raises(ValueError, match="FORMAT_PROTO is not one this CsvExampleGen writes"):
+        csv_example_gen.output_formats({"output_data_format": example_gen_pb2.FORMAT_PROTO})

@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("kfp", reason="the kfp SDK is an optional orchestrator package: make install-all")
 
+from tfx.proto import example_gen_pb2  # noqa: E402
+
 from pipeline import configs  # noqa: E402
 from pipeline import pipeline as pipeline_definition  # noqa: E402
 from pipeline.components import data_gate  # noqa: E402
@@ -107,6 +109,19 @@ def test_every_component_runs_in_the_configured_image(compiled):
             assert executor["container"]["command"][-1] == (
                 "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
             )
+
+
+def test_the_parquet_payload_reaches_the_containers(compiled):
+    """CsvExampleGen writes Parquet, and the containers of Transform and the Trainer run the executors that
+    complete tfx_bsl's Parquet reader (importing them is what installs it there)."""
+    _, _, spec = compiled
+    executors = _executors(spec)
+    for task, executor in (("Transform", "TransformExecutor"), ("Trainer", "TrainerExecutor")):
+        args = executors[f"{task}_executor"]["container"]["args"]
+        path = args[args.index("--executor_class_path") + 1]
+        assert path == f"pipeline.components.parquet_components.{executor}", task
+    assert int(_parameter(spec, "CsvExampleGen", "output_data_format")) == example_gen_pb2.FORMAT_PARQUET
+    assert int(_parameter(spec, "CsvExampleGen", "output_file_format")) == example_gen_pb2.FILE_FORMAT_PARQUET
 
 
 def test_components_get_their_configured_machines(compiled):

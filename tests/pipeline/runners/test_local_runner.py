@@ -155,15 +155,19 @@ def test_editing_the_trainer_module_invalidates_only_what_uses_it(runs):
     }
 
 
-def test_the_evaluator_drops_unread_features_and_computes_what_tfmas_defaults_do(runs, tmp_path):
+def test_the_evaluator_drops_unread_features_and_parquet_gives_the_tf_example_metrics(runs, tmp_path, monkeypatch):
     """The retrained model's evaluation (with a baseline: two models' features per batch) ran through the
-    pipeline's extractors; TFX's Evaluator on the same inputs with TFMA's default extractors gives the
-    same metrics, bit for bit, and the same blessing."""
+    pipeline's extractors on Parquet examples. TFX's Evaluator on the same inputs gives the same metrics,
+    bit for bit, and the same blessing: with nothing dropped before TFMA unbatches (TFMA's default
+    extractors, after the stage that serializes the rows, which TFMA's defaults cannot do without on
+    Parquet), and on the same rows written as tf.Examples by CsvExampleGen (TFX's default payload)."""
     from tfx.components.evaluator import executor as evaluator_executor
     from tfx.dsl.components.base import base_beam_executor
-    from tfx.types import artifact_utils
+    from tfx.proto import example_gen_pb2
+    from tfx.types import artifact_utils, standard_artifacts
 
     from pipeline.beam import eval_extractors
+    from pipeline.components import csv_example_gen
 
     store, name = open_store(runs.config, readonly=True), runs.config.pipeline_name
     execution = _node_execution(store, name, runs.summaries[2].run_id, "Evaluator")
@@ -176,22 +180,44 @@ def test_the_evaluator_drops_unread_features_and_computes_what_tfmas_defaults_do
         side = inputs if event.type == metadata_store_pb2.Event.INPUT else outputs
         side[event.path.steps[0].key] = [artifact_utils.deserialize_artifact(artifact_type, artifact)]
     assert set(inputs) == {"examples", "model", "baseline_model"}
-    for key in ("evaluation", "blessing"):
-        rerun = outputs[key][0].__class__()
-        rerun.uri = str(tmp_path / key)
-        Path(rerun.uri).mkdir()
-        outputs[key] = [outputs[key][0], rerun]
-    defaults = {key: value for key, value in properties.items() if key in (
-        "eval_config", "example_splits", "fairness_indicator_thresholds")}
-    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"))
-    evaluator_executor.Executor(context).Do(
-        inputs, {key: [pair[1]] for key, pair in outputs.items()}, defaults
+    assert list(Path(artifact_utils.get_split_uri(inputs["examples"], "eval")).glob("*.parquet"))
+
+    # The same rows as tf.Examples: CsvExampleGen's executor with the run's own input and splits.
+    example_gen = _node_execution(store, name, runs.summaries[0].run_id, "CsvExampleGen")  # cached later
+    tf_examples = standard_artifacts.Examples()
+    tf_examples.uri = str(tmp_path / "tf_examples")
+    csv_example_gen.Executor().Do(
+        {},
+        {"examples": [tf_examples]},
+        {
+            **{key: example_gen.custom_properties[key].string_value for key in ("input_base", "input_config", "output_config")},
+            "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+        },
     )
-    ran, again = (_metrics(outputs["evaluation"][i].uri) for i in (0, 1))
+    evaluator_properties = {key: value for key, value in properties.items() if key in (
+        "eval_config", "example_splits", "fairness_indicator_thresholds", "module_path")}
+    variants = {
+        "nothing dropped": (inputs, lambda extracts, *_: extracts),
+        "tf.Examples": ({**inputs, "examples": [tf_examples]}, eval_extractors.keep_named_features),
+    }
+    results = {}
+    for variant, (variant_inputs, keep) in variants.items():
+        monkeypatch.setattr(eval_extractors, "keep_named_features", keep)
+        evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
+        for artifact, folder in ((evaluation, "evaluation"), (blessing, "blessing")):
+            artifact.uri = str(tmp_path / variant / folder)
+            Path(artifact.uri).mkdir(parents=True)
+        context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"))
+        evaluator_executor.Executor(context).Do(
+            variant_inputs, {"evaluation": [evaluation], "blessing": [blessing]}, evaluator_properties
+        )
+        results[variant] = (_metrics(evaluation.uri), sorted(p.name for p in Path(blessing.uri).iterdir()))
+    ran = _metrics(outputs["evaluation"][0].uri)
     assert len(ran) > 30 and {key[2] for key in ran} == {"candidate", "baseline"}
-    assert ran == again
     assert sorted(p.name for p in Path(outputs["blessing"][0].uri).iterdir()) == ["BLESSED"]
-    assert sorted(p.name for p in Path(outputs["blessing"][1].uri).iterdir()) == ["BLESSED"]
+    for variant, (metrics, blessed) in results.items():
+        assert metrics == ran, variant
+        assert blessed == ["BLESSED"], variant
 
 
 def _metrics(evaluation_uri: str) -> dict:

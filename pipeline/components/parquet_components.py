@@ -1,0 +1,35 @@
+"""TFX's Transform and Trainer, with executors that run with tfx_bsl's ParquetTFXIO completed
+(pipeline/beam/parquet_source.py).
+
+TFX imports a component's executor class wherever the component runs (in-process, a Beam or Airflow
+worker, a Kubeflow or Vertex container), so the executors' module is what puts the completed reader
+there: Transform reads the Parquet examples with the schema's types, and the trainer module's
+`data_accessor` reads them as a tf.data.Dataset. Components, parameters, outputs and executors are
+otherwise TFX's own; the classes keep TFX's names, and so the nodes' ids.
+"""
+
+from tfx.components.trainer import component as trainer_component
+from tfx.components.trainer import executor as trainer_executor
+from tfx.components.transform import component as transform_component
+from tfx.components.transform import executor as transform_executor
+from tfx.dsl.components.base import executor_spec
+
+from pipeline.beam import parquet_source
+
+parquet_source.install()
+
+
+class TransformExecutor(transform_executor.Executor):
+    """TFX's Transform executor."""
+
+
+class TrainerExecutor(trainer_executor.GenericExecutor):
+    """TFX's GenericExecutor, the Trainer's for a module's `run_fn`."""
+
+
+class Transform(transform_component.Transform):
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(TransformExecutor)
+
+
+class Trainer(trainer_component.Trainer):
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(TrainerExecutor)
