@@ -8,8 +8,8 @@ Each executor runs in its own process (imports count, as in a pipeline run), one
 with Beam in memory (one process), so the ratio is the payload's and not the worker count's. The outputs
 are compared: the statistics' exact parts (counts, missing values, minimum, maximum, zeros, string
 statistics) and the transform graphs (vocabularies byte for byte, the transformed values of rows of the
-split). Results go to bench/results/payload-<tag>.json. A measurement for deciding the payload; the
-pipeline itself still writes tf.Examples (bench/README.md, "Results and what is still open").
+split). Results go to bench/results/payload-<tag>.json. The measurement that decided the payload: the
+pipeline writes Parquet since (bench/README.md, sixth round), so it takes a run written as tf.Examples.
 """
 
 from __future__ import annotations

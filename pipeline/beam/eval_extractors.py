@@ -24,9 +24,8 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import unbatch_extractor
-from tfx_bsl.coders import example_coder
 
-from pipeline.beam import metric_inputs
+from pipeline.beam import metric_inputs, parquet_source
 
 metric_inputs.install()
 
@@ -63,16 +62,11 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
 
 def with_serialized_examples(extracts: dict) -> dict:
     """The batch with its rows as serialized tf.Examples in TFMA's raw input column, where TFXIO puts
-    them when the examples are tf.Examples (then the batch is left as it is). A column of Arrow's null
-    type (no value in any row) is left out of them, as a tf.Example feature without a type parses as
-    missing."""
+    them when the examples are tf.Examples (then the batch is left as it is)."""
     batch = extracts.get(constants.ARROW_RECORD_BATCH_KEY)
     if batch is None or constants.ARROW_INPUT_COLUMN in batch.schema.names:
         return extracts
-    typed = [i for i, field in enumerate(batch.schema) if not pa.types.is_null(field.type)]
-    serialized = example_coder.RecordBatchToExamplesEncoder().encode(
-        pa.RecordBatch.from_arrays([batch.column(i) for i in typed], [batch.schema.names[i] for i in typed])
-    )
+    serialized = parquet_source.serialize_rows(batch)
     offsets = pa.array(np.arange(len(serialized) + 1, dtype=np.int32))
     raw = pa.ListArray.from_arrays(offsets, pa.array(serialized, pa.binary()))
     with_raw = pa.RecordBatch.from_arrays(

@@ -45,9 +45,9 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
-from tfx_bsl.coders import example_coder
 
 from pipeline import inputs
+from pipeline.beam import parquet_source
 from pipeline.guards import input_checks
 from pipeline.configs import ConfigError
 
@@ -269,17 +269,7 @@ class _MergeTypes(beam.CombineFn):
 
 def encode(table: pa.Table, kinds: list[ColumnType]) -> list[bytes]:
     """Serialized tf.Examples; a column with no value anywhere becomes a feature without a type."""
-    names = [name for name, kind in zip(table.column_names, kinds) if kind != ColumnType.UNKNOWN]
-    columns = [
-        to_feature_column(table.column(name).combine_chunks(), kind)
-        for name, kind in zip(table.column_names, kinds)
-        if kind != ColumnType.UNKNOWN
-    ]
-    if columns:
-        batch = pa.RecordBatch.from_arrays(columns, names)
-        serialized = example_coder.RecordBatchToExamplesEncoder().encode(batch)
-    else:
-        serialized = [b""] * table.num_rows
+    serialized = parquet_source.serialize_rows(feature_batch(table, kinds))
     untyped = [name for name, kind in zip(table.column_names, kinds) if kind == ColumnType.UNKNOWN]
     if untyped:
         serialized = [_with_untyped_features(s, untyped) for s in serialized]
