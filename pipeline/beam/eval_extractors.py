@@ -23,9 +23,9 @@ import pyarrow as pa
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tensorflow_model_analysis import constants
-from tensorflow_model_analysis.extractors import unbatch_extractor
+from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
 
-from pipeline.beam import metric_inputs, parquet_source
+from pipeline.beam import metric_inputs, parquet_source, slice_groups
 
 metric_inputs.install()
 
@@ -49,6 +49,13 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
     if unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME not in stages:
         return extractors
     position = stages.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
+    if (
+        stages[position + 1 : position + 2] == [slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME]
+        and slice_groups.supported(eval_config, eval_shared_model)
+    ):
+        # TFMA's unbatching and slicing, then the examples grouped by their slices (slice_groups.py).
+        slice_groups.install()
+        extractors[position : position + 2] = [slice_groups.extractor(eval_config)]
     drop = tfma.extractors.Extractor(
         stage_name=STAGE_NAME,
         ptransform=beam.Map(

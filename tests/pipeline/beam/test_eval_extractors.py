@@ -30,6 +30,30 @@ def test_the_serializing_stage_comes_first_and_the_drop_stage_right_before_unbat
     )
 
 
+def test_the_pipelines_metrics_group_examples_by_slice_instead_of_unbatching_and_slicing():
+    """The task's eval config, as TFX's Evaluator completes it: slice_groups' stage in place of TFMA's
+    unbatching and slicing, and its combine function in TFMA's metrics evaluator (slice_groups.py)."""
+    from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as evaluator
+    from tensorflow_model_analysis.extractors import slice_key_extractor
+
+    from pipeline.beam import slice_groups
+    from tests.pipeline.beam.test_metric_inputs import _eval_config
+
+    config = _eval_config(baseline=False)
+    default = [e.stage_name for e in tfma.default_extractors(eval_config=config)]
+    extractors = eval_extractors.custom_extractors(None, config, None)
+    position = default.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
+    assert default[position + 1] == slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME
+    assert [e.stage_name for e in extractors] == (
+        [eval_extractors.SERIALIZE_STAGE_NAME]
+        + default[:position]
+        + [eval_extractors.STAGE_NAME, slice_groups.STAGE_NAME]
+        + default[position + 2 :]
+    )
+    assert isinstance(extractors[position + 2].ptransform.fn, slice_groups.GroupBySlices)
+    assert evaluator._ComputationsCombineFn is slice_groups.ComputationsCombineFn
+
+
 def test_tfx_finds_the_extractors_through_the_pipelines_module_path():
     config = configs.load_config()
     [evaluator] = [c for c in pipeline_definition.create_components(config) if c.id == "Evaluator"]
