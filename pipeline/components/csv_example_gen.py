@@ -285,22 +285,38 @@ def _with_untyped_features(serialized: bytes, names: list[str]) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
-def row_keys(table: pa.Table) -> list[bytes]:
+def row_keys(table: pa.Table) -> pa.Array:
     """Each row's cells joined, an empty cell as empty text: what a row's split is decided by.
 
     Not the serialized example, as TFX's ExampleGen hashes: tfx_bsl's encoder writes a row's features
     in an order that changes from call to call, so the same row would not stay in the same split.
     """
     cells = [pc.fill_null(table.column(name).combine_chunks(), "") for name in table.column_names]
-    return [key.encode() for key in pc.binary_join_element_wise(*cells, "\x1f").to_pylist()]
+    return pc.binary_join_element_wise(*cells, "\x1f")
 
 
-def split_indices(keys: list[bytes], buckets: list[int]) -> np.ndarray:
-    """Output split of each row: sha256 of its key modulo the total of hash buckets, the split whose
-    cumulative buckets first exceed it (TFX's ExampleGen's rule)."""
+def split_indices(keys: pa.Array, buckets: list[int]) -> np.ndarray:
+    """Output split of each row: sha256 of its key (UTF-8) modulo the total of hash buckets, the split
+    whose cumulative buckets first exceed it (TFX's ExampleGen's rule).
+
+    Hashed straight from the keys' Arrow buffer, and the digests reduced modulo the total with numpy
+    (Horner's rule over their 32 big-endian bytes: the same remainder as Python's int of the digest)."""
+    keys = keys.cast(pa.large_string())
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
+    buffer = keys.buffers()[2]
+    data = memoryview(buffer if buffer is not None else b"")
+    sha256 = hashlib.sha256
+    digests = [sha256(data[start:end]).digest() for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     total = buckets[-1]
-    buckets_of = (int.from_bytes(hashlib.sha256(k).digest(), "big") % total for k in keys)
-    return np.fromiter((bisect.bisect(buckets, b) for b in buckets_of), dtype=np.int64, count=len(keys))
+    if total < 2**48:  # remainder * 256 + 255 stays an exact int64
+        digest_bytes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(keys), 32).astype(np.int64)
+        remainders = np.zeros(len(keys), dtype=np.int64)
+        for column in range(32):
+            remainders = (remainders * 256 + digest_bytes[:, column]) % total
+    else:
+        remainders = [int.from_bytes(digest, "big") % total for digest in digests]
+        return np.array([bisect.bisect(buckets, remainder) for remainder in remainders], dtype=np.int64)
+    return np.searchsorted(np.asarray(buckets), remainders, side="right")
 
 
 def _shard_name(

@@ -9,7 +9,9 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
@@ -127,6 +129,26 @@ def test_full_sample_in_ranges_matches_tfx(tmp_path, monkeypatch):
     again = _run(csv_example_gen.Executor, DATA_CSV.parent, tmp_path / "again", pattern="data.csv")
     for split in SPLITS:
         assert _as_examples(again[split]) == _as_examples(ours[split]), split
+
+
+@pytest.mark.parametrize("buckets", [[2, 3], [18, 20], [1, 2**50, 2**60]], ids=["2:1", "18:2", "beyond int64"])
+def test_a_rows_split_is_the_sha256_of_its_cells_modulo_the_buckets(buckets):
+    """The split rule rows were split by before, on the sample and edge cases: a row never moves."""
+    import bisect
+    import hashlib
+
+    table = pcsv.read_csv(DATA_CSV, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    table = table.cast(pa.schema([pa.field(name, pa.string()) for name in table.column_names]))
+    edge = pa.table({name: pa.array([None, "", "é\x1f"], pa.string()) for name in table.column_names})
+    for rows in (table, table.slice(7, 100), edge, table.slice(0, 0)):
+        keys = [
+            "\x1f".join("" if cell is None else cell for cell in row.values()).encode()
+            for row in rows.to_pylist()
+        ]
+        expected = [bisect.bisect(buckets, int.from_bytes(hashlib.sha256(key).digest(), "big") % buckets[-1])
+                    for key in keys]
+        got = csv_example_gen.split_indices(csv_example_gen.row_keys(rows), buckets)
+        assert got.dtype == np.int64 and got.tolist() == expected
 
 
 def _in_order(records: list[bytes]) -> list[bytes]:
