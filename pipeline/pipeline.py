@@ -304,6 +304,10 @@ def create_components(
         # TFMA's extractors without splitting features nothing reads (pipeline/beam/eval_extractors.py).
         module_path=eval_extractors.__name__,
     )
+    # In one process where the eval split is small though the input is large (pipeline/beam/profiles.py).
+    evaluator_args = profiles.evaluator_beam_args(config, run_input)
+    if evaluator_args:
+        evaluator.with_beam_pipeline_args(evaluator_args)
     # TFX's Pusher with an executor that publishes each version atomically (pipeline/atomic_pusher.py).
     pusher = atomic_pusher.AtomicPusher(
         model=trainer.outputs["model"],

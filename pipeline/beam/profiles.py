@@ -34,6 +34,22 @@ def resolved_beam_profile(config: PipelineConfig, run_input: inputs.RunInput | N
     return "in_memory"
 
 
+def evaluator_beam_args(config: PipelineConfig, run_input: inputs.RunInput | None = None) -> list[str]:
+    """Beam args the Evaluator adds to the pipeline's (TFX puts a component's after them, so they win):
+    under `auto`, the profile for the input the Evaluator reads. That is the eval split, which
+    max_eval_rows keeps near 100k rows however large the input: in one process it evaluates faster than
+    with a worker per core, which each load the models and TFMA before any work (bench/README.md)."""
+    if config.beam_profile != "auto" or config.beam_pipeline_args:
+        return []
+    if resolved_beam_profile(config, run_input) != "multi_processing":
+        return []
+    run_input = run_input or inputs.resolve_for(config)
+    train, evaluation = inputs.split_hash_buckets(config, run_input)
+    if inputs.local_bytes(run_input) * evaluation / (train + evaluation) >= MULTI_PROCESSING_MIN_INPUT_BYTES:
+        return []
+    return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
 def beam_args(config: PipelineConfig, run_input: inputs.RunInput | None = None) -> list[str]:
     """The data components' Beam args: the profile's, filled in from config, then beam_pipeline_args."""
     values = dataclasses.asdict(config)

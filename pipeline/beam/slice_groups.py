@@ -6,9 +6,11 @@ calibration histogram, the confusion matrix of accuracy, precision and recall, t
 means, the example count) each turn every example into a label, a prediction and a weight one call at a
 time. That was most of the Evaluator's time at 100k eval rows (bench/README.md).
 
-Here the per-example extracts of each batch, sliced by TFMA's own slicer, are stacked into one extract per
-set of slice keys: a group of examples with the same slices (an `Rows` array holds their values along its
-first axis). Everything up to the combiners handles a group as TFMA handles an example. The combiners get
+Here each batch becomes one extract per set of slice keys: a group of the examples with the same slices
+(a `Rows` array holds their values along its first axis). The rows are grouped by the values of the
+features the slice specs name, TFMA's slicer runs on one row of each group, and the labels, predictions
+and weights are taken from the batch's arrays (`GroupBySlices`). Everything up to the combiners handles
+a group as TFMA handles an example. The combiners get
 it through `ComputationsCombineFn`, TFMA's combine function with one change: the combiners named in
 `_ADDERS` take a group's labels and predictions as arrays, adding exactly what TFMA's per-example loops add
 for the group's examples, in their order, to the last bit (tests/pipeline/beam/test_slice_groups.py);
@@ -132,19 +134,162 @@ def _slice_specs(eval_config: tfma.EvalConfig) -> list:
 
 
 class GroupBySlices(beam.DoFn):
-    """A batch of extracts in, one extract per set of slice keys out (or one per example)."""
+    """A batch of extracts in, one extract per set of slice keys out (or one per example).
+
+    TFMA's slice keys of an example depend only on the values of the features its slice specs name. The
+    batch's rows are grouped by those values with numpy, TFMA's unbatching and slicing run on one row of
+    each group, and each group's labels, predictions and weights are taken from the batch's arrays: no
+    Python per example. A batch this cannot take apart that way (a feature of several values per row,
+    sparse or ragged values, a NaN among them, slice keys from SQL) goes through TFMA's unbatching and
+    slicing example by example, then `group`; both give the same groups (tests compare)."""
 
     def __init__(self, eval_config: tfma.EvalConfig, slice_specs: list):
         self._slicer = slice_key_extractor.ExtractSliceKeysFn(eval_config, materialize=False)
         self._slice_specs = slice_specs
+        self._model_names = [spec.name for spec in eval_config.model_specs]
+        self._columns = sorted(
+            {column for spec in slice_specs for column in spec.to_proto().feature_keys}
+            | {column for spec in slice_specs for column in spec.to_proto().feature_values}
+        )
 
     def process(self, batch: dict) -> Iterator[dict]:
-        examples = [
+        groups = self._grouped(batch)
+        if groups is None:
+            groups = group(self._sliced_examples(batch))
+        yield from groups
+
+    def _sliced_examples(self, batch: dict) -> list[dict]:
+        return [
             sliced
             for example in unbatch_extractor._extract_unbatched_inputs(batch)
             for sliced in self._slicer.process(example, self._slice_specs)
         ]
-        yield from group(examples)
+
+    def _grouped(self, batch: dict) -> list[dict] | None:
+        """The batch's groups, taken apart with numpy; None where only TFMA's per-example path can."""
+        if not _KNOWN.issuperset(batch) or constants.SLICE_KEY_TYPES_KEY in batch:
+            return None
+        count = _batch_rows(batch)
+        if count is None:
+            return None
+        codes = [np.zeros(count, dtype=np.int64)]
+        for values in self._slicing_values(batch):
+            if values is None:
+                return None
+            codes.append(np.unique(values, return_inverse=True)[1].reshape(count))
+        _, first_rows, group_of_row = np.unique(
+            np.stack(codes, axis=1), axis=0, return_index=True, return_inverse=True
+        )
+        group_of_row = group_of_row.reshape(count)
+        # Groups in the order their first rows come, as `group` orders them.
+        order = np.argsort(first_rows, kind="stable")
+        representatives = first_rows[order]
+        features = {
+            key: batch[key] for key in (constants.FEATURES_KEY, constants.TRANSFORMED_FEATURES_KEY) if key in batch
+        }
+        sample = _take(features, representatives, count)
+        if sample is _UNSTACKABLE:
+            return None
+        sliced = self._sliced_examples(sample)
+        if len(sliced) != len(representatives):
+            return None
+        # Rows whose values differ but whose slices do not (a value no feature_values spec names) are
+        # one group, as `group` makes them.
+        merged: dict[frozenset, int] = {}
+        merged_of_group = np.empty(len(order), dtype=np.int64)
+        firsts = []
+        for number, example in enumerate(sliced):
+            key = frozenset(example[constants.SLICE_KEY_TYPES_KEY].tolist())
+            if key not in merged:
+                merged[key] = len(merged)
+                firsts.append(example)
+            merged_of_group[number] = merged[key]
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        row_group = merged_of_group[rank[group_of_row]]
+        members = np.argsort(row_group, kind="stable")
+        bounds = np.searchsorted(row_group[members], np.arange(len(merged) + 1))
+        groups = []
+        for number, example in enumerate(firsts):
+            rows_of_group = members[bounds[number] : bounds[number + 1]]
+            stacked = {constants.SLICE_KEY_TYPES_KEY: example[constants.SLICE_KEY_TYPES_KEY]}
+            for key in _STACKED:
+                value = _take(batch.get(key), rows_of_group, count, as_rows=True)
+                if value is _UNSTACKABLE:
+                    return None
+                if value is not None:
+                    stacked[key] = value
+            if rows(stacked) is None:
+                return None
+            groups.append(stacked)
+        return groups
+
+    def _slicing_values(self, batch: dict) -> Iterator[np.ndarray | None]:
+        """Each batched column the slicer may read for the spec's columns: raw features, and transformed
+        ones (per model when there are several); None for one numpy cannot group rows by."""
+        dicts = [batch.get(constants.FEATURES_KEY)]
+        transformed = batch.get(constants.TRANSFORMED_FEATURES_KEY)
+        if isinstance(transformed, Mapping):
+            if len(self._model_names) > 1:
+                dicts += [transformed.get(name) for name in self._model_names]
+            else:
+                dicts.append(transformed)
+        for features in dicts:
+            if features is None:
+                continue
+            if not isinstance(features, Mapping):
+                yield None
+                return
+            for column in self._columns:
+                if column not in features:
+                    continue
+                values = features[column]
+                if (
+                    type(values) is not np.ndarray  # noqa: E721
+                    or values.ndim not in (1, 2)
+                    or (values.ndim == 2 and values.shape[1] != 1)
+                    or values.dtype.kind not in "biuOSU"
+                ):
+                    yield None  # several values a row, floats (NaN), sparse or ragged: per example
+                    return
+                if values.dtype.kind == "O" and not all(isinstance(value, (bytes, str)) for value in values.ravel()):
+                    yield None
+                    return
+                yield values.reshape(len(values))
+
+
+def _batch_rows(batch: dict) -> int | None:
+    """The batch's number of rows, from its labels or predictions (the first array found)."""
+    for key in (constants.LABELS_KEY, constants.PREDICTIONS_KEY):
+        value = batch.get(key)
+        while isinstance(value, Mapping) and value:
+            value = next(iter(value.values()))
+        if isinstance(value, np.ndarray) and value.ndim >= 1:
+            return value.shape[0]
+    return None
+
+
+def _take(value: Any, rows_taken: np.ndarray, count: int, as_rows: bool = False) -> Any:
+    """The given rows of a batched value (dicts key by key), each row as TFMA's unbatching gives it; as
+    Rows for a group. _UNSTACKABLE for a value that is not a numpy array of the batch's rows."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        taken = {}
+        for key, item in value.items():
+            taken[key] = _take(item, rows_taken, count, as_rows)
+            if taken[key] is _UNSTACKABLE:
+                return _UNSTACKABLE
+        return taken
+    if type(value) is not np.ndarray or value.ndim < 1 or value.shape[0] != count:  # noqa: E721
+        return _UNSTACKABLE
+    if not as_rows:
+        return value[rows_taken]
+    if value.dtype == object:
+        return _UNSTACKABLE
+    # TFMA's unbatching gives each row of a one-dimensional array as an array of one value.
+    taken = value[rows_taken] if value.ndim > 1 else value[rows_taken][:, None]
+    return np.ascontiguousarray(taken).view(Rows)
 
 
 def group(examples: list[dict]) -> list[dict]:

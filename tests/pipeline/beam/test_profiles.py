@@ -40,12 +40,49 @@ def test_large_input_gets_a_worker_per_core(tmp_path, monkeypatch):
     assert "--direct_num_workers=0" in args  # Beam: one worker per core.
 
 
+def _evaluator_args(config) -> list[str]:
+    """The Beam args TFX gives the Evaluator: the pipeline's, then the component's."""
+    compiled = pipeline_definition.create_pipeline(config)
+    [evaluator] = [c for c in compiled.components if c.id == "Evaluator"]
+    return list(evaluator.executor_spec.beam_pipeline_args)
+
+
+def test_the_evaluator_runs_in_one_process_where_its_eval_split_is_small(tmp_path, monkeypatch):
+    """A large input with the eval split capped by max_eval_rows: every other component gets a worker
+    per core, the Evaluator one process (its args come last, so they win in Beam's parsing)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.csv").write_text("a,b\n" + "1,2\n" * 10_000)
+    data_root = str(tmp_path / "data")
+    monkeypatch.setattr(profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 10_000)  # the input is 40,004 bytes
+    config = configs.load_config(data_root=data_root, output_root=str(tmp_path / "out"), max_eval_rows=100)
+    train, evaluation = inputs.split_hash_buckets(config)
+    assert evaluation == 1 and train >= 99  # the eval split capped: about 100 rows
+    assert profiles.evaluator_beam_args(config) == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    args = _evaluator_args(config)
+    assert args[: len(profiles.beam_args(config))] == profiles.beam_args(config)
+    options = PipelineOptions(args).view_as(DirectOptions)
+    assert (options.direct_running_mode, options.direct_num_workers) == ("in_memory", 1)
+    [transform] = [c for c in pipeline_definition.create_pipeline(config).components if c.id == "Transform"]
+    assert PipelineOptions(transform.executor_spec.beam_pipeline_args).view_as(DirectOptions).direct_running_mode == (
+        "multi_processing"
+    )
+    # Without the cap the eval split is a third of the input: the Evaluator gets a worker per core too.
+    uncapped = configs.load_config(data_root=data_root, output_root=str(tmp_path / "out"), max_eval_rows=0)
+    assert profiles.evaluator_beam_args(uncapped) == []
+    assert _evaluator_args(uncapped) == profiles.beam_args(uncapped)
+
+
 def test_explicit_profile_and_extra_args_are_used_as_given(tmp_path, monkeypatch):
     monkeypatch.setattr(profiles, "MULTI_PROCESSING_MIN_INPUT_BYTES", 100)
     monkeypatch.setenv("PIPELINE_BEAM_PROFILE", "in_memory")
     monkeypatch.setenv("PIPELINE_BEAM_PIPELINE_ARGS", "--runner=DirectRunner --direct_num_workers=1")
     config = configs.load_config(data_root=tiny_input(tmp_path, 1000), output_root=str(tmp_path / "out"))
     assert profiles.beam_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
+    assert _evaluator_args(config) == ["--runner=DirectRunner", "--direct_num_workers=1"]
+    monkeypatch.setenv("PIPELINE_BEAM_PROFILE", "auto")
+    config = configs.load_config(data_root=str(tmp_path / "data"), output_root=str(tmp_path / "out"))
+    assert profiles.resolved_beam_profile(config) == "multi_processing"
+    assert profiles.evaluator_beam_args(config) == []  # explicit args are used as given
 
 
 def test_remote_data_stays_in_memory_unless_a_profile_says_otherwise():

@@ -201,3 +201,79 @@ def test_grouping_is_used_only_where_a_group_counts_as_its_examples():
     assert not slice_groups.supported(only_counts)  # no combiner would be given the labels to count
     keras = tfma.types.EvalSharedModel(model_type=tfma.TF_KERAS, include_default_metrics=True)
     assert not slice_groups.supported(config, keras) and slice_groups.supported(config, [keras._replace(model_type=tfma.TF_GENERIC)])
+
+
+def _batch(count: int, seed: int = 13, baseline: bool = False) -> dict:
+    """A batch of extracts as TFMA's extractors give the grouping stage the task's (after the features
+    nothing reads are dropped): raw slice features of one value a row, a transformed label, the labels
+    and each model's predictions."""
+    rng = np.random.default_rng(seed)
+    payment = np.array([[value] for value in rng.choice([b"Cash", b"Credit Card", b"No Charge"], count)], dtype=object)
+    predictions = rng.random((count, 1)).astype(np.float32)
+    return {
+        constants.FEATURES_KEY: {"payment_type": payment, "trip_start_day": rng.integers(1, 8, (count, 1))},
+        constants.TRANSFORMED_FEATURES_KEY: {"big_tipper": rng.integers(0, 2, count)},
+        constants.INPUT_KEY: np.array([b"serialized"] * count, dtype=object),
+        constants.LABELS_KEY: rng.integers(0, 2, count),
+        constants.PREDICTIONS_KEY: {"candidate": predictions, "baseline": predictions[::-1].copy()}
+        if baseline
+        else predictions,
+    }
+
+
+def _grouping(baseline: bool) -> slice_groups.GroupBySlices:
+    config = _eval_config(baseline)
+    return slice_groups.GroupBySlices(config, slice_groups._slice_specs(config))
+
+
+def _same_groups(got: list, expected: list) -> None:
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected):
+        assert set(mine) == set(theirs)
+        assert set(mine[constants.SLICE_KEY_TYPES_KEY].tolist()) == set(theirs[constants.SLICE_KEY_TYPES_KEY].tolist())
+        for key in set(mine) - {constants.SLICE_KEY_TYPES_KEY}:
+            assert isinstance(mine[key] if not isinstance(mine[key], dict) else mine[key]["candidate"], slice_groups.Rows)
+            assert _plain(_arrays(mine[key])) == _plain(_arrays(theirs[key])), key
+
+
+def _arrays(value):
+    if isinstance(value, dict):
+        return {key: _arrays(item) for key, item in value.items()}
+    return value.view(np.ndarray) if isinstance(value, np.ndarray) else value
+
+
+@pytest.mark.parametrize("baseline", [False, True], ids=["one model", "with a baseline"])
+def test_a_batch_is_grouped_with_numpy_as_tfma_would_group_its_examples(baseline):
+    """The groups taken from the batch's arrays are the groups of TFMA's per-example unbatching and
+    slicing: the same slices, in the same order, each with the same rows in the same order."""
+    grouping = _grouping(baseline)
+    batch = _batch(2147, baseline=baseline)
+    vectorized = grouping._grouped(batch)
+    assert vectorized is not None and 3 * 7 - 3 <= len(vectorized) <= 3 * 7
+    _same_groups(vectorized, slice_groups.group(grouping._sliced_examples(batch)))
+    assert sum(slice_groups.rows(g) for g in vectorized) == 2147
+    _same_groups(list(grouping.process(batch)), vectorized)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b[constants.FEATURES_KEY].update(trip_start_day=b[constants.FEATURES_KEY]["trip_start_day"] * 0.5),
+        lambda b: b[constants.FEATURES_KEY].update(payment_type=np.repeat(b[constants.FEATURES_KEY]["payment_type"], 2, 1)),
+        lambda b: b[constants.FEATURES_KEY]["payment_type"].__setitem__((3, 0), None),
+        lambda b: b.update({constants.LABELS_KEY: list(b[constants.LABELS_KEY])}),
+    ],
+    ids=["float slice values", "two values a row", "a missing value", "labels in a list"],
+)
+def test_a_batch_numpy_cannot_take_apart_goes_through_tfmas_per_example_slicing(change):
+    grouping = _grouping(baseline=False)
+    batch = _batch(300)
+    change(batch)
+    assert grouping._grouped(batch) is None
+    got = list(grouping.process(batch))
+    expected = slice_groups.group(grouping._sliced_examples(batch))
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected):
+        assert _plain({k: _arrays(v) for k, v in mine.items() if k != constants.SLICE_KEY_TYPES_KEY}) == _plain(
+            {k: _arrays(v) for k, v in theirs.items() if k != constants.SLICE_KEY_TYPES_KEY}
+        )
