@@ -58,6 +58,9 @@ CHUNK_BYTES = 32 * 2**20
 # rather than all at once (about 300 MB less per worker at 32 MB ranges), and a slice is large enough that
 # the encoder's per-call cost is noise.
 SLICE_ROWS = 32_768
+# The fewest rows a Parquet row group holds, but a shard's last: a split's rows of several slices are
+# written together when each slice gives it fewer.
+MIN_ROW_GROUP_ROWS = SLICE_ROWS // 2
 # Compression of the output shards: level 1 is several times faster than zlib's default 6 and the
 # files are read a handful of times, not archived.
 GZIP_LEVEL = 1
@@ -413,7 +416,9 @@ class _TFRecordShards(_StagedShards):
 
 
 class _ParquetShards(_StagedShards):
-    """Parquet files (snappy, as TFX's ExampleGen writes them), a row group per slice of a range."""
+    """Parquet files (snappy, as TFX's ExampleGen writes them), a row group per slice of a range, or per
+    several slices for a split that gets a small part of each (the eval split of a large input): readers
+    batch a row group at a time, and the Evaluator's cost grows with its number of batches."""
 
     prefix = write_split.DEFAULT_PARQUET_FILE_NAME
     suffix = ".parquet"
@@ -421,6 +426,7 @@ class _ParquetShards(_StagedShards):
     def __init__(self, directories, index, count, kinds, column_names: list[str]):
         super().__init__(directories, index, count, kinds)
         self._schema = arrow_schema(column_names, kinds)
+        self._pending: dict[str, list[pa.RecordBatch]] = {split: [] for split in self._paths}
 
     def open(self, staging: str) -> Any:
         # A shard no row goes to is still a valid file, with the columns and no row group. Arrow resolves
@@ -433,8 +439,27 @@ class _ParquetShards(_StagedShards):
     def write(self, split: str, encoded: pa.RecordBatch, rows: np.ndarray | None = None) -> None:
         batch = encoded if rows is None else encoded.take(pa.array(rows, pa.int64()))
         if batch.num_rows:
-            self._writers[split].write_batch(batch)
+            self._pending[split].append(batch)
+            if sum(pending.num_rows for pending in self._pending[split]) >= MIN_ROW_GROUP_ROWS:
+                self._flush(split)
         self.counts[split] += batch.num_rows
+
+    def _flush(self, split: str) -> None:
+        """The split's pending rows as one row group."""
+        pending, self._pending[split] = self._pending[split], []
+        if pending:
+            table = pa.Table.from_batches(pending, schema=self._schema)
+            self._writers[split].write_table(table, row_group_size=table.num_rows)
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            try:
+                for split in self._pending:
+                    self._flush(split)
+            except BaseException as flush_error:
+                super().__exit__(type(flush_error), flush_error, flush_error.__traceback__)
+                raise
+        super().__exit__(error_type, error, traceback)
 
 
 def remove_abandoned_staging(directory: str) -> None:

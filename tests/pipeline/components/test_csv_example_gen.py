@@ -378,6 +378,32 @@ def test_parquet_payload_holds_the_tf_examples_rows(tmp_path, monkeypatch, sourc
         assert table.schema.field("wide").type == pa.large_list(pa.large_binary())
 
 
+def test_a_split_given_few_rows_per_slice_gets_row_groups_of_several_slices(tmp_path, monkeypatch):
+    """Readers batch a Parquet row group at a time: the eval split of a large input, a few hundred rows of
+    each slice, is written a row group per several slices, the same rows in the same order."""
+    monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 1_000)
+    monkeypatch.setattr(csv_example_gen, "MIN_ROW_GROUP_ROWS", 500)  # train gets ~667 rows a slice, eval ~333
+    records = _run(csv_example_gen.Executor, DATA_CSV.parent, tmp_path / "tf_example", pattern="data.csv")
+    parquet = standard_artifacts.Examples()
+    parquet.uri = str(tmp_path / "parquet")
+    exec_properties = _exec_properties(DATA_CSV.parent, "data.csv")
+    exec_properties["output_data_format"] = example_gen_pb2.FORMAT_PARQUET
+    exec_properties["output_file_format"] = example_gen_pb2.FILE_FORMAT_PARQUET
+    csv_example_gen.Executor().Do({}, {"examples": [parquet]}, exec_properties)
+    groups = {}
+    for split in SPLITS:
+        split_dir = tmp_path / "parquet" / f"Split-{split}"
+        assert _parquet_rows(split_dir) == _example_rows(records[split]), split
+        groups[split] = [
+            [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+            for metadata in (pq.ParquetFile(path).metadata for path in sorted(split_dir.iterdir()))
+        ]
+        for shard in groups[split]:
+            assert all(rows >= 500 for rows in shard[:-1]), (split, shard)
+    # Train's slices are row groups as they come; eval's go two at a time.
+    assert len(groups["train"][0]) == 15 and len(groups["eval"][0]) == 8
+
+
 def test_contradictory_formats_are_refused():
     with pytest.raises(ValueError, match="FILE_FORMAT_PARQUET needs output_data_format FORMAT_PARQUET"):
         csv_example_gen.output_formats(
