@@ -232,13 +232,14 @@ def configure(level: str | None, log_file: str | Path | None = None, stream: Tex
     return path
 
 
-def _unraisable(unraisable) -> None:
+def _unraisable(unraisable, _is_finalizing=sys.is_finalizing, _logging=logging) -> None:
     """sys.unraisablehook of a Beam worker: an error Python ignores (in a __del__, say) as a log record,
     which the worker sends to the run; none while the worker's interpreter shuts down, when TensorFlow's
-    objects fail in __del__ on every worker after its work is done and reported."""
-    if sys.is_finalizing():
+    objects fail in __del__ on every worker after its work is done and reported. (What it calls is bound
+    here: by then the interpreter may have emptied this module's globals.)"""
+    if _is_finalizing():
         return
-    logging.getLogger("py.unraisable").warning(
+    _logging.getLogger("py.unraisable").warning(
         "Exception ignored in %r", unraisable.object,
         exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback),
     )

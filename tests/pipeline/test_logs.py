@@ -16,6 +16,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import configs, logs
+from pipeline.configs import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -150,6 +151,30 @@ def test_tensorflows_cpp_level_and_child_warnings_follow_the_log_level():
     mine = {"TF_CPP_MIN_LOG_LEVEL": "1", "PYTHONWARNINGS": "error"}
     logs.set_process_defaults(mine)
     assert mine["TF_CPP_MIN_LOG_LEVEL"] == "1" and mine["PYTHONWARNINGS"].startswith("error,ignore::")
+
+
+_LATE_FAILURE = """
+from pipeline import logs
+
+logs.configure_beam_worker()
+
+
+class FailsWhenDeleted:
+    def __del__(self):
+        raise RuntimeError("deleted at shutdown")
+
+
+# Deleted as the interpreter empties the module's globals, after it has emptied `sys` there.
+logs.zz_deleted_last = FailsWhenDeleted()
+"""
+
+
+def test_a_beam_worker_says_nothing_about_errors_ignored_while_it_shuts_down():
+    """What every multi-processing run printed on its console, once per worker, before the fix."""
+    done = subprocess.run([sys.executable, "-c", _LATE_FAILURE], capture_output=True, text=True, timeout=120,
+                          cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" not in done.stderr and "is_finalizing" not in done.stderr, done.stderr
 
 
 _IMPORT_TENSORFLOW = """
