@@ -13,6 +13,10 @@ Examples stored as Parquet come without the serialized tf.Examples TFMA feeds a 
 `serving_default` signature (tfx_bsl's ParquetTFXIO attaches no raw record column): a first stage
 encodes each batch's rows into them, with tfx_bsl's C++ encoder, so every model, the baseline trained on
 tf.Examples included, is called as it would be served.
+
+Where the eval config allows it, TFMA's unbatching and slicing give way to one stage that splits each
+batch into groups of examples with the same slices, which TFMA's metrics then take a group at a time
+(`slice_groups`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ _FEATURE_KEYS = (constants.FEATURES_KEY, constants.TRANSFORMED_FEATURES_KEY)
 
 
 def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
-    """What the TFX Evaluator calls: TFMA's defaults, unread features dropped just before unbatching."""
+    """What the TFX Evaluator calls: TFMA's defaults, unread features dropped just before unbatching, and
+    the unbatching and slicing done by slice groups where the eval config allows it."""
     extractors = tfma.default_extractors(
         eval_shared_model=eval_shared_model,
         eval_config=eval_config,
@@ -53,7 +58,7 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
         stages[position + 1 : position + 2] == [slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME]
         and slice_groups.supported(eval_config, eval_shared_model)
     ):
-        # TFMA's unbatching and slicing, then the examples grouped by their slices (slice_groups.py).
+        # In place of TFMA's unbatching and slicing: groups of examples with the same slices.
         slice_groups.install()
         extractors[position : position + 2] = [slice_groups.extractor(eval_config)]
     drop = tfma.extractors.Extractor(
