@@ -39,11 +39,15 @@ def evaluator_beam_args(config: PipelineConfig, run_input: inputs.RunInput | Non
     under `auto`, the profile for the input the Evaluator reads. That is the eval split, which
     max_eval_rows keeps near 100k rows however large the input: in one process it evaluates faster than
     with a worker per core, which each load the models and TFMA before any work (bench/README.md)."""
-    if config.beam_profile != "auto" or config.beam_pipeline_args:
+    if config.beam_profile != "auto" or config.beam_pipeline_args or not inputs.is_local(config):
         return []
+    if run_input is None:
+        try:
+            run_input = inputs.resolve_for(config)
+        except ConfigError:  # No input yet: the run's pre-flight check says so; compiling goes on.
+            return []
     if resolved_beam_profile(config, run_input) != "multi_processing":
         return []
-    run_input = run_input or inputs.resolve_for(config)
     train, evaluation = inputs.split_hash_buckets(config, run_input)
     if inputs.local_bytes(run_input) * evaluation / (train + evaluation) >= MULTI_PROCESSING_MIN_INPUT_BYTES:
         return []

@@ -10,8 +10,8 @@ Here each batch becomes one extract per set of slice keys: a group of the exampl
 (a `Rows` array holds their values along its first axis). The rows are grouped by the values of the
 features the slice specs name, TFMA's slicer runs on one row of each group, and the labels, predictions
 and weights are taken from the batch's arrays (`GroupBySlices`). Everything up to the combiners handles
-a group as TFMA handles an example. The combiners get
-it through `ComputationsCombineFn`, TFMA's combine function with one change: the combiners named in
+a group as TFMA handles an example. The combiners get it through `ComputationsCombineFn`, TFMA's combine
+function with one change: the combiners named in
 `_ADDERS` take a group's labels and predictions as arrays, adding exactly what TFMA's per-example loops add
 for the group's examples, in their order, to the last bit (tests/pipeline/beam/test_slice_groups.py);
 every other combiner, and any group these do not cover (example weights, top-k, class weights, sub keys,
@@ -116,7 +116,7 @@ def install() -> None:
 
 
 def extractor(eval_config: tfma.EvalConfig) -> tfma.extractors.Extractor:
-    """The stage that replaces TFMA's unbatching and slicing: per-example extracts, sliced by TFMA, grouped."""
+    """The stage that replaces TFMA's unbatching and slicing: each batch split into groups (GroupBySlices)."""
     return tfma.extractors.Extractor(
         stage_name=STAGE_NAME, ptransform=beam.ParDo(GroupBySlices(eval_config, _slice_specs(eval_config)))
     )
@@ -384,7 +384,8 @@ class ComputationsCombineFn(tfma_evaluator._ComputationsCombineFn):
 
     def add_input(self, accumulator: Any, element: dict):
         inputs = element.get(tfma_evaluator._DEFAULT_COMBINER_INPUT_KEY) or ()
-        if all(rows(item) is None for item in inputs):
+        counts = [rows(item) for item in inputs]
+        if all(count is None for count in counts):
             return super().add_input(accumulator, element)
         results = []
         for index, (combiner, state) in enumerate(zip(self._combiners, accumulator)):
@@ -394,17 +395,17 @@ class ComputationsCombineFn(tfma_evaluator._ComputationsCombineFn):
                     "support (slice_groups.supported decides whether to group)"
                 )
             try:
-                for item in inputs:
-                    state = _add(combiner, state, item)
+                for item, count in zip(inputs, counts):
+                    state = _add(combiner, state, item, count)
             except Exception as error:
                 raise RuntimeError(f'add_input failed on "{combiner}" with inputs:\n{inputs}') from error
             results.append(state)
         return tuple(results)
 
 
-def _add(combiner: Any, state: Any, item: metric_types.StandardMetricInputs) -> Any:
-    """A combiner's state with one example or group added: a group at once where an adder takes it."""
-    count = rows(item)
+def _add(combiner: Any, state: Any, item: metric_types.StandardMetricInputs, count: int | None) -> Any:
+    """A combiner's state with one example or a group of `count` added: a group at once where an adder
+    takes it."""
     if count is None:
         return combiner.add_input(state, item)
     add = _ADDERS.get(type(combiner))

@@ -311,14 +311,14 @@ def split_indices(keys: pa.Array, buckets: list[int]) -> np.ndarray:
     sha256 = hashlib.sha256
     digests = [sha256(data[start:end]).digest() for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     total = buckets[-1]
-    if total < 2**48:  # remainder * 256 + 255 stays an exact int64
-        digest_bytes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(keys), 32).astype(np.int64)
-        remainders = np.zeros(len(keys), dtype=np.int64)
-        for column in range(32):
-            remainders = (remainders * 256 + digest_bytes[:, column]) % total
-    else:
-        remainders = [int.from_bytes(digest, "big") % total for digest in digests]
-        return np.array([bisect.bisect(buckets, remainder) for remainder in remainders], dtype=np.int64)
+    if total >= 2**48:  # beyond where remainder * 256 + 255 is an exact int64: Python's ints
+        return np.array(
+            [bisect.bisect(buckets, int.from_bytes(digest, "big") % total) for digest in digests], dtype=np.int64
+        )
+    digest_bytes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(keys), 32).astype(np.int64)
+    remainders = np.zeros(len(keys), dtype=np.int64)
+    for column in range(32):
+        remainders = (remainders * 256 + digest_bytes[:, column]) % total
     return np.searchsorted(np.asarray(buckets), remainders, side="right")
 
 

@@ -73,6 +73,11 @@ def _one_at_a_time(combiner, accumulator, item):
     return combiner.add_input(accumulator, item)
 
 
+def _grouped(combiner, accumulator, item):
+    """As ComputationsCombineFn adds an item: a group at once where an adder takes it."""
+    return slice_groups._add(combiner, accumulator, item, slice_groups.rows(item))
+
+
 @pytest.mark.parametrize("fractional", [False, True], ids=["0/1 labels", "fractional labels"])
 @pytest.mark.parametrize("baseline", [False, True], ids=["one model", "with a baseline"])
 def test_a_group_adds_what_its_examples_add_one_at_a_time_to_the_last_bit(baseline, fractional):
@@ -85,7 +90,7 @@ def test_a_group_adds_what_its_examples_add_one_at_a_time_to_the_last_bit(baseli
             # Every combiner of the task's metrics takes a group at once (no example one at a time).
             combiner.add_input = lambda *_: pytest.fail(f"{type(combiner).__name__} took single examples")
         assert type(combiner) in slice_groups._ADDERS
-        return slice_groups._add(combiner, accumulator, item)
+        return _grouped(combiner, accumulator, item)
 
     got = _outputs(eval_config, _groups(examples), grouped)
     assert len(expected) >= 4 + 3 * baseline and set(got) == set(expected)
@@ -113,7 +118,7 @@ def test_combiners_and_groups_without_an_adder_take_the_examples_one_at_a_time()
             for _ in range(400)
         ]
         expected = _outputs(eval_config, examples, _one_at_a_time)
-        got = _outputs(eval_config, _groups(examples), slice_groups._add)
+        got = _outputs(eval_config, _groups(examples), _grouped)
         assert set(got) == set(expected)
         for key, value in expected.items():
             assert _plain(got[key]) == _plain(value), (shape, key)
