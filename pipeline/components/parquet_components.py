@@ -1,5 +1,6 @@
 """TFX's Transform and Trainer, with executors that run with tfx_bsl's ParquetTFXIO completed
-(pipeline/beam/parquet_source.py).
+(pipeline/beam/parquet_source.py) and TFT's vocabularies counted a batch at a time
+(pipeline/beam/vocabulary_counts.py).
 
 TFX imports a component's executor class wherever the component runs (in-process, a Beam or Airflow
 worker, a Kubeflow or Vertex container), so the executors' module is what puts the completed reader
@@ -14,9 +15,10 @@ from tfx.components.transform import component as transform_component
 from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 
-from pipeline.beam import parquet_source
+from pipeline.beam import parquet_source, vocabulary_counts
 
 parquet_source.install()
+vocabulary_counts.install()
 
 
 class TransformExecutor(transform_executor.Executor):
