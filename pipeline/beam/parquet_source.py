@@ -207,19 +207,39 @@ def serialize_rows(batch: pa.RecordBatch) -> list[bytes]:
     )
 
 
+def _to_batches(table: pa.Table, batch_size: int | None) -> list[pa.RecordBatch]:
+    return table.to_batches(batch_size)
+
+
 def beam_source(self: parquet_tfxio.ParquetTFXIO, batch_size: int | None = None) -> beam.PTransform:
-    """tfx_bsl's batched Parquet read; with a schema, each batch conformed to the schema's types."""
-    source = _STOCK["BeamSource"](self, batch_size)
-    if self._schema is None:  # pylint: disable=protected-access
-        return source
-    schema = self._ArrowSchemaNoRawRecordColumn()  # pylint: disable=protected-access
+    """tfx_bsl's batched Parquet read (a table per row group, cut into batches of at most `batch_size`
+    rows); with a schema, each batch conformed to the schema's types. Without tfx_bsl's record-batch
+    telemetry: it walks every column of every batch in Python to feed Beam metrics nothing here reads,
+    8% of Transform's time at 10M rows."""
+    # pylint: disable=protected-access
+    schema = None if self._schema is None else self._ArrowSchemaNoRawRecordColumn()
+    patterns, columns = list(self._file_pattern), self._column_names
+    min_bundle_size, validate = self._min_bundle_size, self._validate
 
     @beam.ptransform_fn
     @beam.typehints.with_output_types(pa.RecordBatch)
-    def _conformed(pcoll_or_pipeline):
-        return pcoll_or_pipeline | "Read" >> source | "ConformToSchema" >> beam.Map(conform, schema)
+    def _read(pcoll_or_pipeline):
+        tables = [
+            pcoll_or_pipeline
+            | f"ReadFromParquetBatched[{i}]"
+            >> beam.io.ReadFromParquetBatched(
+                file_pattern=pattern, min_bundle_size=min_bundle_size, validate=validate, columns=columns
+            )
+            for i, pattern in enumerate(patterns)
+        ]
+        batches = tables | "FlattenPCollsFromPatterns" >> beam.Flatten() | "ToRecordBatch" >> beam.FlatMap(
+            _to_batches, batch_size
+        )
+        if schema is None:
+            return batches
+        return batches | "ConformToSchema" >> beam.Map(conform, schema)
 
-    return _conformed()
+    return _read()
 
 
 _COMPLETED = {"BeamSource": beam_source, "TensorFlowDataset": tensorflow_dataset, "RecordBatches": record_batches_of}

@@ -169,6 +169,28 @@ def test_beam_source_gives_the_schemas_types(payloads):
     assert files_schema.field("pickup_census_tract").type == pa.null()
 
 
+def test_beam_source_reads_every_row_once_without_telemetry(payloads):
+    """Transform's read: every row of the files once, in batches of at most the size asked, and none of
+    tfx_bsl's per-batch telemetry (Beam distributions under `tfx.io`), which walked every column of
+    every batch in Python."""
+    files = _files(payloads)
+    expected = pa.concat_tables(pq.read_table(path) for path in files)
+    tfxio = parquet_tfxio.ParquetTFXIO(str(payloads["parquet"] / "*"))
+    p = beam.Pipeline()
+    rows = (
+        p
+        | tfxio.BeamSource(batch_size=400)
+        | beam.FlatMap(lambda b: [(b.num_rows <= 400, row["trip_start_timestamp"], row["fare"]) for row in b.to_pylist()])
+        | beam.combiners.ToList()
+    )
+    wanted = sorted((True, *row) for row in zip(*(expected.column(c).to_pylist() for c in ("trip_start_timestamp", "fare"))))
+    beam_testing.assert_that(rows, lambda result: _check(result, expected=wanted))
+    result = p.run()
+    result.wait_until_finish()
+    metrics = result.metrics().query()
+    assert not [m for kind in metrics.values() for m in kind if m.key.metric.namespace.startswith("tfx")]
+
+
 def _check(result, expected):
     [batches] = result
     assert sorted(batches) == expected, batches
