@@ -29,7 +29,7 @@ from google.protobuf import text_format
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
 
-from pipeline.beam import metric_inputs, parquet_source, slice_groups
+from pipeline.beam import csv_ranges, metric_inputs, slice_groups
 
 metric_inputs.install()
 
@@ -78,7 +78,7 @@ def with_serialized_examples(extracts: dict) -> dict:
     batch = extracts.get(constants.ARROW_RECORD_BATCH_KEY)
     if batch is None or constants.ARROW_INPUT_COLUMN in batch.schema.names:
         return extracts
-    serialized = parquet_source.serialize_rows(batch)
+    serialized = csv_ranges.serialize_rows(batch)
     offsets = pa.array(np.arange(len(serialized) + 1, dtype=np.int32))
     raw = pa.ListArray.from_arrays(offsets, pa.array(serialized, pa.binary()))
     with_raw = pa.RecordBatch.from_arrays(

@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import tensorflow as tf
-from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import dataset_options, parquet_tfxio, tensor_adapter
 
 # tfx_bsl's own methods (the completed BeamSource reads with tfx_bsl's), whatever was installed when this
@@ -193,18 +192,6 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
                 f"the schema's {field.type}: {error}"
             ) from error
     return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def serialize_rows(batch: pa.RecordBatch) -> list[bytes]:
-    """The rows of a batch of list columns as serialized tf.Examples (tfx_bsl's C++ encoder). A column of
-    Arrow's null type (no value in any row) is left out: the encoder takes no such column, and a feature
-    without a value parses as missing either way."""
-    typed = [i for i, field in enumerate(batch.schema) if not pa.types.is_null(field.type)]
-    if not typed:
-        return [b""] * batch.num_rows  # an Example without features
-    return example_coder.RecordBatchToExamplesEncoder().encode(
-        pa.RecordBatch.from_arrays([batch.column(i) for i in typed], [batch.schema.names[i] for i in typed])
-    )
 
 
 def _to_batches(table: pa.Table, batch_size: int | None) -> list[pa.RecordBatch]:

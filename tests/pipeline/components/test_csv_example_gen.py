@@ -16,12 +16,15 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv_executor
+from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from pipeline import inputs
+from pipeline.beam import csv_ranges
 from pipeline.components import csv_example_gen
 from tests.conftest import DATA_CSV
 
@@ -107,10 +110,10 @@ def test_every_row_read_once_whatever_the_ranges(tmp_path, chunk_bytes):
     path = tmp_path / "data.csv"
     path.write_bytes(b"".join(DATA_CSV.read_bytes().splitlines(keepends=True)[:41]))
     names = inputs.read_header(str(path))
-    whole = csv_example_gen.read_chunk(csv_example_gen.Chunk(str(path), 0, -1, 0), names)
+    whole = csv_ranges.read_chunk(csv_ranges.Chunk(str(path), 0, -1, 0), names)
     chunks = csv_example_gen.plan_chunks([str(path)], chunk_bytes)
     assert (len(chunks) > 1) == (chunk_bytes < 10**9)
-    parts = [csv_example_gen.read_chunk(c, names) for c in chunks]
+    parts = [csv_ranges.read_chunk(c, names) for c in chunks]
     assert whole.num_rows == 40
     assert pa.concat_tables(parts).equals(whole)
 
@@ -147,7 +150,7 @@ def test_a_rows_split_is_the_sha256_of_its_cells_modulo_the_buckets(buckets):
         ]
         expected = [bisect.bisect(buckets, int.from_bytes(hashlib.sha256(key).digest(), "big") % buckets[-1])
                     for key in keys]
-        got = csv_example_gen.split_indices(csv_example_gen.row_keys(rows), buckets)
+        got = csv_ranges.split_indices(csv_ranges.row_keys(rows), buckets)
         assert got.dtype == np.int64 and got.tolist() == expected
 
 
@@ -161,7 +164,7 @@ def test_a_range_written_in_slices_gives_the_same_shards(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "data.csv").write_text(EDGE_CSV)
     whole = _run(csv_example_gen.Executor, tmp_path / "data", tmp_path / "whole")
-    monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 2)
+    monkeypatch.setattr(csv_ranges, "SLICE_ROWS", 2)
     sliced = _run(csv_example_gen.Executor, tmp_path / "data", tmp_path / "sliced")
     for split in SPLITS:
         assert _in_order(sliced[split]) == _in_order(whole[split]), split
@@ -177,15 +180,15 @@ def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeyp
     path.write_text("".join(DATA_CSV.read_text().splitlines(keepends=True)[:101]))
     names = inputs.read_header(str(path))
     (chunk,) = csv_example_gen.plan_chunks([str(path)])
-    kinds = [csv_example_gen.column_type(csv_example_gen.read_chunk(chunk, names).column(n)) for n in names]
+    kinds = [csv_ranges.column_type(csv_ranges.read_chunk(chunk, names).column(n)) for n in names]
     uris = {split: tmp_path / split for split in SPLITS}
     for uri in uris.values():
         uri.mkdir()
-    name = csv_example_gen._shard_name(0, 1, *(("data_parquet", ".parquet") if parquet else ()))
+    name = csv_ranges.shard_name(0, 1, *((csv_ranges.PARQUET_PREFIX, ".parquet") if parquet else ()))
     earlier = uris["train"] / name
     earlier.write_bytes(b"an earlier attempt")
     encoder = "feature_batch" if parquet else "encode"
-    encode = getattr(csv_example_gen, encoder)
+    encode = getattr(csv_ranges, encoder)
     calls = []
 
     def fail_on_third_slice(table, column_kinds):
@@ -194,16 +197,43 @@ def test_a_failed_range_leaves_no_shard_and_keeps_the_last_one(tmp_path, monkeyp
             raise RuntimeError("worker lost")
         return encode(table, column_kinds)
 
-    monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 10)
-    monkeypatch.setattr(csv_example_gen, encoder, fail_on_third_slice)
-    plan = csv_example_gen.SplitPlan("*", SPLITS, [2, 3])
-    payload_format = example_gen_pb2.FORMAT_PARQUET if parquet else example_gen_pb2.FORMAT_TF_EXAMPLE
-    write = csv_example_gen._WriteChunk(names, plan, {s: str(u) for s, u in uris.items()}, 1, payload_format)
+    monkeypatch.setattr(csv_ranges, "SLICE_ROWS", 10)
+    monkeypatch.setattr(csv_ranges, encoder, fail_on_third_slice)
+    plan = csv_ranges.SplitPlan("*", SPLITS, [2, 3])
+    write = csv_ranges.WriteChunk(names, plan, {s: str(u) for s, u in uris.items()}, 1, parquet)
     with pytest.raises(RuntimeError, match="worker lost"):
         list(write.process(chunk, kinds))
     assert calls == [10, 10, 10]
     assert sorted(p.name for p in tmp_path.glob("*/*")) == [earlier.name]
     assert earlier.read_bytes() == b"an earlier attempt"
+
+
+def test_beam_workers_write_the_examples_without_tensorflow(tmp_path):
+    """The ranges' work runs in Beam's worker processes with neither TensorFlow nor TFX loaded (each local
+    worker spent about 6 s importing them before its first range): a plugin makes those imports fail in
+    the workers, and the run, two workers as the multi_processing profile has them, still writes every row."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.csv").write_text("".join(DATA_CSV.read_text().splitlines(keepends=True)[:301]))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out")
+    exec_properties = _exec_properties(tmp_path / "data", "*")
+    exec_properties["output_data_format"] = example_gen_pb2.FORMAT_PARQUET
+    exec_properties["output_file_format"] = example_gen_pb2.FILE_FORMAT_PARQUET
+    beam_args = [
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
+        "--pickle_library=cloudpickle",
+        "--beam_plugins=pipeline.beam.worker_start",
+        "--beam_plugins=tests.pipeline.components.no_tensorflow_worker",
+    ]
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=str(tmp_path / "tmp"))
+    csv_example_gen.Executor(context).Do({}, {"examples": [examples]}, exec_properties)
+    assert sum(sum(_parquet_rows(tmp_path / "out" / f"Split-{split}").values()) for split in SPLITS) == 300
+
+
+def test_shards_are_named_as_tfxs_example_gen_names_them():
+    assert csv_ranges.TFRECORD_PREFIX == write_split.DEFAULT_TF_RECORD_FILE_NAME
+    assert csv_ranges.PARQUET_PREFIX == write_split.DEFAULT_PARQUET_FILE_NAME
 
 
 def test_staging_left_by_a_killed_attempt_is_removed_once_the_run_ends(tmp_path):
@@ -213,11 +243,11 @@ def test_staging_left_by_a_killed_attempt_is_removed_once_the_run_ends(tmp_path)
     (tmp_path / "data" / "data.csv").write_text("".join(DATA_CSV.read_text().splitlines(keepends=True)[:101]))
     split_dir = tmp_path / "out" / "Split-train"
     split_dir.mkdir(parents=True)
-    abandoned = split_dir / f"{csv_example_gen._shard_name(0, 1)}.tmp-0123456789abcdef"
+    abandoned = split_dir / f"{csv_ranges.shard_name(0, 1)}.tmp-0123456789abcdef"
     abandoned.write_bytes(b"half a gzip stream")
     records = _run(csv_example_gen.Executor, tmp_path / "data", tmp_path / "out")
     assert not abandoned.exists()
-    assert sorted(p.name for p in split_dir.iterdir()) == [csv_example_gen._shard_name(0, 1)]
+    assert sorted(p.name for p in split_dir.iterdir()) == [csv_ranges.shard_name(0, 1)]
     assert sum(len(r) for r in records.values()) == 100
 
 
@@ -308,16 +338,16 @@ def test_a_malformed_range_is_named_by_file_and_line(tmp_path):
 def test_column_type_is_python_rules(cells):
     """Arrow's shortcut for float columns decides as Python's int()/float() on every value would."""
     expected = max(
-        (csv_example_gen._value_type(c) for c in cells if c is not None),
-        default=csv_example_gen.ColumnType.UNKNOWN,
+        (csv_ranges._value_type(c) for c in cells if c is not None),
+        default=csv_ranges.ColumnType.UNKNOWN,
     )
-    assert csv_example_gen.column_type(pa.array(cells, pa.string())) == expected
+    assert csv_ranges.column_type(pa.array(cells, pa.string())) == expected
 
 
 def test_float_columns_are_decided_without_python_per_value():
-    int_first = csv_example_gen.ColumnType.INT
-    assert csv_example_gen._is_float_column(pa.array(["2", "-3", "1.5", "1e5"], pa.string()), int_first)
-    assert not csv_example_gen._is_float_column(pa.array(["2", "1.5", "abc"], pa.string()), int_first)
+    int_first = csv_ranges.ColumnType.INT
+    assert csv_ranges._is_float_column(pa.array(["2", "-3", "1.5", "1e5"], pa.string()), int_first)
+    assert not csv_ranges._is_float_column(pa.array(["2", "1.5", "abc"], pa.string()), int_first)
 
 
 def _example_rows(records: list[bytes]) -> collections.Counter:
@@ -381,8 +411,8 @@ def test_parquet_payload_holds_the_tf_examples_rows(tmp_path, monkeypatch, sourc
 def test_a_split_given_few_rows_per_slice_gets_row_groups_of_several_slices(tmp_path, monkeypatch):
     """Readers batch a Parquet row group at a time: the eval split of a large input, a few hundred rows of
     each slice, is written a row group per several slices, the same rows in the same order."""
-    monkeypatch.setattr(csv_example_gen, "SLICE_ROWS", 1_000)
-    monkeypatch.setattr(csv_example_gen, "MIN_ROW_GROUP_ROWS", 500)  # train gets ~667 rows a slice, eval ~333
+    monkeypatch.setattr(csv_ranges, "SLICE_ROWS", 1_000)
+    monkeypatch.setattr(csv_ranges, "MIN_ROW_GROUP_ROWS", 500)  # train gets ~667 rows a slice, eval ~333
     records = _run(csv_example_gen.Executor, DATA_CSV.parent, tmp_path / "tf_example", pattern="data.csv")
     parquet = standard_artifacts.Examples()
     parquet.uri = str(tmp_path / "parquet")
