@@ -15,7 +15,9 @@ function with one change: the combiners named in
 `_ADDERS` take a group's labels and predictions as arrays, adding exactly what TFMA's per-example loops add
 for the group's examples, in their order, to the last bit (tests/pipeline/beam/test_slice_groups.py);
 every other combiner, and any group these do not cover (example weights, top-k, class weights, sub keys,
-dicts of outputs, labels outside [0, 1]...), gets the group's examples one at a time, as before.
+dicts of outputs, labels outside [0, 1]...), gets the group's examples one at a time, as before. And the
+calibration histograms it passes on, as accumulators and as outputs, are pickled as arrays (`BucketDict`,
+`Histogram`): Beam's coder pickled their Buckets one call each.
 
 What differs from TFMA's own path is the order in which a slice meets its examples: group by group
 within a batch, instead of row by row. Counts, confusion matrices and AUC (sums of whole numbers) are the
@@ -376,13 +378,27 @@ class ComputationsCombineFn(tfma_evaluator._ComputationsCombineFn):
     hot-key fan-out) and a method of TFMA's class would bring that class, which install() has made
     unreachable by name, by value with it."""
 
+    # Every accumulator and output leaving these methods has its calibration histograms in classes that
+    # Beam's coder pickles in one call (BucketDict, Histogram): Beam's hot-key fan-out passes accumulators
+    # on without compact().
+
     def compact(self, accumulator: Any) -> Any:
-        return super().compact(accumulator)
+        return _packed(super().compact(accumulator))
+
+    def merge_accumulators(self, accumulators, *args, **kwargs):
+        return _packed(super().merge_accumulators(accumulators, *args, **kwargs))
 
     def extract_output(self, accumulator: Any) -> metric_types.MetricsDict:
-        return super().extract_output(accumulator)
+        output = super().extract_output(accumulator)
+        for key, value in output.items():
+            if type(value) is list and value and all(type(b) is calibration_histogram.Bucket for b in value):
+                output[key] = Histogram(value)
+        return output
 
     def add_input(self, accumulator: Any, element: dict):
+        return _packed(self._add_input(accumulator, element))
+
+    def _add_input(self, accumulator: Any, element: dict):
         inputs = element.get(tfma_evaluator._DEFAULT_COMBINER_INPUT_KEY) or ()
         counts = [rows(item) for item in inputs]
         if all(count is None for count in counts):
@@ -401,6 +417,62 @@ class ComputationsCombineFn(tfma_evaluator._ComputationsCombineFn):
                 raise RuntimeError(f'add_input failed on "{combiner}" with inputs:\n{inputs}') from error
             results.append(state)
         return tuple(results)
+
+
+def _bucket_arrays(buckets: list) -> tuple[np.ndarray, np.ndarray]:
+    """Buckets' ids (int64) and sums (float64: weighted labels, predictions, examples): the same numbers."""
+    return (
+        np.fromiter((b.bucket_id for b in buckets), dtype=np.int64, count=len(buckets)),
+        np.array(
+            [(b.weighted_labels, b.weighted_predictions, b.weighted_examples) for b in buckets], dtype=np.float64
+        ).reshape(len(buckets), 3),
+    )
+
+
+def _buckets(ids: np.ndarray, sums: np.ndarray) -> list:
+    return [
+        calibration_histogram.Bucket(bucket_id, labels, predictions, examples)
+        for bucket_id, (labels, predictions, examples) in zip(ids.tolist(), sums.tolist())
+    ]
+
+
+class BucketDict(dict):
+    """A calibration histogram's state (TFMA's dict of bucket id to Bucket), pickled as two arrays.
+
+    Beam's coder pickles a plain dict's values one call each (a dataclass it has no coder for): about
+    6 us a Bucket, and for 100k eval rows in 45 slices of up to 10,000 buckets, with Beam's size
+    estimates of each output (a pickle too), 600,000 of them (3.8 s). Everything else reads it as the
+    dict it is."""
+
+    def __reduce__(self):
+        return _bucket_dict, _bucket_arrays(list(self.values()))
+
+
+def _bucket_dict(ids: np.ndarray, sums: np.ndarray) -> BucketDict:
+    return BucketDict((bucket.bucket_id, bucket) for bucket in _buckets(ids, sums))
+
+
+class Histogram(list):
+    """A calibration histogram as TFMA's combiner outputs it (its Buckets in a list), pickled as two
+    arrays: the slices' metrics cross several stages after the combine."""
+
+    def __reduce__(self):
+        return _histogram, _bucket_arrays(self)
+
+
+def _histogram(ids: np.ndarray, sums: np.ndarray) -> Histogram:
+    return Histogram(_buckets(ids, sums))
+
+
+def _is_histogram_state(state: Any) -> bool:
+    if type(state) is not dict or not state:
+        return False
+    return all(type(b) is calibration_histogram.Bucket and b.bucket_id == key for key, b in state.items())
+
+
+def _packed(accumulator: tuple) -> tuple:
+    """The combine function's accumulator with its calibration histograms' states as BucketDicts."""
+    return tuple(BucketDict(state) if _is_histogram_state(state) else state for state in accumulator)
 
 
 def _add(combiner: Any, state: Any, item: metric_types.StandardMetricInputs, count: int | None) -> Any:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import pickle
 
+import apache_beam as beam
 import cloudpickle
 import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
+from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as tfma_evaluator
 from tensorflow_model_analysis.metrics import metric_specs, metric_types
 from tensorflow_model_analysis.slicer import slicer_lib as slicer
 
@@ -185,6 +187,41 @@ def test_a_group_stays_a_group_through_pickling_between_beam_workers(dumps):
     assert isinstance(copy[constants.LABELS_KEY], slice_groups.Rows)
     assert isinstance(copy[constants.PREDICTIONS_KEY]["candidate"], slice_groups.Rows)
     assert _plain(copy[constants.LABELS_KEY].view(np.ndarray)) == _plain(group[constants.LABELS_KEY].view(np.ndarray))
+
+
+def test_histograms_cross_the_wire_as_arrays_and_give_tfmas_results():
+    """The combine function's calibration histograms, as state and as output, are Beam-encoded in one pickle
+    each (BucketDict, Histogram: Beam's coder pickled a plain dict's or list's Buckets one call each), and
+    decode to the same numbers: through add, compact, encode, merge, extract and encode again, the results
+    are those of TFMA's own combine function given the examples one at a time, to the last bit."""
+    eval_config = _eval_config(True)
+    computations = [
+        c for c in metric_specs.to_computations(eval_config.metrics_specs, eval_config=eval_config) if hasattr(c, "combiner")
+    ]
+    examples = _examples(2000, True, False)
+
+    def element(items):
+        return {
+            tfma_evaluator._DEFAULT_COMBINER_INPUT_KEY: items,
+            tfma_evaluator._COMBINER_INPUTS_KEY: [None] * len(computations),
+        }
+
+    stock = slice_groups.ComputationsCombineFn.__bases__[0](computations)
+    expected = stock.extract_output(stock.add_input(stock.create_accumulator(), element(examples)))
+    ours = slice_groups.ComputationsCombineFn(computations)
+    coder = beam.coders.registry.get_coder(object)  # what Beam encodes accumulators and outputs with
+    accumulator = ours.add_input(ours.create_accumulator(), element(_groups(examples)))
+    wired = coder.decode(coder.encode(ours.compact(accumulator)))
+    assert [type(state) for state in wired] == [type(state) for state in accumulator]
+    assert sum(type(state) is slice_groups.BucketDict for state in wired) == 2  # candidate and baseline
+    merged = ours.merge_accumulators([ours.create_accumulator(), wired])
+    assert sum(type(state) is slice_groups.BucketDict for state in merged) == 2
+    got = coder.decode(coder.encode(ours.extract_output(merged)))
+    histograms = [value for value in got.values() if type(value) is slice_groups.Histogram]
+    assert len(histograms) == 2 and all(histograms)
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert _plain(list(got[key]) if type(got[key]) is slice_groups.Histogram else got[key]) == _plain(value), key
 
 
 def test_grouping_is_used_only_where_a_group_counts_as_its_examples():
