@@ -50,6 +50,20 @@ bench: install
 clean-outputs:
 	rm -rf tfx_output
 
+# A local Flink (or Spark) cluster on loopback for the `flink` (`spark`) profile (docs/distributed-engines.md):
+# `make cluster-up` starts it from the pinned artifacts (cluster/artifacts.lock) and prints the PIPELINE_*
+# settings that point a run at it; `make cluster-down` stops every process by its id.
+ENGINE ?= flink
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: install
+	$(PY) -m cluster up $(ENGINE)
+
+cluster-down: install
+	$(PY) -m cluster down $(ENGINE)
+
+cluster-status: install
+	$(PY) -m cluster status $(ENGINE)
+
 .PHONY: run-beam schedule
 # The same pipeline on TFX's Beam orchestrator; PIPELINE_BEAM_PROFILE picks where Beam work runs.
 run-beam: install

@@ -36,7 +36,7 @@ def _explained(lines: list[str], index: int) -> bool:
 def test_an_import_inside_a_function_says_why():
     """Function-level imports only for start-up speed (or an optional package), with a comment saying so."""
     silent = []
-    for path in sorted((PROJECT_ROOT / "pipeline").rglob("*.py")):
+    for path in sorted([*(PROJECT_ROOT / "pipeline").rglob("*.py"), *(PROJECT_ROOT / "cluster").rglob("*.py")]):
         lines = path.read_text().splitlines()
         for node in ast.walk(ast.parse("\n".join(lines))):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
