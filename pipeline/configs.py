@@ -220,20 +220,28 @@ class PipelineConfig:
     beam_gcp_region: str = ""
     # Dataflow's temp and staging folder (gs://bucket/path); also where remote engines write temp files.
     beam_temp_location: str = ""
-    # Flink: the JobManager's host:port; Spark: the master URL (spark://host:7077).
+    # Flink: the JobManager's REST host:port, where the job server submits each job and which a run checks
+    # first; Spark (optional): the master URL (spark://host:7077), checked first when set.
     beam_cluster_master: str = ""
-    # The portable profile: the Beam job service's host:port (a Flink or Spark job server, or Beam's own).
+    # The flink, spark and portable profiles: the Beam job service's host:port (Beam's Flink or Spark job
+    # server, or Beam's own); `python -m cluster up flink|spark` starts one with its cluster.
     beam_job_endpoint: str = ""
     # How the portable runners (flink, spark, portable) start Python workers: DOCKER (the image below),
-    # EXTERNAL (a worker pool you run, at beam_environment_config), PROCESS or LOOPBACK.
+    # EXTERNAL (a worker pool you run, at beam_environment_config), PROCESS (a command each TaskManager or
+    # Spark executor starts) or LOOPBACK.
     beam_environment_type: str = "DOCKER"
     # That environment's --environment_config: EXTERNAL the worker pool's host:port, PROCESS the boot
-    # command as JSON; DOCKER takes beam_sdk_container_image when this is empty.
+    # command as JSON ({"command": "/path/to/.venv/bin/pipeline-beam-worker"}); DOCKER takes
+    # beam_sdk_container_image when this is empty.
     beam_environment_config: str = ""
     # How long the portable runners (flink, spark, portable) wait on their job service. Beam 2.60 also
     # holds each job's state and message streams to this deadline, so it must outlast the longest
     # component's Beam job: Beam's default, 60 s, fails every longer job with DEADLINE_EXCEEDED.
     beam_job_server_timeout_s: int = 86400
+    # How long the portable runners keep a job's idle Python workers for its next stage. Beam's default, 0,
+    # stops them after every stage: Spark then starts a worker (TensorFlow's import and all) per stage per
+    # executor, 11m46s instead of 3m13s for the test sample's run (docs/distributed-engines.md).
+    beam_environment_cache_ms: int = 30000
     # A worker image with requirements.lock and this project installed; without one, remote workers
     # install the lock and the project (setup.py) at start-up.
     beam_sdk_container_image: str = ""
@@ -306,7 +314,7 @@ class PipelineConfig:
         if self.blessing_max_decrease < 0:
             raise ConfigError(f"blessing_max_decrease may not be negative, got {self.blessing_max_decrease}")
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s",
-                     "max_eval_rows", "log_files_to_keep", "progress_interval_s"):
+                     "max_eval_rows", "log_files_to_keep", "progress_interval_s", "beam_environment_cache_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} may not be negative, got {getattr(self, name)}")
         object.__setattr__(self, "log_level", self.log_level.strip().upper())
@@ -370,17 +378,23 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--temp_location={beam_temp_location}",
         "--staging_location={beam_temp_location}/staging",
     ),
+    # A Flink session cluster through Beam's Flink job server (docs/distributed-engines.md): the job server
+    # translates each component's pipeline and submits it to the JobManager named here.
     "flink": (
         "--runner=FlinkRunner",
         "--flink_master={beam_cluster_master}",
+        "--job_endpoint={beam_job_endpoint}",
         "--environment_type={beam_environment_type}",
         "--job_server_timeout={beam_job_server_timeout_s}",
+        "--environment_cache_millis={beam_environment_cache_ms}",
     ),
+    # A Spark standalone cluster through Beam's Spark job server, which is started against its master.
     "spark": (
         "--runner=SparkRunner",
-        "--spark_master_url={beam_cluster_master}",
+        "--job_endpoint={beam_job_endpoint}",
         "--environment_type={beam_environment_type}",
         "--job_server_timeout={beam_job_server_timeout_s}",
+        "--environment_cache_millis={beam_environment_cache_ms}",
     ),
     # Any Beam job service: what Flink's and Spark's job servers, and Beam's own Python one, answer.
     "portable": (
@@ -388,9 +402,12 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--job_endpoint={beam_job_endpoint}",
         "--environment_type={beam_environment_type}",
         "--job_server_timeout={beam_job_server_timeout_s}",
+        "--environment_cache_millis={beam_environment_cache_ms}",
     ),
 }
 LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
+# The profiles whose Beam jobs go through a job service (beam_job_endpoint), checked before a run starts.
+JOB_SERVICE_PROFILES = ("flink", "spark", "portable")
 
 
 def parse_metadata_mysql_url(url: str) -> dict:

@@ -23,6 +23,7 @@ from tfx.components.evaluator.component import Evaluator
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.component import SchemaGen
 from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
     LatestArtifactStrategy,
@@ -319,7 +320,7 @@ def create_components(
         ),
         custom_config={atomic_pusher.KEEP_VERSIONS_KEY: config.serving_versions_to_keep},
     ).with_id("Pusher")
-    return [
+    components = [
         example_gen,
         statistics_gen,
         schema_gen,
@@ -333,6 +334,11 @@ def create_components(
         evaluator,
         pusher,
     ]
+    # On an engine with a job list (Flink, Spark), each component's Beam job named after it.
+    for component in components:
+        if isinstance(component, BaseBeamComponent) and profiles.job_name_args(config, component.id):
+            component.with_beam_pipeline_args(profiles.job_name_args(config, component.id))
+    return components
 
 
 def create_pipeline(

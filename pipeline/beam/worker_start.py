@@ -1,5 +1,5 @@
-"""Imported by each of Beam's local worker processes as it starts (`--beam_plugins`, which the
-multi_processing profile passes).
+"""Imported by each Beam worker process as it starts (`--beam_plugins`, which the multi_processing and the
+remote profiles pass).
 
 - The worker's warnings and the errors Python ignores go, as log records, to the run's process and
   through its handlers (pipeline/logs.py), instead of straight onto the console the worker shares with

@@ -71,7 +71,7 @@ def run(
     run_input = input_checks.preflight(config)
     # A profile missing a setting, or whose job service does not answer, fails here, before anything runs.
     profiles.beam_args(config, run_input)
-    profiles.check_job_service(config)
+    profiles.check_engine(config)
     logs.configure(config.log_level, logs.log_file_for(config, runner))
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)

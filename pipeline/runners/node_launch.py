@@ -79,7 +79,7 @@ def check_input(config: configs.PipelineConfig) -> inputs.RunInput:
     """The pre-flight check of the input, as the first task of a run: every node without an upstream
     node waits for it, so bad files stop the run before anything is launched or written."""
     run_input = input_checks.preflight(config)
-    profiles.check_job_service(config)
+    profiles.check_engine(config)
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     return run_input
 

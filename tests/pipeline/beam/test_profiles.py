@@ -21,6 +21,7 @@ from pipeline import configs, inputs
 from pipeline import pipeline as pipeline_definition
 from pipeline.beam import profiles
 from tests.conftest import tiny_input
+from tests.servers import free_port
 
 
 def test_small_input_runs_in_memory_with_no_beam_args(tmp_path):
@@ -94,8 +95,8 @@ def test_remote_data_stays_in_memory_unless_a_profile_says_otherwise():
 REMOTE_SETTINGS = {
     "dataflow": {"beam_gcp_project": "my-project", "beam_gcp_region": "europe-west1",
                  "beam_temp_location": "gs://my-bucket/tmp"},
-    "flink": {"beam_cluster_master": "flink-jobmanager:8081"},
-    "spark": {"beam_cluster_master": "spark://spark-master:7077"},
+    "flink": {"beam_cluster_master": "flink-jobmanager:8081", "beam_job_endpoint": "flink-jobmanager:8099"},
+    "spark": {"beam_job_endpoint": "spark-master:8099"},
     "portable": {"beam_job_endpoint": "job-service:8099"},
 }
 
@@ -186,11 +187,21 @@ def test_an_external_worker_pool_is_the_workers_environment(monkeypatch):
     assert options.view_as(PortableOptions).job_endpoint == "localhost:8099"
     assert options.view_as(PortableOptions).environment_type == "EXTERNAL"
     assert options.view_as(PortableOptions).environment_config == "localhost:50000"
-    # Shipped as for every remote profile: the module files' functions by value, the project's package;
-    # the pool already runs in an environment holding the lock, so nothing is installed at start-up.
-    assert options.view_as(SetupOptions).pickle_library == "cloudpickle"
-    assert options.view_as(SetupOptions).setup_file == str(configs.PROJECT_ROOT / "setup.py")
-    assert options.view_as(SetupOptions).requirements_file is None
+    # The module files' functions by value, as for every remote profile; the pool already runs in an
+    # environment holding the lock and the project, so nothing is built, shipped or installed: the
+    # requirements file TFX needs to see (else it builds a package of itself) names none.
+    setup = options.view_as(SetupOptions)
+    assert setup.pickle_library == "cloudpickle"
+    assert setup.setup_file is None
+    assert setup.requirements_file == str(profiles.PREPARED_WORKERS_REQUIREMENTS)
+    assert setup.requirements_cache == "skip"
+    assert not [line for line in Path(setup.requirements_file).read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    # The dependency flag TFX looks for is there: it adds no package of its own.
+    from tfx.utils import dependency_utils  # TFX's helper loads Beam's options; only this test needs it.
+
+    args = profiles.beam_args(configs.load_config(**configs.env_overrides()))
+    assert dependency_utils.make_beam_dependency_flags(args) == args
     monkeypatch.delenv("PIPELINE_BEAM_ENVIRONMENT_CONFIG")
     with pytest.raises(configs.ConfigError, match="EXTERNAL needs beam_environment_config, the worker pool's "
                        "host:port \\(set PIPELINE_BEAM_ENVIRONMENT_CONFIG\\)"):
@@ -203,6 +214,45 @@ def test_an_environment_config_set_wins_over_the_image():
     assert PipelineOptions(profiles.beam_args(config)).view_as(PortableOptions).environment_config == "registry/taxi:2"
 
 
+def test_the_flink_and_spark_profiles_go_through_a_job_server_and_name_each_job():
+    for profile in ("flink", "spark"):
+        config = configs.load_config(beam_profile=profile, **REMOTE_SETTINGS[profile])
+        options = PipelineOptions(profiles.beam_args(config))
+        assert options.view_as(PortableOptions).job_endpoint == REMOTE_SETTINGS[profile]["beam_job_endpoint"]
+        # Idle Python workers kept for the job's next stage: Spark starts new ones per stage otherwise.
+        assert options.get_all_options()["environment_cache_millis"] == "30000"
+        compiled = pipeline_definition.create_pipeline(config)
+        names = {c.id: [a for a in c.executor_spec.beam_pipeline_args if a.startswith("--job_name=")]
+                 for c in compiled.components if hasattr(c.executor_spec, "beam_pipeline_args")}
+        assert names == {
+            "CsvExampleGen": ["--job_name=chicago-taxi-csvexamplegen"],
+            "StatisticsGen": ["--job_name=chicago-taxi-statisticsgen"],
+            "Transform": ["--job_name=chicago-taxi-transform"],
+            "Evaluator": ["--job_name=chicago-taxi-evaluator"],
+        }
+    with pytest.raises(configs.ConfigError, match="needs beam_job_endpoint \\(set PIPELINE_BEAM_JOB_ENDPOINT\\)"):
+        profiles.beam_args(configs.load_config(beam_profile="flink", beam_cluster_master="jm:8081"))
+    # The local profiles name no job: the DirectRunner has no job list, and the args stay Beam's default.
+    assert profiles.job_name_args(configs.load_config(beam_profile="in_memory"), "Transform") == []
+
+
+def test_a_flink_jobmanager_or_spark_master_nobody_answers_at_is_refused_at_once():
+    port = free_port()
+    settings = {"beam_job_endpoint": "127.0.0.1:1", "beam_environment_type": "PROCESS",
+                "beam_environment_config": '{"command": "boot"}'}
+    with pytest.raises(configs.ConfigError, match=f"^the Flink JobManager at 127.0.0.1:{port} \\(beam_cluster_master, "
+                       "set PIPELINE_BEAM_CLUSTER_MASTER\\) does not answer: "):
+        profiles.check_engine(configs.load_config(beam_profile="flink", beam_cluster_master=f"127.0.0.1:{port}",
+                                                  **settings), timeout_s=5)
+    with pytest.raises(configs.ConfigError, match="^the Flink JobManager at flink-jobmanager.invalid:8081 "
+                       "\\(beam_cluster_master, set PIPELINE_BEAM_CLUSTER_MASTER\\) does not answer: "):
+        profiles.check_engine(configs.load_config(beam_profile="flink", beam_cluster_master="flink-jobmanager.invalid:8081",
+                                                  **settings), timeout_s=5)
+    with pytest.raises(configs.ConfigError, match=f"^the Spark master at spark://127.0.0.1:{port} "):
+        profiles.check_engine(configs.load_config(beam_profile="spark", beam_cluster_master=f"spark://127.0.0.1:{port}",
+                                                  **settings), timeout_s=5)
+
+
 def test_a_job_endpoint_nobody_answers_at_is_refused_at_once():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -210,13 +260,13 @@ def test_a_job_endpoint_nobody_answers_at_is_refused_at_once():
     try:
         # Any gRPC server answers the connection check; Beam's job API is exercised end to end
         # (tests/pipeline/beam/test_worker_boot.py).
-        profiles.check_job_service(configs.load_config(beam_profile="portable", beam_job_endpoint=f"127.0.0.1:{port}"))
+        profiles.check_engine(configs.load_config(beam_profile="portable", beam_job_endpoint=f"127.0.0.1:{port}"))
     finally:
         server.stop(None)
     with pytest.raises(configs.ConfigError, match=f"no Beam job service answers at 127.0.0.1:{port} within 1 s "
                        "\\(beam_job_endpoint, set PIPELINE_BEAM_JOB_ENDPOINT\\)"):
-        profiles.check_job_service(
+        profiles.check_engine(
             configs.load_config(beam_profile="portable", beam_job_endpoint=f"127.0.0.1:{port}"), timeout_s=1
         )
     # Other profiles have no job service of their own to check.
-    profiles.check_job_service(configs.load_config(beam_profile="in_memory"), timeout_s=1)
+    profiles.check_engine(configs.load_config(beam_profile="in_memory"), timeout_s=1)
