@@ -26,6 +26,8 @@ DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
 SHARED_RUNS = {
     "tests/pipeline/runners/test_local_runner.py": "local_runs",
     "tests/pipeline/governance/test_cli.py": "local_runs",
+    "tests/cluster/test_flink.py": "flink_cluster",
+    "tests/pipeline/runners/test_airflow_dag.py": "flink_cluster",
 }
 
 
@@ -44,11 +46,12 @@ def pytest_xdist_make_scheduler(config, log):
 # The modules with the longest set-ups (the suite's durations report), longest first. Only an order:
 # a module not named here runs after them, in file order.
 SLOWEST_FIRST = (
+    "tests/cluster/test_flink.py",  # with test_airflow_dag.py, on the Flink cluster (SHARED_RUNS)
     "tests/pipeline/runners/test_airflow_local_executor.py",
+    "tests/cluster/test_spark.py",
     "tests/ci/test_make_targets.py",
     "tests/pipeline/governance/test_cli.py",  # these two share their runs (SHARED_RUNS)
     "tests/pipeline/runners/test_local_runner.py",
-    "tests/pipeline/beam/test_worker_boot.py",
     "tests/pipeline/components/test_data_gate.py",
     "tests/pipeline/runners/test_scheduler.py",
     "tests/pipeline/runners/test_luigi_runner.py",
@@ -220,6 +223,49 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     )
     run()
     return LocalRuns(config, env, modules_dir, outputs, errors, summaries)
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(tmp_path_factory):
+    """A Flink session cluster started and stopped as users do (`python -m cluster up|down flink`): a
+    JobManager, two TaskManagers and Beam's Flink job server from the pinned artifacts, on free loopback
+    ports. The modules using it share one xdist worker (SHARED_RUNS). Stopping it is checked every time:
+    `down` must leave none of its processes, nor any worker they started, running."""
+    import psutil  # Only here: which processes the cluster left.
+
+    from cluster.flink import FlinkCluster  # Only the cluster tests start Java processes.
+    from tests.servers import free_port
+
+    ports = {"rest_port": free_port(), "rpc_port": free_port(), "job_port": free_port()}
+    cluster = FlinkCluster(tmp_path_factory.mktemp("flink"), **ports)
+    command = [sys.executable, "-m", "cluster"]
+    where = ["flink", "--state-dir", str(cluster.state_dir)]
+    flags = [arg for name, port in ports.items() for arg in (f"--{name.replace('_', '-')}", str(port))]
+    try:
+        up = run_command_result([*command, "up", *where, *flags], os.environ.copy())
+        assert "export PIPELINE_BEAM_PROFILE=flink" in up.stdout
+        yield cluster
+    finally:
+        recorded = cluster.processes()
+        started = {member.pid for p in recorded if p.alive()
+                   for member in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]}
+        status = subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True, timeout=120)
+        down = subprocess.run([*command, "down", *where], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=120)
+    assert status.returncode == 0, status.stdout
+    assert down.stdout.startswith("stopped jobmanager, "), down.stdout + down.stderr
+    assert not [pid for pid in started if psutil.pid_exists(pid)], "processes left after `cluster down`"
+    assert subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True).returncode == 3
+
+
+def running(cluster):
+    """A fixture's body for a local cluster (cluster/): started, then stopped by process id, also when a
+    test fails."""
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
 
 
 def curated_schema():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ml_metadata.proto import metadata_store_pb2
+
 from pipeline import configs
 from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
@@ -57,3 +59,42 @@ def cli_json(capsys, config: configs.PipelineConfig, *args: str):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return json.loads(captured.out)
+
+
+# TFMA metrics computed from sums of float predictions: their last bits depend on the order a slice's
+# examples are added in (the task's other metrics count examples).
+FLOAT_SUM_METRICS = {"mean_prediction"}
+
+
+def node_execution(store, pipeline_name: str, run_id: str, node: str):
+    """One node's execution in a pipeline run."""
+    in_run = {e.id for e in store.get_executions_by_context(
+        store.get_context_by_type_and_name("pipeline_run", run_id).id
+    )}
+    node_context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node}")
+    [execution] = [e for e in store.get_executions_by_context(node_context.id) if e.id in in_run]
+    return execution
+
+
+def execution_artifacts(store, execution) -> tuple[dict, dict]:
+    """An execution's input and output artifacts by key, as TFX's executors receive them."""
+    from tfx.types import artifact_utils  # TFX's types load TensorFlow: only for the tests that need them.
+
+    inputs, outputs = {}, {}
+    for event in store.get_events_by_execution_ids([execution.id]):
+        [artifact] = store.get_artifacts_by_id([event.artifact_id])
+        [artifact_type] = store.get_artifact_types_by_id([artifact.type_id])
+        side = inputs if event.type == metadata_store_pb2.Event.INPUT else outputs
+        side.setdefault(event.path.steps[0].key, []).append(artifact_utils.deserialize_artifact(artifact_type, artifact))
+    return inputs, outputs
+
+
+def evaluation_metrics(evaluation_uri: str) -> dict:
+    """{(slice, metric, model): value} of a TFMA evaluation."""
+    import tensorflow_model_analysis as tfma  # Only for the tests that read an evaluation.
+
+    return {
+        (str(metrics.slice_key), item.key.name, item.key.model_name): item.value
+        for metrics in tfma.load_metrics(evaluation_uri)
+        for item in metrics.metric_keys_and_values
+    }

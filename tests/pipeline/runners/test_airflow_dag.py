@@ -1,6 +1,7 @@
 """The Airflow DAG on a real Airflow: temporary AIRFLOW_HOME and SQLite, parsed by `airflow dags list`,
-executed by `airflow dags test` on the small sample. (An unchanged second run served from TFX's cache is
-tested on Airflow as deployed, in test_airflow_local_executor.py.)
+executed by `airflow dags test` on the small sample, its tasks' Beam work on the Flink cluster the cluster
+tests run (`flink_cluster`, the `flink` profile's settings). (An unchanged second run served from TFX's
+cache, on Beam's default engine, is tested on Airflow as deployed, in test_airflow_local_executor.py.)
 
 Airflow is initialised once for the module; the DAG file reaches Airflow as a symlink in its DAGs
 folder, as the README tells users, and its configuration as PIPELINE_* variables.
@@ -45,6 +46,8 @@ class AirflowRuns:
     bad_span_file: Path
     bad_output: str
     executions: tuple[int, int]  # in the store before and after the run on the bad span
+    flink_jobs: list[dict]  # the jobs the Flink cluster ran during the good run
+    taskmanagers: set[str]
 
 
 def _executions(config: configs.PipelineConfig) -> int:
@@ -69,7 +72,7 @@ def _task_states(airflow_db: Path, dag_id: str, run_id: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
+def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRuns:
     home = tmp_path_factory.mktemp("airflow_home")
     dags_folder = home / "dags"
     dags_folder.mkdir()
@@ -84,13 +87,16 @@ def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
         # A failing task fails the test at once instead of waiting for a retry.
         "PIPELINE_RETRIES": "2",
+        **flink_cluster.settings(),
     }
     config = configs.load_config(**configs.env_overrides(env))
     run_command([AIRFLOW, "db", "migrate"], env)
     listed = _run_airflow(
         [AIRFLOW, "dags", "list", "--columns", "dag_id,max_active_tasks,max_active_runs", "--output", "json"], env
     )
+    jobs_before = flink_cluster.job_ids()
     run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
+    flink_jobs = flink_cluster.jobs(since=jobs_before)
     airflow_db = home / "airflow.db"
     run_ids = _dag_run_ids(airflow_db, config.pipeline_name)
     # A second run on a span holding an empty file, against the same store.
@@ -112,6 +118,8 @@ def airflow_runs(tmp_path_factory, sample_data_dir) -> AirflowRuns:
         bad_span_file=spans / "span-1" / "data.csv",
         bad_output=bad.stdout + bad.stderr,
         executions=(before, _executions(config)),
+        flink_jobs=flink_jobs,
+        taskmanagers={tm["id"] for tm in flink_cluster.rest("/taskmanagers")["taskmanagers"]},
     )
 
 
@@ -141,6 +149,17 @@ def test_every_task_succeeds(airflow_runs):
     [run_id] = airflow_runs.run_ids
     states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, run_id)
     assert states == {task: "success" for task in ALL_NODES | {"check_input", "record_run"}}
+
+
+def test_the_tasks_beam_work_ran_on_the_flink_cluster(airflow_runs):
+    """Each Beam component's task sent its job to Flink: one job each, finished, on both TaskManagers."""
+    from pipeline.beam import profiles
+
+    expected = [profiles.job_name_args(airflow_runs.config, c)[0].split("=", 1)[1]
+                for c in ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")]
+    assert [job["name"] for job in airflow_runs.flink_jobs] == expected
+    for job in airflow_runs.flink_jobs:
+        assert job["state"] == "FINISHED" and set(job["taskmanagers"]) == airflow_runs.taskmanagers, job
 
 
 def test_tasks_take_their_retries_from_config(airflow_runs):

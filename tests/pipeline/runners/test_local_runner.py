@@ -27,7 +27,14 @@ from tests.conftest import (
     run_command,
     run_local_pipeline,
 )
-from tests.orchestrator_checks import ALL_NODES, CACHED_WHEN_UNCHANGED
+from tests.orchestrator_checks import (
+    ALL_NODES,
+    CACHED_WHEN_UNCHANGED,
+    FLOAT_SUM_METRICS,
+    evaluation_metrics,
+    execution_artifacts,
+    node_execution,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -172,20 +179,15 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
     from pipeline.components import csv_example_gen
 
     store, name = open_store(runs.config, readonly=True), runs.config.pipeline_name
-    execution = _node_execution(store, name, runs.summaries[2].run_id, "Evaluator")
+    execution = node_execution(store, name, runs.summaries[2].run_id, "Evaluator")
     properties = {key: value.string_value for key, value in execution.custom_properties.items()}
     assert properties["module_path"] == eval_extractors.__name__
-    inputs, outputs = {}, {}
-    for event in store.get_events_by_execution_ids([execution.id]):
-        [artifact] = store.get_artifacts_by_id([event.artifact_id])
-        [artifact_type] = store.get_artifact_types_by_id([artifact.type_id])
-        side = inputs if event.type == metadata_store_pb2.Event.INPUT else outputs
-        side[event.path.steps[0].key] = [artifact_utils.deserialize_artifact(artifact_type, artifact)]
+    inputs, outputs = execution_artifacts(store, execution)
     assert set(inputs) == {"examples", "model", "baseline_model"}
     assert list(Path(artifact_utils.get_split_uri(inputs["examples"], "eval")).glob("*.parquet"))
 
     # The same rows as tf.Examples: CsvExampleGen's executor with the run's own input and splits.
-    example_gen = _node_execution(store, name, runs.summaries[0].run_id, "CsvExampleGen")  # cached later
+    example_gen = node_execution(store, name, runs.summaries[0].run_id, "CsvExampleGen")  # cached later
     tf_examples = standard_artifacts.Examples()
     tf_examples.uri = str(tmp_path / "tf_examples")
     csv_example_gen.Executor().Do(
@@ -214,33 +216,18 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
         evaluator_executor.Executor(context).Do(
             variant_inputs, {"evaluation": [evaluation], "blessing": [blessing]}, evaluator_properties
         )
-        results[variant] = (_metrics(evaluation.uri), sorted(p.name for p in Path(blessing.uri).iterdir()))
-    ran = _metrics(outputs["evaluation"][0].uri)
+        results[variant] = (evaluation_metrics(evaluation.uri), sorted(p.name for p in Path(blessing.uri).iterdir()))
+    ran = evaluation_metrics(outputs["evaluation"][0].uri)
     assert len(ran) > 30 and {key[2] for key in ran} == {"candidate", "baseline"}
     assert sorted(p.name for p in Path(outputs["blessing"][0].uri).iterdir()) == ["BLESSED"]
     for variant, (metrics, blessed) in results.items():
         assert set(metrics) == set(ran), variant
         for key, value in metrics.items():
-            if key[1] in FLOAT_SUMS:
+            if key[1] in FLOAT_SUM_METRICS:
                 assert value.double_value.value == pytest.approx(ran[key].double_value.value, rel=1e-12, abs=0)
             else:
                 assert value.SerializeToString() == ran[key].SerializeToString(), (variant, key)
         assert blessed == ["BLESSED"], variant
-
-
-# Metrics computed from sums of float predictions (the task's other metrics count examples).
-FLOAT_SUMS = {"mean_prediction"}
-
-
-def _metrics(evaluation_uri: str) -> dict:
-    """{(slice, metric, model): value} of a TFMA evaluation."""
-    import tensorflow_model_analysis as tfma
-
-    return {
-        (str(metrics.slice_key), item.key.name, item.key.model_name): item.value
-        for metrics in tfma.load_metrics(evaluation_uri)
-        for item in metrics.metric_keys_and_values
-    }
 
 
 def test_a_rollback_stays_through_an_unchanged_rerun(runs):
@@ -271,19 +258,9 @@ def test_a_rollback_stays_through_an_unchanged_rerun(runs):
         saved.rename(output_root)
 
 
-def _node_execution(store, pipeline_name: str, run_id: str, node: str):
-    """One node's execution in a pipeline run."""
-    in_run = {e.id for e in store.get_executions_by_context(
-        store.get_context_by_type_and_name("pipeline_run", run_id).id
-    )}
-    node_context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node}")
-    [execution] = [e for e in store.get_executions_by_context(node_context.id) if e.id in in_run]
-    return execution
-
-
 def _node_io(store, pipeline_name: str, run_id: str, node: str, kind: str) -> dict[str, int]:
     """{key: artifact id} of one node's inputs (`INPUT`) or outputs (`OUTPUT`) in a pipeline run."""
-    execution = _node_execution(store, pipeline_name, run_id, node)
+    execution = node_execution(store, pipeline_name, run_id, node)
     wanted = getattr(metadata_store_pb2.Event, kind)
     return {
         e.path.steps[0].key: e.artifact_id
