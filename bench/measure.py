@@ -42,13 +42,16 @@ class ProcessRun:
     peak_at: float = 0.0
 
 
+def _members(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def _tree_rss(process: psutil.Process) -> int:
     total = 0
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for member in members:
+    for member in _members(process):
         try:
             total += member.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -56,19 +59,41 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def _trees_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of these processes, the children they waited for, and those still running."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        for member in _members(root):
+            try:
+                times = member.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+    return total
+
+
 def run_process(
-    args: list[str], env: dict[str, str], log_path: Path, timeout: float, cwd: Path = PROJECT_ROOT
+    args: list[str], env: dict[str, str], log_path: Path, timeout: float, cwd: Path = PROJECT_ROOT,
+    also: list[int] = (),
 ) -> ProcessRun:
-    """Run `args` to completion, timing it and tracking the peak memory of its process tree."""
+    """Run `args` to completion, timing it and tracking the peak memory of its process tree; `also` names
+    processes running beside it whose trees count too (a cluster's JobManager, TaskManagers and the
+    workers they start, its job server): summed into the peak memory and the CPU time."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    others = [psutil.Process(pid) for pid in also]
     with open(log_path, "wb") as log:
         usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        others_cpu_before = _trees_cpu(list(also))
         started = time.monotonic()
         child = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         watched = psutil.Process(child.pid)
         peak, peak_at = 0, 0.0
         while child.poll() is None:
-            rss = _tree_rss(watched)
+            rss = _tree_rss(watched) + sum(_tree_rss(other) for other in others)
             if rss > peak:
                 peak, peak_at = rss, time.time()
             if time.monotonic() - started > timeout:
@@ -83,6 +108,7 @@ def run_process(
         seconds = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
+    cpu += _trees_cpu(list(also)) - others_cpu_before
     tail = log_path.read_bytes()[-3000:].decode(errors="replace")
     return ProcessRun(seconds, cpu, peak, child.returncode, tail, peak_at)
 

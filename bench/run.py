@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run compare --reps 3          # same data, alternating, ratios ours/theirs
     .venv/bin/python -m bench.run scale --sizes 150k,1.5M   # generated inputs, rows/s, memory, integrity
+    .venv/bin/python -m bench.run scale --sizes 1.5M,10M --engines auto,flink   # beside a local Flink cluster
 
 `make bench` runs both (compare, then scale at 150k and 1.5M). Results go to bench/results/<kind>.json
 (machine-readable) and a Markdown table is printed for the README. Not part of the test suite: a run
@@ -43,10 +44,10 @@ def _load() -> str:
     return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_once(run: pipelines.PipelineRun, log_path: Path, timeout: float) -> dict:
+def run_once(run: pipelines.PipelineRun, log_path: Path, timeout: float, also: list[int] = ()) -> dict:
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_before = _load()
-    process = measure.run_process(run.args, run.env, log_path, timeout, run.cwd)
+    process = measure.run_process(run.args, run.env, log_path, timeout, run.cwd, also)
     if process.returncode != 0:
         raise RuntimeError(
             f"{run.name} failed (exit {process.returncode}); log {log_path}:\n{process.log_tail}"
@@ -142,32 +143,64 @@ def scale(
     timeout: float,
     progress_file: str = "",
     before: Path | None = None,
+    engines: tuple[str, ...] = ("auto",),
 ) -> dict:
     """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC; with
-    `before`, that checkout's pipeline too, on the same input just before ours."""
+    `before`, that checkout's pipeline too, on the same input just before ours. Each engine beside `auto`
+    (the default profile) runs the same input after it on a local cluster (cluster/) started once for the
+    invocation; its processes count in the run's peak memory and CPU time, and each Beam component's time
+    is set beside its job's own time in the engine."""
+    clusters = {engine: _start_cluster(engine, work_root) for engine in engines if engine != "auto"}
     results = []
-    for size in sizes:
-        rows = generate_data.parse_rows(size)
-        data_dir = data_root / size
-        if not (data_dir / "data.csv").is_file():
-            print(f"generating {rows:,} rows into {data_dir}", flush=True)
-            generate_data.generate(rows, data_dir)
-        result = _scale_run(size, data_dir, work_root, timeout, "ours")
-        if before is not None:
-            result["before"] = _scale_run(size, data_dir, work_root, timeout, "before", before)
-            result["ratio_to_before"] = _ratios(result, result["before"])
-        results.append(result)
-        if progress_file:
-            _write(progress_file, {"partial": True, "before": str(before) if before else None, "sizes": results})
-    return {"before": str(before) if before else None, "sizes": results}
+    try:
+        for size in sizes:
+            rows = generate_data.parse_rows(size)
+            data_dir = data_root / size
+            if not (data_dir / "data.csv").is_file():
+                print(f"generating {rows:,} rows into {data_dir}", flush=True)
+                generate_data.generate(rows, data_dir)
+            result = _scale_run(size, data_dir, work_root, timeout, "ours") if "auto" in engines else {}
+            if before is not None:
+                result["before"] = _scale_run(size, data_dir, work_root, timeout, "before", before)
+                result["ratio_to_before"] = _ratios(result, result["before"])
+            for engine, cluster in clusters.items():
+                result[engine] = _scale_run(size, data_dir, work_root, timeout, engine, cluster=cluster)
+                if "seconds" in result:
+                    result[f"ratio_{engine}_to_auto"] = _ratios(result[engine], result)
+            results.append(result)
+            if progress_file:
+                _write(progress_file, {"partial": True, "before": str(before) if before else None, "sizes": results})
+    finally:
+        for cluster in clusters.values():
+            cluster.down()
+    return {"before": str(before) if before else None, "engines": list(engines), "sizes": results}
+
+
+def _start_cluster(engine: str, work_root: Path):
+    from cluster.flink import FlinkCluster  # Only a benchmark of an engine starts one.
+    from cluster.spark import SparkCluster
+
+    cluster = {"flink": FlinkCluster, "spark": SparkCluster}[engine](work_root / f"cluster-{engine}")
+    cluster.up()
+    return cluster
 
 
 def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name: str,
-               project_root: Path = pipelines.PROJECT_ROOT) -> dict:
+               project_root: Path = pipelines.PROJECT_ROOT, cluster=None) -> dict:
     work_dir = work_root / f"scale-{size}-{name}"
     shutil.rmtree(work_dir, ignore_errors=True)
-    run = pipelines.ours(data_dir, work_dir, project_root=project_root, name=name)
-    result = run_once(run, work_root / "logs" / f"scale-{size}-{name}.log", timeout)
+    run = pipelines.ours(data_dir, work_dir, cluster.settings() if cluster else None, project_root, name)
+    jobs_before = cluster.job_ids() if cluster else set()
+    also = [p.pid for p in cluster.processes() if p.alive()] if cluster else []
+    result = run_once(run, work_root / "logs" / f"scale-{size}-{name}.log", timeout, also)
+    if cluster:
+        # Each job's own time in the engine, by the job's name (<pipeline>-<component>): the rest of the
+        # component's time is translation, submission and the wait for workers.
+        result["engine_jobs"] = {
+            job["name"]: {"seconds": round(job["duration"] / 1000, 1), "state": job["state"],
+                          "ran_on": len(job.get("taskmanagers") or job.get("workers") or [])}
+            for job in cluster.jobs(since=jobs_before)
+        }
     counts = measure.count_rows(str(data_dir), run.metadata_path, run.pipeline_name)
     result.update(size=size, rows=counts["csv_rows"], counts=counts)
     result["rows_per_second"] = {
@@ -251,9 +284,13 @@ def scale_table(result: dict) -> str:
     ]
     entries = []
     for entry in result["sizes"]:
-        entries.append(("", entry))
+        if "seconds" in entry:
+            entries.append(("", entry))
         if "before" in entry:
             entries.append((" (before)", entry["before"]))
+        for engine in result.get("engines", ()):
+            if engine in entry:
+                entries.append((f" ({engine})", entry[engine]))
     for label, entry in entries:
         seconds = {node: value["seconds"] for node, value in entry["components"].items()}
         rate = entry["rows_per_second"]
@@ -305,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         "--before", type=Path, default=None,
         help="also run our pipeline from another checkout (e.g. the commit before a change) at each size",
     )
+    scaling.add_argument("--engines", default="auto",
+                         help="comma-separated: auto (the default profile) and local clusters, flink or spark")
     scaling.add_argument("--data-root", type=Path, default=DATA_DIR,
                          help="where generated inputs are kept (<root>/<size>/data.csv)")
     for command in (comparing, scaling):
@@ -333,7 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         table = compare_table(result)
     else:
         sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
-        result = scale(sizes, args.data_root, work_root, args.timeout, kind, args.before)
+        engines = tuple(engine.strip() for engine in args.engines.split(",") if engine.strip())
+        unknown = set(engines) - {"auto", "flink", "spark"}
+        if unknown:
+            print(f"error: --engines takes auto, flink and spark, not {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        result = scale(sizes, args.data_root, work_root, args.timeout, kind, args.before, engines)
         table = scale_table(result)
     result["bench_seconds"] = round(time.monotonic() - started)
     path = _write(kind, result)
