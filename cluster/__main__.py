@@ -23,7 +23,10 @@ ENGINES = {"flink": FlinkCluster, "spark": SparkCluster}
 def _cluster(args: argparse.Namespace):
     ports = {name: value for name, value in vars(args).items() if name.endswith("_port") and value}
     if args.command == "up":
-        return ENGINES[args.engine](args.state_dir, **ports)
+        sizes = {"taskmanager_memory": args.taskmanager_memory} if args.taskmanager_memory else {}
+        if sizes and args.engine != "flink":
+            raise RuntimeError("--taskmanager-memory is Flink's")
+        return ENGINES[args.engine](args.state_dir, **ports, **sizes)
     return ENGINES[args.engine].at(args.state_dir, **ports)  # the ports `up` started it on
 
 
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--rpc-port", type=int, help="Flink: the JobManager's RPC port (6123)")
         command.add_argument("--master-port", type=int, help="Spark: the master's port (7077)")
         command.add_argument("--ui-port", type=int, help="Spark: the master's web UI port (8080)")
+        command.add_argument("--taskmanager-memory", help="Flink: each TaskManager's process size (3g; 10M rows "
+                             "need more, docs/distributed-engines.md)")
     args = parser.parse_args(argv)
     try:
         if args.command == "lock":

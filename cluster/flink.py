@@ -34,6 +34,11 @@ JAVA_OPENS = (
 #   runs on all TaskManagers, and a TaskManager left alone can take a whole job when the other is lost;
 # - network memory and the sort-shuffle's minimum buffers: the Evaluator's and StatisticsGen's Beam graphs
 #   have many parallel exchanges, which Flink's defaults (512 buffers each) cannot open at once;
+# - task off-heap memory for Beam's gRPC data plane to the Python workers, whose buffers are direct
+#   memory, and task heap for the elements it hands between operators: Parquet batches are large
+#   elements, and Beam's sender checks whether the worker keeps up only every 100 of them. With less,
+#   Transform failed with "OutOfMemoryError: Direct buffer memory" at 1.5M rows (no off-heap) and 10M
+#   (384 MB), and with "Java heap space" at 10M (310 MB of heap);
 # - an exponential-delay restart strategy and a short heartbeat: a killed TaskManager is declared lost
 #   within seconds and its job restarted on the survivors, instead of failing at once (Flink's default when
 #   checkpointing is off). Not fixed-delay: it counts each failed task as an attempt, and a lost
@@ -51,8 +56,9 @@ rest.port: {rest_port}
 taskmanager.bind-host: {host}
 taskmanager.host: {host}
 taskmanager.numberOfTaskSlots: 2
-taskmanager.memory.process.size: 1600m
-taskmanager.memory.managed.fraction: 0.2
+taskmanager.memory.process.size: {taskmanager_memory}
+taskmanager.memory.task.off-heap.size: 1g
+taskmanager.memory.managed.fraction: 0.1
 taskmanager.memory.network.min: 320mb
 taskmanager.memory.network.max: 320mb
 taskmanager.network.sort-shuffle.min-buffers: 64
@@ -90,8 +96,9 @@ class FlinkCluster(LocalCluster):
     engine = "flink"
 
     def __init__(self, state_dir=None, rest_port: int = 8081, rpc_port: int = 6123, job_port: int = 8099,
-                 taskmanagers: int = 2):
+                 taskmanagers: int = 2, taskmanager_memory: str = "3g"):
         super().__init__(state_dir)
+        self.taskmanager_memory = taskmanager_memory
         self.rest_port, self.rpc_port, self._job_port, self.taskmanagers = rest_port, rpc_port, job_port, taskmanagers
         self.ports = {"rest_port": rest_port, "rpc_port": rpc_port, "job_port": job_port}
 
@@ -124,6 +131,7 @@ class FlinkCluster(LocalCluster):
             shutil.copy2(home / "conf" / name, conf / name)
         (conf / "config.yaml").write_text(CONFIG.format(
             host=LOOPBACK, rpc_port=self.rpc_port, rest_port=self.rest_port, parallelism=self.taskmanagers,
+            taskmanager_memory=self.taskmanager_memory,
             tmp=self.state_dir / "tmp", opens=JAVA_OPENS,
         ))
 
