@@ -89,15 +89,40 @@ def stop(state_dir: Path, names: list[str] | None = None, timeout_s: float = STO
             os.killpg(process.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    _, survivors = psutil.wait_procs(members, timeout=timeout_s)
+    survivors = wait_gone(members, timeout_s)
     for member in survivors:
         try:
             member.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(survivors, timeout=5)
+    left = wait_gone(survivors, 5)
+    if left:
+        raise RuntimeError(f"still running after SIGKILL: {', '.join(str(m.pid) for m in left)}")
     _save(state_dir, [p for p in recorded if p not in chosen])
     return [p.name for p in running]
+
+
+def running_members(members: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of `members` still running: not ended, and not a zombie (ended, only not yet reaped by the
+    process that inherited it when its parent was stopped first)."""
+    left = []
+    for member in members:
+        try:
+            if member.is_running() and member.status() != psutil.STATUS_ZOMBIE:
+                left.append(member)
+        except psutil.NoSuchProcess:
+            pass
+    return left
+
+
+def wait_gone(members: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait up to `timeout_s` for `members` to end; returns those still running."""
+    deadline = time.monotonic() + timeout_s
+    left = running_members(members)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = running_members(left)
+    return left
 
 
 def kill(process: Process) -> None:

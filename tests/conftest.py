@@ -231,9 +231,10 @@ def flink_cluster(tmp_path_factory):
     JobManager, two TaskManagers and Beam's Flink job server from the pinned artifacts, on free loopback
     ports. The modules using it share one xdist worker (SHARED_RUNS). Stopping it is checked every time:
     `down` must leave none of its processes, nor any worker they started, running."""
-    import psutil  # Only here: which processes the cluster left.
+    import psutil  # Only here: which processes the cluster started.
 
     from cluster.flink import FlinkCluster  # Only the cluster tests start Java processes.
+    from cluster.processes import running_members
     from tests.servers import free_port
 
     ports = {"rest_port": free_port(), "rpc_port": free_port(), "job_port": free_port()}
@@ -247,14 +248,18 @@ def flink_cluster(tmp_path_factory):
         yield cluster
     finally:
         recorded = cluster.processes()
-        started = {member.pid for p in recorded if p.alive()
-                   for member in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]}
+        started = [member for p in recorded if p.alive()
+                   for member in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]]
         status = subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True, timeout=120)
         down = subprocess.run([*command, "down", *where], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               timeout=120)
     assert status.returncode == 0, status.stdout
-    assert down.stdout.startswith("stopped jobmanager, "), down.stdout + down.stderr
-    assert not [pid for pid in started if psutil.pid_exists(pid)], "processes left after `cluster down`"
+    # Every process was running (the kill and outage tests restart what they stop), in any order.
+    assert down.stdout.startswith("stopped "), down.stdout + down.stderr
+    assert set(down.stdout.removeprefix("stopped ").strip().split(", ")) == {
+        "jobmanager", "taskmanager-1", "taskmanager-2", "job-server"}, down.stdout
+    left = running_members(started)
+    assert not left, f"processes left after `cluster down`: {[' '.join(m.cmdline()) for m in left]}"
     assert subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True).returncode == 3
 
 
