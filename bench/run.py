@@ -180,7 +180,7 @@ def _start_cluster(engine: str, work_root: Path):
     from cluster.flink import FlinkCluster  # Only a benchmark of an engine starts one.
     from cluster.spark import SparkCluster
 
-    # Flink's TaskManagers sized for 10M rows (Transform failed with 1.3 GB of task heap each).
+    # Flink's TaskManagers sized for 10M rows: with less task heap, Transform runs out of memory there.
     sizes = {"taskmanager_memory": os.environ.get("BENCH_FLINK_TASKMANAGER_MEMORY", "6g")} if engine == "flink" else {}
     cluster = {"flink": FlinkCluster, "spark": SparkCluster}[engine](work_root / f"cluster-{engine}", **sizes)
     cluster.up()

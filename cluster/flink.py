@@ -36,13 +36,13 @@ JAVA_OPENS = (
 #   have many parallel exchanges, which Flink's defaults (512 buffers each) cannot open at once;
 # - task off-heap memory for Beam's gRPC data plane to the Python workers, whose buffers are direct
 #   memory, and task heap for the elements it hands between operators: Parquet batches are large
-#   elements, and Beam's sender checks whether the worker keeps up only every 100 of them. With less,
-#   Transform failed with "OutOfMemoryError: Direct buffer memory" at 1.5M rows (no off-heap) and 10M
-#   (384 MB), and with "Java heap space" at 10M (310 MB of heap);
+#   elements, and Beam's sender checks whether the worker keeps up only every 100 of them. With too
+#   little of either, Transform fails on large inputs with "OutOfMemoryError: Direct buffer memory" or
+#   "Java heap space";
 # - an exponential-delay restart strategy and a short heartbeat: a killed TaskManager is declared lost
 #   within seconds and its job restarted on the survivors, instead of failing at once (Flink's default when
 #   checkpointing is off). Not fixed-delay: it counts each failed task as an attempt, and a lost
-#   TaskManager fails hundreds of Beam's tasks at once (Transform's 5 attempts were gone in 0.7 s);
+#   TaskManager fails hundreds of Beam's tasks at once, using up every attempt in a moment;
 #   exponential-delay counts the failures of one moment as one attempt (FLIP-364, Flink 1.19).
 CONFIG = """\
 # Written by cluster/flink.py for one local session cluster (docs/distributed-engines.md).

@@ -14,6 +14,6 @@ from pipeline import logs
 logs.set_process_defaults()
 
 # google-api-core asks importlib.metadata which distribution each Google client comes from at import,
-# scanning every installed package's metadata each time: about 15 scans, 2-3 s of each run's start-up
-# (Beam imports the BigQuery client). The installed set does not change while a process runs.
+# scanning every installed package's metadata each time, a noticeable part of each run's start-up
+# (Beam imports the BigQuery client; bench/README.md). The installed set does not change while a process runs.
 importlib.metadata.packages_distributions = functools.cache(importlib.metadata.packages_distributions)

@@ -149,8 +149,8 @@ class PipelineConfig:
     train_hash_buckets: int = 3
     eval_hash_buckets: int = 1
     # On a large local input the eval split stops growing near this many rows (0: no limit; see
-    # split_hash_buckets). The Evaluator costs about 1 ms of CPU per row (per slice, per model, in
-    # TFMA's Python); metrics on 100k rows are already within about 0.001 of those on millions.
+    # split_hash_buckets). The Evaluator's cost grows with its rows (per slice, per model, in TFMA's
+    # Python), while metrics on 100k rows already agree closely with those on millions (bench/README.md).
     max_eval_rows: int = 100_000
     # Training: what the Trainer's run_fn receives (300 steps of 128 rows: a few passes over a sample of
     # some ten thousand rows; set more for larger data).
@@ -240,7 +240,7 @@ class PipelineConfig:
     beam_job_server_timeout_s: int = 86400
     # How long the portable runners keep a job's idle Python workers for its next stage. Beam's default, 0,
     # stops them after every stage: Spark then starts a worker (TensorFlow's import and all) per stage per
-    # executor, 11m46s instead of 3m13s for the test sample's run (docs/distributed-engines.md).
+    # executor, several times slower even for the test sample's run (docs/distributed-engines.md).
     beam_environment_cache_ms: int = 30000
     # A worker image with requirements.lock and this project installed; without one, remote workers
     # install the lock and the project (setup.py) at start-up.
@@ -249,8 +249,8 @@ class PipelineConfig:
     schedule_cron: str = ""
     schedule_interval_s: int = 3600
     # Transform's own statistics of its input and output (pre/post-transform stats, schema, anomalies).
-    # Off: StatisticsGen already describes the input, nothing here reads them, and they cost about a
-    # third of Transform's time. Turn on to inspect the transformed features' distributions.
+    # Off: StatisticsGen already describes the input, nothing here reads them, and they are a large part
+    # of Transform's time (bench/README.md). Turn on to inspect the transformed features' distributions.
     transform_statistics: bool = False
     # Orchestrators beside the local runner: pipeline/runners/airflow_dag.py, luigi_runner.py and
     # kubeflow_v2_runner.py read these.
@@ -359,7 +359,7 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
     "auto": (),
     # Beam's own default (DirectRunner, in memory, one worker), so no args at all: given any Beam arg
     # without a dependency flag (--extra_packages, --setup_file, ...), TFX builds a source package of
-    # itself for every Beam component (seconds each, 40 MB of temporary files) that only remote workers
+    # itself for every Beam component (seconds each, and its temporary files) that only remote workers
     # install.
     "in_memory": (),
     "multi_processing": (

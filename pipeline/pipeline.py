@@ -18,7 +18,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 
 # TFX's modules one by one, not `from tfx import v1`: that also imports tfx.v1.extensions and with it
-# the Vertex AI client, about 4 s of every run's start-up for nothing this pipeline uses.
+# the Vertex AI client, seconds of every run's start-up for nothing this pipeline uses (bench/README.md).
 from tfx.components.evaluator.component import Evaluator
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.component import SchemaGen
@@ -309,7 +309,7 @@ def create_components(
     evaluator_args = profiles.evaluator_beam_args(config, run_input)
     if evaluator_args:
         evaluator.with_beam_pipeline_args(evaluator_args)
-    # TFX's Pusher with an executor that publishes each version atomically (pipeline/atomic_pusher.py).
+    # TFX's Pusher with an executor that publishes each version atomically (pipeline/components/atomic_pusher.py).
     pusher = atomic_pusher.AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

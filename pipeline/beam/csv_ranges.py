@@ -7,8 +7,8 @@ over all ranges; a second converts the range's rows to those types, shuffles the
 sha256 of their cells and writes one shard per range and split, whole or not at all.
 
 Beam's workers import this module to run its DoFns, so it imports neither TensorFlow nor TFX: a local
-worker that loaded them (as the component's module does) spent about 6 s of each run doing so before its
-first range. TensorFlow is imported only to write the tf.Example payload's TFRecords.
+worker that loaded them (as the component's module does) would spend seconds of each run on that before
+its first range (bench/README.md). TensorFlow is imported only to write the tf.Example payload's TFRecords.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pipeline.configs import ConfigError
 from pipeline.guards import input_checks
 
 # Rows encoded at a time within a range: a range's encoded records and row keys are held a slice at a time
-# rather than all at once (about 300 MB less per worker at 32 MB ranges), and a slice is large enough that
+# rather than all at once (a worker's memory stays far lower; bench/README.md), and a slice is large enough that
 # the encoder's per-call cost is noise.
 SLICE_ROWS = 32_768
 # The fewest rows a Parquet row group holds, but a shard's last: a split's rows of several slices are
@@ -93,7 +93,7 @@ def column_type(values: pa.Array) -> ColumnType:
     if len(values) == 0:
         return ColumnType.UNKNOWN
     # The first value bounds the type from below; it also spares Arrow a cast that fails on every value,
-    # which costs about 1 us a value (an error message each), 0.27 s per column of a 32 MB range.
+    # which is slow: it builds an error message for each value (bench/README.md).
     first = _value_type(values[0].as_py())
     if first == ColumnType.STRING:
         return first

@@ -4,10 +4,11 @@ TFMA splits every batch of extracts into one dict per example before slicing and
 feature, every transformed feature, every model's. What comes after reads the labels, predictions and
 weights (already extracted by then) and, of the features, only those the eval config names: slice
 features, a ranking metric's query key, a metric's or preprocessor's feature keys. Splitting the rest
-cost a sixth of the Evaluator at 100k eval rows. The Evaluator gets these through TFX's `custom_extractors`
-hook (its `module_path`), which also brings the fast metric inputs (`metric_inputs`) to wherever the
-Evaluator runs, Kubeflow and Vertex included. A feature a custom metric reads without the eval config
-naming it would be dropped too: name it in the metric's config.
+is Python per example for nothing, a sizeable share of the Evaluator's time (bench/README.md). The
+Evaluator gets these through TFX's `custom_extractors` hook (its `module_path`), which also brings the
+fast metric inputs (`metric_inputs`) to wherever the Evaluator runs, Kubeflow and Vertex included. A
+feature a custom metric reads without the eval config naming it would be dropped too: name it in the
+metric's config.
 
 Examples stored as Parquet come without the serialized tf.Examples TFMA feeds a model's
 `serving_default` signature (tfx_bsl's ParquetTFXIO attaches no raw record column): a first stage

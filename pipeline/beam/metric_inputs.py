@@ -4,7 +4,7 @@ prediction.
 TFMA's metric combiners (AUC's calibration histogram, the confusion matrices of accuracy, precision and
 recall, the label and prediction means) each call `metric_util.to_label_prediction_example_weight` for
 every example in every slice. That function serves every model shape TFMA knows (dicts of outputs, top-k,
-class ids, sparse and string labels, class weights) and costs 80-160 us per call, most of what those
+class ids, sparse and string labels, class weights), and that generality is most of what those
 combiners spend on a binary classifier's example (bench/README.md). Here, an example whose label and
 prediction are numeric arrays of one value each, without example weights, sub-keys, aggregation or class
 weights, is answered directly with exactly what TFMA's function yields for it (the same arrays, dtypes and

@@ -1,5 +1,6 @@
 """Fixed costs Beam pays over and over when it runs a pipeline in this process, cut without changing
-what it computes. On the 15,002-row sample an in-process run is almost all such costs.
+what it computes. On a small input such as the shipped sample an in-process run is mostly such costs
+(bench/README.md).
 
 Each is a setting or a memo around one Beam (or dill, or objsize) function, installed by `install()`
 from pipeline/pipeline.py, which every process that runs the components' Beam work in-process imports
@@ -49,8 +50,8 @@ def get_dofn_specs(dofn) -> tuple[set, set]:
     """Beam's `userstate.get_dofn_specs` (state specs, timer specs), answered once per kind of DoFn.
 
     Beam asks whenever it constructs a ParDo or builds a bundle processor, and answers by running
-    `inspect.signature` over every method the DoFn has: about 1 ms a call, 4,392 calls for 71 distinct
-    DoFns in a run on the sample (4 s). The answer comes only from the functions behind the DoFn's bound
+    `inspect.signature` over every method the DoFn has, again and again for the same few kinds of DoFn
+    (bench/README.md). The answer comes only from the functions behind the DoFn's bound
     methods (state and timers are declared as their default arguments), so it is remembered under
     them. A DoFn whose method arguments come from a hook instead (`_inspect_<method>`: Beam's wrappers
     around another callable) is asked every time; errors are raised every time.
@@ -72,7 +73,7 @@ def _dill_trace(boolean: bool) -> None:
     """dill's `_trace`, which Beam calls around every pickle and unpickle, minus the redundant setLevel.
 
     `Logger.setLevel` empties the level cache of every logger in the process (thousands once TensorFlow
-    is loaded) even when the level does not change: 7,752 calls, 0.8 s of a run on the sample.
+    is loaded) even when the level does not change, and Beam pickles often (bench/README.md).
     """
     level = logging.INFO if boolean else logging.WARN
     if _dill_log.level != level:
@@ -82,8 +83,8 @@ def _dill_trace(boolean: bool) -> None:
 def install() -> None:
     """Put the three in place; calling it again changes nothing."""
     # Beam's state cache weighs each value it caches (side inputs, on every read) with objsize, which
-    # first lists every loaded module's globals to leave them out: 2-7 ms a call once TensorFlow, TFT
-    # and TFMA are loaded, 4-5 s of a run on the sample. Beam's filter already stops at modules,
+    # first lists every loaded module's globals to leave them out, which is slow once TensorFlow, TFT
+    # and TFMA are loaded (bench/README.md). Beam's filter already stops at modules,
     # functions and types, the only ways to reach those globals, so the weights come out the same.
     objsize.default_settings = objsize.default_settings.replace(exclude_modules_globals=False)
     # Beam's callers (`is_stateful_dofn`, ParDo, bundle processors) look the function up on the module.

@@ -32,9 +32,10 @@ _STOCK = {
 }
 
 
-# Rows turned into tensors at a time by the tf.data reader: 300 batches of 128 from the shipped sample
-# read in 3.3 s (the tf.Example reader 3.4 s; a conversion per batch 10 s), the process 100 MB larger
-# after them (a tenth of its size; 300 MB at 10,000 rows, tf.data holding the rows it cuts batches from).
+# Rows turned into tensors at a time by the tf.data reader: enough that the tensor adapter's fixed cost
+# per call is small beside the rows (a conversion per batch reads several times slower than the
+# tf.Example reader), few enough that the rows tf.data holds to cut batches from stay a small part of
+# the process's memory.
 CONVERSION_ROWS = 2048
 
 
@@ -146,7 +147,7 @@ def tensorflow_dataset(
     adapter = tensor_adapter.TensorAdapter(tensor_adapter.TensorAdapterConfig(arrow_schema, representations))
 
     # Tensors are made CONVERSION_ROWS at a time and cut into batches by tf.data: TFXIO's tensor adapter
-    # costs about 20 ms a call in Python whatever the rows.
+    # has a fixed cost per call in Python, whatever the rows.
     window = options._replace(batch_size=max(options.batch_size, CONVERSION_ROWS), drop_final_batch=False)
 
     def generate():
@@ -201,8 +202,8 @@ def _to_batches(table: pa.Table, batch_size: int | None) -> list[pa.RecordBatch]
 def beam_source(self: parquet_tfxio.ParquetTFXIO, batch_size: int | None = None) -> beam.PTransform:
     """tfx_bsl's batched Parquet read (a table per row group, cut into batches of at most `batch_size`
     rows); with a schema, each batch conformed to the schema's types. Without tfx_bsl's record-batch
-    telemetry: it walks every column of every batch in Python to feed Beam metrics nothing here reads,
-    8% of Transform's time at 10M rows."""
+    telemetry: it walks every column of every batch in Python to feed Beam metrics nothing here reads
+    (a measurable share of Transform's time; bench/README.md)."""
     # pylint: disable=protected-access
     schema = None if self._schema is None else self._ArrowSchemaNoRawRecordColumn()
     patterns, columns = list(self._file_pattern), self._column_names

@@ -4,7 +4,7 @@ TFMA unbatches the Evaluator's extracts into one per example, then slices, prepr
 combines each example on its own: each step is Python per example, and its metric combiners (AUC's
 calibration histogram, the confusion matrix of accuracy, precision and recall, the label and prediction
 means, the example count) each turn every example into a label, a prediction and a weight one call at a
-time. That was most of the Evaluator's time at 100k eval rows (bench/README.md).
+time. That Python per example was most of the Evaluator's time (bench/README.md).
 
 Here each batch becomes one extract per set of slice keys: a group of the examples with the same slices
 (a `Rows` array holds their values along its first axis). The rows are grouped by the values of the
@@ -439,10 +439,9 @@ def _buckets(ids: np.ndarray, sums: np.ndarray) -> list:
 class BucketDict(dict):
     """A calibration histogram's state (TFMA's dict of bucket id to Bucket), pickled as two arrays.
 
-    Beam's coder pickles a plain dict's values one call each (a dataclass it has no coder for): about
-    6 us a Bucket, and for 100k eval rows in 45 slices of up to 10,000 buckets, with Beam's size
-    estimates of each output (a pickle too), 600,000 of them (3.8 s). Everything else reads it as the
-    dict it is."""
+    Beam's coder pickles a plain dict's values one call each (a dataclass it has no coder for), for
+    every slice's histogram of up to 10,000 buckets, and again for Beam's size estimate of each output
+    (bench/README.md). Everything else reads it as the dict it is."""
 
     def __reduce__(self):
         return _bucket_dict, _bucket_arrays(list(self.values()))

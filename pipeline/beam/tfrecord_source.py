@@ -2,15 +2,14 @@
 
 tfx_bsl's `TFExampleRecord.BeamSource()` (what StatisticsGen, Transform and the Evaluator read with) reads
 each record through Beam's pure-Python TFRecord reader, passes it on as its own Beam element and then
-groups the records into batches again for decoding: py-spy over the workers at 1.5M rows put about 45%
-of StatisticsGen's and Transform's CPU there, against about 20% for decoding and 13% for TFDV's own
-statistics. Here one Beam element is one file: its records are read by TensorFlow's C++ reader in
-batches of the size the components ask for (tfx_bsl's cap of 1,000 when they leave it to Beam), and each
-batch is decoded by tfx_bsl's own decoder, with the raw-record column when one is asked for. The same
-records, decoded the same way; only how they are grouped into batches differs, which Beam's tuning
-already varied from run to run. Files that are not local, or compressed other than with gzip, are read
-with Beam's own record reader (still a batch per element). Installed by `install()` from
-pipeline/pipeline.py, with the other Beam patches.
+groups the records into batches again for decoding: Python per record, which cost StatisticsGen and
+Transform more than decoding and TFDV's own statistics together (bench/README.md). Here one Beam element
+is one file: its records are read by TensorFlow's C++ reader in batches of the size the components ask for
+(tfx_bsl's cap of 1,000 when they leave it to Beam), and each batch is decoded by tfx_bsl's own decoder,
+with the raw-record column when one is asked for. The same records, decoded the same way; only how they
+are grouped into batches differs, which Beam's tuning already varied from run to run. Files that are not
+local, or compressed other than with gzip, are read with Beam's own record reader (still a batch per
+element). Installed by `install()` from pipeline/pipeline.py, with the other Beam patches.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 TFT 1.16 counts an unweighted vocabulary (`tft.vocabulary`, `tft.compute_and_apply_vocabulary` without
 weights or labels) with Beam's `Count.PerElement` over every token of every row: one Beam element per
 row and vocabulary, each through Beam's per-element machinery (a Map to a pair, the lifted combine's
-table, the coder). At 10M rows and the task's three vocabularies that was 30M elements and about 40% of
-Transform's time. Here each batch's tokens are counted first (`collections.Counter`, in C), and the
+table, the coder), which on a large input was a large share of Transform's time (bench/README.md). Here
+each batch's tokens are counted first (`collections.Counter`, in C), and the
 (token, count) pairs summed per token: the same counts, so the same vocabulary files, in a few thousand
 elements. TFT's weighted and mutual-information vocabularies reduce each batch in the graph already and
 are left to TFT.

@@ -6,7 +6,7 @@ in-line, without the job's pipeline options: they unpickle and pickle again with
 (Transform fails with `NameError: name 'tf' is not defined`). Given to the pool as its
 --container_executable, this asks the runner's provision service for the job's options, as the boot of
 Beam's SDK container does, and runs Beam's `sdk_worker_main` with them, in this process: one interpreter
-start fewer, and the project's import-time savings (pipeline/__init__.py) apply, about 4 s of CPU per
+start fewer, and the project's import-time savings (pipeline/__init__.py) apply, seconds of CPU per
 worker. Unlike that boot, it installs no staged package: the pool's environment already holds
 requirements.lock and this project.
 

@@ -6,7 +6,7 @@ remote profiles pass).
   the run.
 - Once the worker imports TFMA (the Evaluator's workers do, to compute its metrics), TFMA's per-example
   metric inputs take pipeline/beam/metric_inputs.py's path. Importing that module here would load TFMA
-  into every component's workers, about 2 s each.
+  into every component's workers, seconds of start-up each for the many that compute no metrics.
 """
 
 from __future__ import annotations

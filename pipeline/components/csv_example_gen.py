@@ -2,7 +2,7 @@
 
 TFX's own executor reads each file in one Beam element, parses every line with Python's csv module,
 builds every tf.Example field by field in Python and reshuffles all records through one group-by-key:
-about 3,000 rows a second on one core, with no parallelism within a file and the whole dataset held by
+Python per field (bench/README.md), with no parallelism within a file and the whole dataset held by
 the shuffle. This one cuts each file into byte ranges (Beam spreads them over its workers, locally or on
 Dataflow/Flink/Spark), parses a range with Arrow's CSV reader, encodes it with tfx_bsl's C++ encoder and
 writes one shard per range and split. Output, split names and properties are those of CsvExampleGen, and
@@ -60,7 +60,7 @@ def plan_chunks(paths: list[str], chunk_bytes: int = CHUNK_BYTES) -> list[Chunk]
 
 
 def has_line_break_in_quotes(path: str, block_bytes: int = 16 * 2**20) -> bool:
-    """Whether a line break follows an odd number of quote characters (about 1 GB/s)."""
+    """Whether a line break follows an odd number of quote characters (a byte scan, cheap beside parsing)."""
     parity = 0
     with fileio.open(path, "rb") as f:
         while data := f.read(block_bytes):

@@ -5,7 +5,7 @@ would go on and train. The gate reads those anomalies and adds three checks of i
 of rows per split (too little data, an empty span above all, never trains and never becomes the drift
 baseline), TFDV's drift check of categorical columns against the statistics of the last data that passed
 the gate (the drift comparators are in the curated schema), and a drift check of every numeric column
-against the same data (pipeline/numeric_drift.py). It fails with one message naming the data (the
+against the same data (pipeline/guards/numeric_drift.py). It fails with one message naming the data (the
 files, span and version the run read), each split, column and problem. Transform depends on the gate, so Transform,
 Trainer, Evaluator and Pusher never run on rejected data. Failing, rather than conditional execution,
 stops every runner alike (local, Beam, Airflow, Kubeflow), and the failed run is visible in each.

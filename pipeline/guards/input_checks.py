@@ -5,8 +5,8 @@ worker: an empty file, a header without rows, a row with the wrong number of fie
 UTF-8, no label, a header whose columns the curated schema does not have. Every runner checks the files
 the run will read (`inputs.resolve`: in the span layout, the newest span's) before it starts anything:
 the local and Beam runners (and so the scheduler's runs), Airflow and Luigi before the ExampleGen node,
-the notebook before its first component. Arrow reads each file once (about 1 s per million rows); only
-a file it finds something wrong with is read again line by line (about 0.1 s per 15,000 rows), to name
+the notebook before its first component. Arrow reads each file once, cheap beside the run
+(bench/README.md); only a file it finds something wrong with is read again line by line, slower, to name
 the file, its span, and the line or column.
 """
 

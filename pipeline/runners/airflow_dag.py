@@ -10,7 +10,7 @@ TFX's own AirflowDagRunner still launches components through the pre-IR launcher
 ML Metadata under other context types ("run", "component_run") than every other runner here
 ("pipeline_run", "node"): its runs would not share the cache with them, and `pipeline runs` and
 `lineage` could not read them. This adapter launches each node through TFX's portable launcher instead
-(pipeline/node_launch.py), with the Airflow run id as the pipeline run id, after a first task that checks
+(pipeline/runners/node_launch.py), with the Airflow run id as the pipeline run id, after a first task that checks
 the input files (`check_input`, the pre-flight check of every runner), and records the run's provenance
 in a final task.
 """

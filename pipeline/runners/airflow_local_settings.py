@@ -3,11 +3,11 @@ task processes its LocalExecutor forks start with them loaded.
 
 Airflow imports the module `airflow_local_settings` from $AIRFLOW_HOME/config in each of its processes;
 link this file there (README, "Airflow"). Every task of the DAG parses the DAG file, which builds the
-pipeline, before it runs its node: without this, each task process first spends 10-20 s of CPU importing
-the libraries (the DAG's 14 tasks, several at once on a small machine, spent more time importing than
-running). Only third-party libraries are loaded here; the project's code, the task's module files and the
-settings are read afresh by each task, so an edit reaches the next task without restarting the scheduler.
-Upgrading these libraries needs a scheduler restart, as it does anyway.
+pipeline, before it runs its node: without this, each task process first spends many seconds of CPU
+importing the libraries, and the DAG's tasks, several at once on a small machine, spend more time
+importing than running. Only third-party libraries are loaded here; the project's code, the task's module
+files and the settings are read afresh by each task, so an edit reaches the next task without restarting
+the scheduler. Upgrading these libraries needs a scheduler restart, as it does anyway.
 
 Only `airflow scheduler` preloads (its DAG-parsing processes and the LocalExecutor's task processes are
 forked from it); other Airflow commands, such as `airflow dags trigger`, stay quick to start.

@@ -64,7 +64,7 @@ def run(
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
     run_lock_timeout_s. A run killed earlier is cleaned up first, and a failed run is retried
-    (pipeline/recovery.py). A run the data gate stopped is summarized and recorded, then its
+    (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
     DataGateError raised: that is the user's data to fix, never retried.
     """
     config = config or configs.load_config()
@@ -131,9 +131,9 @@ def stop_after(args: argparse.Namespace) -> str | None:
 def main(run_once: Callable[[], object]) -> int:
     """A runner's command line: the exit status, with errors a user can act on in one line."""
     # TensorFlow, TFX and Beam are imported by now and live as long as the process: frozen, they are
-    # no longer re-scanned by every full collection (time in the cyclic GC over a run on the sample:
-    # 3.9 s -> 2.9 s). The runner files, run as scripts, keep the collector off while they import them:
-    # collections during those imports only re-scan the same objects (about 2 s of every run).
+    # no longer re-scanned by every full collection. The runner files, run as scripts, keep the collector
+    # off while they import them: collections during those imports only re-scan the same objects, a
+    # cost every run would pay (bench/README.md).
     gc.collect()
     gc.freeze()
     gc.enable()
