@@ -69,12 +69,12 @@ cluster-status: install
 run-beam: install
 	$(PY) pipeline/runners/beam_runner.py
 
-# Beam runs whenever a new span arrives (PIPELINE_INPUT_PATTERN='span-{SPAN}/*.csv'); see README.
+# Beam runs whenever a new span arrives (PIPELINE_INPUT_PATTERN='span-{SPAN}/*.csv'); see docs/runners.md.
 schedule: install
 	$(PY) -m pipeline.runners.scheduler
 
-# Continuous training and delivery (.github/workflows/continuous-training.yml and rollback.yml; README,
-# "Continuous training and delivery"). Each CI job calls one of these and tests/ci/ runs them as the jobs
+# Continuous training and delivery (.github/workflows/continuous-training.yml and rollback.yml; docs/ci-cd.md).
+# Each CI job calls one of these and tests/ci/ runs them as the jobs
 # do, so the workflows hold no logic the tests do not reach. PIPELINE_* settings apply as for `make run`;
 # CI_ARTIFACTS collects what the jobs upload.
 CI_ARTIFACTS ?= tfx_output/ci
