@@ -42,8 +42,11 @@ from tfx.types import artifact_utils, standard_artifacts  # noqa: E402
 from tfx_bsl.tfxio import tf_example_record  # noqa: E402
 
 from bench import measure  # noqa: E402
-from pipeline import pipeline as pipeline_definition  # noqa: E402,F401  (the runners' Beam and reader patches)
+from pipeline import pipeline as pipeline_definition  # noqa: E402,F401
+from pipeline import upstream  # noqa: E402
 from pipeline.guards import numeric_drift  # noqa: E402
+
+upstream.install()  # the runners' Beam and reader patches, as a run has them
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PAYLOADS = ("tfrecord", "parquet")

@@ -368,7 +368,7 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
         "--direct_num_workers={beam_direct_num_workers}",
         "--pickle_library=cloudpickle",
         # Each worker process imports it first: its warnings reach the run's log, not the console, and the
-        # Evaluator's workers compute metric inputs as pipeline/beam/metric_inputs.py does.
+        # Evaluator's workers compute metric inputs as pipeline/upstream/metric_inputs.py does.
         "--beam_plugins=pipeline.beam.worker_start",
     ),
     "dataflow": (

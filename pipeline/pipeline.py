@@ -37,7 +37,7 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from pipeline import configs, inputs
-from pipeline.beam import eval_extractors, metric_inputs, overheads, profiles, tfrecord_source
+from pipeline.beam import eval_extractors, profiles
 from pipeline.components import (
     atomic_pusher,
     baseline_model,
@@ -49,11 +49,6 @@ from pipeline.components import (
 from pipeline.configs import PipelineConfig
 from pipeline.guards import numeric_drift
 from pipeline.metadata import store
-
-# Every process that runs this pipeline's Beam work in-process defines the pipeline here first.
-overheads.install()
-tfrecord_source.install()
-metric_inputs.install()
 
 EXAMPLE_GEN_ID = "CsvExampleGen"
 RESOLVER_ID = baseline_model.RESOLVER_ID

@@ -5,8 +5,9 @@ feature, every transformed feature, every model's. What comes after reads the la
 weights (already extracted by then) and, of the features, only those the eval config names: slice
 features, a ranking metric's query key, a metric's or preprocessor's feature keys. Splitting the rest
 is Python per example for nothing, a sizeable share of the Evaluator's time (bench/README.md). The
-Evaluator gets these through TFX's `custom_extractors` hook (its `module_path`), which also brings the
-fast metric inputs (`metric_inputs`) to wherever the Evaluator runs, Kubeflow and Vertex included. A
+Evaluator gets these through TFX's `custom_extractors` hook (its `module_path`), which also installs the
+fast metric inputs (pipeline/upstream/metric_inputs.py) wherever the Evaluator runs, Kubeflow and Vertex
+included. A
 feature a custom metric reads without the eval config naming it would be dropped too: name it in the
 metric's config.
 
@@ -30,9 +31,8 @@ from google.protobuf import text_format
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
 
-from pipeline.beam import csv_ranges, metric_inputs, slice_groups
-
-metric_inputs.install()
+from pipeline import upstream
+from pipeline.beam import csv_ranges
 
 STAGE_NAME = "DropUnreadFeatures"
 SERIALIZE_STAGE_NAME = "SerializeParquetRows"
@@ -42,6 +42,7 @@ _FEATURE_KEYS = (constants.FEATURES_KEY, constants.TRANSFORMED_FEATURES_KEY)
 def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
     """What the TFX Evaluator calls: TFMA's defaults, unread features dropped just before unbatching, and
     the unbatching and slicing done by slice groups where the eval config allows it."""
+    upstream.install("metric_inputs")
     extractors = tfma.default_extractors(
         eval_shared_model=eval_shared_model,
         eval_config=eval_config,
@@ -55,13 +56,16 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
     if unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME not in stages:
         return extractors
     position = stages.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
-    if (
-        stages[position + 1 : position + 2] == [slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME]
-        and slice_groups.supported(eval_config, eval_shared_model)
-    ):
-        # In place of TFMA's unbatching and slicing: groups of examples with the same slices.
-        slice_groups.install()
-        extractors[position : position + 2] = [slice_groups.extractor(eval_config)]
+    if stages[position + 1 : position + 2] == [
+        slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME
+    ] and upstream.usable("slice_groups"):
+        # Only on the TFMA it was verified on: it reaches into TFMA's internals as it is imported.
+        from pipeline.upstream import slice_groups
+
+        if slice_groups.supported(eval_config, eval_shared_model):
+            # In place of TFMA's unbatching and slicing: groups of examples with the same slices.
+            upstream.install("slice_groups")
+            extractors[position : position + 2] = [slice_groups.extractor(eval_config)]
     drop = tfma.extractors.Extractor(
         stage_name=STAGE_NAME,
         ptransform=beam.Map(

@@ -5,7 +5,8 @@ remote profiles pass).
   through its handlers (pipeline/logs.py), instead of straight onto the console the worker shares with
   the run.
 - Once the worker imports TFMA (the Evaluator's workers do, to compute its metrics), TFMA's per-example
-  metric inputs take pipeline/beam/metric_inputs.py's path. Importing that module here would load TFMA
+  metric inputs take pipeline/upstream/metric_inputs.py's path (through pipeline/upstream's version
+  guard, as in every process). Importing that module here would load TFMA
   into every component's workers, seconds of start-up each for the many that compute no metrics.
 """
 
@@ -15,7 +16,7 @@ import importlib.abc
 import importlib.util
 import sys
 
-from pipeline import logs
+from pipeline import logs, upstream
 
 logs.configure_beam_worker()
 
@@ -43,10 +44,8 @@ class _AfterTfmaImport(importlib.abc.MetaPathFinder):
 
 
 def _install_metric_inputs() -> None:
-    # Only once TFMA is loaded: the module imports it.
-    from pipeline.beam import metric_inputs
-
-    metric_inputs.install()
+    # Only once TFMA is loaded: the patch imports it.
+    upstream.install("metric_inputs")
 
 
 if _TFMA in sys.modules:

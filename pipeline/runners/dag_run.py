@@ -1,7 +1,7 @@
 """One run of the pipeline on any TFX DAG runner: what every in-process runner does around `run()`.
 
-The pre-flight check of the input (and a line naming the files the run reads), one run per store at a
-time, progress lines, the run record, the closing summary and the rows-in/rows-out check live here once;
+The pre-flight check of the input (and a line naming the files the run reads), the upstream patches
+(pipeline/upstream), one run per store at a time, progress lines, the run record, the closing summary and the rows-in/rows-out check live here once;
 `local_runner.py` and `beam_runner.py` only pick the DAG runner.
 """
 
@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from tfx.orchestration import pipeline as tfx_pipeline
 
-from pipeline import configs, inputs, logs
+from pipeline import configs, inputs, logs, upstream
 from pipeline.beam import profiles
 from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
@@ -73,6 +73,9 @@ def run(
     profiles.beam_args(config, run_input)
     profiles.check_engine(config)
     logs.configure(config.log_level, logs.log_file_for(config, runner))
+    # What the components run in this process, patched where pipeline/upstream's versions allow; a patch
+    # the pipeline needs on other versions stops the run here.
+    upstream.install()
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     record = run_record.collect(config, runner=runner)
     connection = connection_config(config)

@@ -25,7 +25,7 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline import configs, inputs
+from pipeline import configs, inputs, upstream
 from pipeline.beam import profiles
 from pipeline.guards import input_checks
 from pipeline.runners import progress
@@ -80,6 +80,8 @@ def check_input(config: configs.PipelineConfig) -> inputs.RunInput:
     node waits for it, so bad files stop the run before anything is launched or written."""
     run_input = input_checks.preflight(config)
     profiles.check_engine(config)
+    # A patch the pipeline needs, on library versions it was not verified on, stops the run here too.
+    upstream.install()
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
     return run_input
 
@@ -94,6 +96,7 @@ def launch(ir: pipeline_pb2.Pipeline, node_id: str, run_id: str) -> None:
 
     The node's inputs are resolved from MLMD, so its upstream nodes must have succeeded in this run.
     """
+    upstream.install()  # in this task's process, as the local runner's
     bound = for_run(ir, run_id)
     nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in bound.nodes}
     if node_id not in nodes:

@@ -36,8 +36,8 @@ def test_the_pipelines_metrics_group_examples_by_slice_instead_of_unbatching_and
     from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as evaluator
     from tensorflow_model_analysis.extractors import slice_key_extractor
 
-    from pipeline.beam import slice_groups
-    from tests.pipeline.beam.test_metric_inputs import _eval_config
+    from pipeline.upstream import slice_groups
+    from tests.pipeline.upstream.test_metric_inputs import _eval_config
 
     config = _eval_config(baseline=False)
     default = [e.stage_name for e in tfma.default_extractors(eval_config=config)]

@@ -2,10 +2,10 @@
 what it computes. On a small input such as the shipped sample an in-process run is mostly such costs
 (bench/README.md).
 
-Each is a setting or a memo around one Beam (or dill, or objsize) function, installed by `install()`
-from pipeline/pipeline.py, which every process that runs the components' Beam work in-process imports
-(the local and Beam runners, the notebook, Airflow's and Luigi's tasks). Beam's own workers (the
-multi_processing profile, Dataflow, Flink, Spark) run unchanged.
+Each is a setting or a memo around one Beam (or dill, or objsize) function, put in place by
+`pipeline.upstream.install()` in every process that runs the components' Beam work in-process (the local
+and Beam runners, the notebook, Airflow's and Luigi's tasks). Beam's own workers (the multi_processing
+profile, Dataflow, Flink, Spark) run unchanged.
 """
 
 from __future__ import annotations

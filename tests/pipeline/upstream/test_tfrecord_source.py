@@ -14,8 +14,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.tfxio import tf_example_record
 
-import pipeline.pipeline  # noqa: F401  (installs the source, as every runner does)
-from pipeline.beam import tfrecord_source
+from pipeline.upstream import tfrecord_source
+
+tfrecord_source.install()  # ours; each test puts tfx_bsl's back to compare, then ours again
 
 RAW = "__raw_record__"
 

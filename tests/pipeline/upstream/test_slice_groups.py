@@ -1,4 +1,4 @@
-"""Examples grouped by their slices (pipeline/beam/slice_groups.py): a group adds to every combiner what its
+"""Examples grouped by their slices (pipeline/upstream/slice_groups.py): a group adds to every combiner what its
 examples add one at a time, to the last bit; combiners without an adder, and groups an adder does not
 cover, take the examples one at a time; grouping falls back to single examples wherever a group could be
 mistaken for one. The Evaluator's metrics on a real run, against TFMA's own extractors, are compared in
@@ -18,8 +18,8 @@ from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_e
 from tensorflow_model_analysis.metrics import metric_specs, metric_types
 from tensorflow_model_analysis.slicer import slicer_lib as slicer
 
-from pipeline.beam import slice_groups
-from tests.pipeline.beam.test_metric_inputs import _eval_config, _plain
+from pipeline.upstream import slice_groups
+from tests.pipeline.upstream.test_metric_inputs import _eval_config, _plain
 
 
 def _examples(count: int, baseline: bool, fractional: bool, seed: int = 3) -> list:

@@ -13,7 +13,7 @@ and weights are taken from the batch's arrays (`GroupBySlices`). Everything up t
 a group as TFMA handles an example. The combiners get it through `ComputationsCombineFn`, TFMA's combine
 function with one change: the combiners named in
 `_ADDERS` take a group's labels and predictions as arrays, adding exactly what TFMA's per-example loops add
-for the group's examples, in their order, to the last bit (tests/pipeline/beam/test_slice_groups.py);
+for the group's examples, in their order, to the last bit (tests/pipeline/upstream/test_slice_groups.py);
 every other combiner, and any group these do not cover (example weights, top-k, class weights, sub keys,
 dicts of outputs, labels outside [0, 1]...), gets the group's examples one at a time, as before. And the
 calibration histograms it passes on, as accumulators and as outputs, are pickled as arrays (`BucketDict`,

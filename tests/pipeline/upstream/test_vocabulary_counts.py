@@ -17,7 +17,7 @@ from tensorflow_transform import analyzer_nodes
 from tensorflow_transform.beam import common
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipeline.beam import vocabulary_counts
+from pipeline.upstream import vocabulary_counts
 
 
 def _installed() -> type:

@@ -9,7 +9,7 @@ is one file: its records are read by TensorFlow's C++ reader in batches of the s
 with the raw-record column when one is asked for. The same records, decoded the same way; only how they
 are grouped into batches differs, which Beam's tuning already varied from run to run. Files that are not
 local, or compressed other than with gzip, are read with Beam's own record reader (still a batch per
-element). Installed by `install()` from pipeline/pipeline.py, with the other Beam patches.
+element). Put in place by `pipeline.upstream.install()`, with the other Beam patches.
 """
 
 from __future__ import annotations

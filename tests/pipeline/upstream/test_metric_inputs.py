@@ -1,4 +1,4 @@
-"""TFMA's per-example metric inputs through pipeline/beam/metric_inputs.py are exactly what TFMA's own
+"""TFMA's per-example metric inputs through pipeline/upstream/metric_inputs.py are exactly what TFMA's own
 function gives (arrays, dtypes, the fractional-label split, its errors), the pipeline's metrics come out
 the same to the last bit, and Beam's local workers install it once they import TFMA."""
 
@@ -15,9 +15,9 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import binary_confusion_matrices, metric_specs, metric_types, metric_util
 from tensorflow_model_analysis.utils import config_util
 
-import pipeline.pipeline  # installs it, as every runner does
-from pipeline import configs
-from pipeline.beam import metric_inputs
+from pipeline import configs, upstream
+from pipeline import pipeline as pipeline_definition
+from pipeline.upstream import metric_inputs
 from pipeline.configs import PROJECT_ROOT
 
 general = metric_inputs.to_label_prediction_example_weight.general
@@ -99,7 +99,7 @@ def test_same_results_as_tfma_for_every_option(kwargs):
 def _eval_config(baseline: bool) -> tfma.EvalConfig:
     """The pipeline's, as TFX's Evaluator completes it (with a baseline: models named, metrics for each)."""
     return config_util.update_eval_config_with_defaults(
-        pipeline.pipeline.create_eval_config(configs.load_config()),
+        pipeline_definition.create_eval_config(configs.load_config()),
         has_baseline=baseline,
         rubber_stamp=not baseline,
     )
@@ -161,7 +161,8 @@ def test_the_pipelines_metrics_are_the_same_to_the_last_bit(baseline, monkeypatc
         assert _plain(got[key]) == _plain(value), key
 
 
-def test_installed_where_the_pipeline_is_defined():
+def test_installed_through_pipeline_upstream_as_every_runner_installs_it():
+    assert upstream.install("metric_inputs") == ["metric_inputs"]
     assert metric_util.to_label_prediction_example_weight is fast
     for function in (
         binary_confusion_matrices.binary_confusion_matrices,
@@ -185,4 +186,4 @@ def test_beam_workers_install_it_once_they_import_tfma():
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["pipeline.beam.metric_inputs"]
+    assert done.stdout.split() == ["pipeline.upstream.metric_inputs"]

@@ -8,13 +8,14 @@ class ids, sparse and string labels, class weights), and that generality is most
 combiners spend on a binary classifier's example (bench/README.md). Here, an example whose label and
 prediction are numeric arrays of one value each, without example weights, sub-keys, aggregation or class
 weights, is answered directly with exactly what TFMA's function yields for it (the same arrays, dtypes and
-fractional-label split; tests/pipeline/beam/test_metric_inputs.py compares them); anything else goes to
+fractional-label split; tests/pipeline/upstream/test_metric_inputs.py compares them); anything else goes to
 TFMA's function.
 
-`install()` runs where the Evaluator's pipeline is built (pipeline/pipeline.py) and, through
-`--beam_plugins`, in the multi_processing profile's workers, which compute the metrics; it is also run on
-import, so a worker that unpickles a confusion-matrix combiner (which holds this function) has it too.
-Workers that have neither compute the same metrics through TFMA's function.
+It goes in through `pipeline.upstream.install()`: where the runners start, where the Evaluator's
+extractors are built (pipeline/beam/eval_extractors.py) and, through `--beam_plugins`, in Beam's workers,
+which compute the metrics; and on import, so a worker that unpickles a confusion-matrix combiner (which
+holds this function) has it too. Workers that have none of these compute the same metrics through TFMA's
+function.
 """
 
 from __future__ import annotations
@@ -128,4 +129,8 @@ def install() -> None:
         _replace_default(function, _general, to_label_prediction_example_weight)
 
 
-install()
+# A worker that unpickles a combiner holding the function above imports this module: it installs itself
+# there, through the version guard as everywhere else.
+from pipeline import upstream  # noqa: E402  (the package is loaded before any of its modules)
+
+upstream.install("metric_inputs")

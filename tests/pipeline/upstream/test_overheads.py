@@ -14,9 +14,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from dill import _dill
 
-from pipeline import configs
-from pipeline.beam import overheads
+from pipeline import configs, upstream
+from pipeline.upstream import overheads
 from pipeline.runners import dag_run
+
+upstream.install("overheads")  # as the runners do before a run
 
 
 def test_state_cache_weighs_values_as_before_without_the_module_scan():
