@@ -1,6 +1,6 @@
 """The lineage of a model: everything it came from, its evaluation, blessing, pushes and rollbacks.
 
-One walk of ML Metadata's event graph (`walk_upstream`) serves the `pipeline lineage` command, the
+One walk of ML Metadata's event graph (`walk_upstream`, over pipeline/metadata/events.py) serves the `pipeline lineage` command, the
 report's lineage picture and the notebook's lineage query (`upstream`).
 """
 
@@ -14,8 +14,6 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.governance.runs import (
-    INPUT_EVENTS,
-    OUTPUT_EVENTS,
     ROLLBACK_TYPE,
     list_rollbacks,
     producing_execution,
@@ -24,7 +22,7 @@ from pipeline.governance.runs import (
 )
 from pipeline.governance.serving import blessings_of, model_of_push, pushed_artifacts, resolve_model
 from pipeline.guards.serving_dir import serving_versions
-from pipeline.metadata import artifact_files, run_record
+from pipeline.metadata import artifact_files, events, run_record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +68,8 @@ def walk_upstream(store, artifact_ids: list[int]) -> tuple[list[int], set[int]]:
         if execution is None or execution.id in execution_ids:
             continue
         execution_ids.add(execution.id)
-        for event in store.get_events_by_execution_ids([execution.id]):
-            key = event.path.steps[0].key if event.path.steps else ""
-            if event.type in INPUT_EVENTS and key != "baseline_model" and event.artifact_id not in seen:
+        for event in events.inputs(store, [execution.id]):
+            if events.key(event) != "baseline_model" and event.artifact_id not in seen:
                 seen.add(event.artifact_id)
                 order.append(event.artifact_id)
                 queue.append(event.artifact_id)
@@ -103,9 +100,8 @@ def lineage_graph(store, artifact_ids: list[int], downstream_of_model: int | Non
     ancestors, execution_ids = walk_upstream(store, artifact_ids)
     seen = set(artifact_ids) | set(ancestors)
     if downstream_of_model is not None:
-        for event in store.get_events_by_artifact_ids([downstream_of_model]):
-            key = event.path.steps[0].key if event.path.steps else ""
-            if event.type in INPUT_EVENTS and key == "model":
+        for event in events.readers(store, [downstream_of_model]):
+            if events.key(event) == "model":
                 execution = store.get_executions_by_id([event.execution_id])[0]
                 if exec_type_names[execution.type_id].endswith("Evaluator"):
                     execution_ids.add(execution.id)
@@ -121,28 +117,23 @@ def lineage_graph(store, artifact_ids: list[int], downstream_of_model: int | Non
         next_frontier = []
         for artifact_id in frontier:
             consumers: dict[str, int] = {}
-            for event in store.get_events_by_artifact_ids([artifact_id]):
-                if event.type not in INPUT_EVENTS:
-                    continue
+            for event in events.readers(store, [artifact_id]):
                 execution = store.get_executions_by_id([event.execution_id])[0]
                 node = node_of_execution(store, execution)
                 if node in ("StatisticsGen", "SchemaGen", "ExampleValidator"):
                     consumers[node] = min(consumers.get(node, execution.id), execution.id)
             for execution_id in consumers.values():
                 execution_ids.add(execution_id)
-                next_frontier.extend(
-                    e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
-                    if e.type in OUTPUT_EVENTS
-                )
+                next_frontier.extend(e.artifact_id for e in events.outputs(store, [execution_id]))
         frontier = next_frontier
-    events = store.get_events_by_execution_ids(sorted(execution_ids))
-    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events} | seen)}
+    graph_events = events.of_executions(store, execution_ids)
+    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in graph_events} | seen)}
     executions = {e.id: e for e in store.get_executions_by_id(sorted(execution_ids))}
     edges = []
-    for event in events:
-        if event.type in INPUT_EVENTS:
+    for event in graph_events:
+        if event.type in events.INPUTS:
             edges.append((f"a{event.artifact_id}", f"e{event.execution_id}"))
-        elif event.type in OUTPUT_EVENTS:
+        else:
             edges.append((f"e{event.execution_id}", f"a{event.artifact_id}"))
     return Graph(
         artifacts={
@@ -194,8 +185,8 @@ def model_lineage(store, serving_model_dir: str, ref: str) -> dict:
     evaluation = None
     for blessing in blessings:
         execution = producing_execution(store, blessing.id)
-        for event in store.get_events_by_execution_ids([execution.id]):
-            if event.type in OUTPUT_EVENTS and event.path.steps and event.path.steps[0].key == "evaluation":
+        for event in events.outputs(store, [execution.id]):
+            if events.key(event) == "evaluation":
                 evaluation = store.get_artifacts_by_id([event.artifact_id])[0]
     metrics = artifact_files.overall_metrics(evaluation.uri) if evaluation else {}
     pushes = [

@@ -13,13 +13,11 @@ import os
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.metadata import run_record, run_summary
+from pipeline.metadata import events, run_record, run_summary
 
 ROLLBACK_TYPE = "Rollback"
 # `pipeline promote`: a blessed model published into the production serving directory.
 PROMOTION_TYPE = "Promotion"
-INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
-OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
 class GovernanceError(Exception):
@@ -28,11 +26,7 @@ class GovernanceError(Exception):
 
 def producing_execution(store, artifact_id: int) -> metadata_store_pb2.Execution | None:
     """The execution that first output the artifact (later cached executions reuse it)."""
-    events = sorted(
-        (e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in OUTPUT_EVENTS),
-        key=lambda e: e.execution_id,
-    )
-    return store.get_executions_by_id([events[0].execution_id])[0] if events else None
+    return events.producer(store, artifact_id)
 
 
 def timestamp(ms: int) -> str:
@@ -142,9 +136,8 @@ def list_rollbacks(store: metadata_store.MetadataStore, type_name: str = ROLLBAC
     executions = store.get_executions_by_type(type_name)
     found = []
     for execution in executions:
-        events = store.get_events_by_execution_ids([execution.id])
-        model_id = next((e.artifact_id for e in events if e.type in INPUT_EVENTS), None)
-        pushed_id = next((e.artifact_id for e in events if e.type in OUTPUT_EVENTS), None)
+        model_id = next((e.artifact_id for e in events.inputs(store, [execution.id])), None)
+        pushed_id = next((e.artifact_id for e in events.outputs(store, [execution.id])), None)
         pushed = store.get_artifacts_by_id([pushed_id])[0] if pushed_id else None
         found.append(RollbackInfo(execution, model_id, pushed))
     return sorted(found, key=lambda r: r.execution.create_time_since_epoch, reverse=True)

@@ -26,17 +26,12 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
 from pipeline.guards import store_lock
-from pipeline.metadata import mysql
+from pipeline.metadata import events, mysql
 from pipeline.metadata.store import open_store
 
 T = TypeVar("T")
 ABANDONED_PROPERTY = "abandoned"
 _ACTIVE = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
-_OUTPUTS = (
-    metadata_store_pb2.Event.OUTPUT,
-    metadata_store_pb2.Event.DECLARED_OUTPUT,
-    metadata_store_pb2.Event.PENDING_OUTPUT,
-)
 
 
 def run_lock_path(config: configs.PipelineConfig):
@@ -110,7 +105,7 @@ def abandon_interrupted_executions(
         f"{socket.gethostname()} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
     )
     found = []
-    outputs = [e for e in store.get_events_by_execution_ids([e.id for e in stale]) if e.type in _OUTPUTS]
+    outputs = events.outputs(store, [e.id for e in stale], events.OUTPUTS_AND_PENDING)
     unpublished = [
         a for a in store.get_artifacts_by_id({e.artifact_id for e in outputs})
         if a.state != metadata_store_pb2.Artifact.LIVE

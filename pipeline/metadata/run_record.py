@@ -24,7 +24,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs, inputs
-from pipeline.metadata import run_summary
+from pipeline.metadata import events, run_summary
 from pipeline.metadata import artifact_files
 from pipeline.metadata.store import open_store
 
@@ -100,11 +100,7 @@ def _run_outputs(
     """The artifacts of a type that the run's executions wrote or reused from the cache, oldest first."""
     artifact_type = store.get_artifact_type(type_name)
     execution_ids = [e.id for e in store.get_executions_by_context(run_context.id)]
-    artifact_ids = {
-        e.artifact_id
-        for e in store.get_events_by_execution_ids(execution_ids)
-        if e.type == metadata_store_pb2.Event.OUTPUT
-    }
+    artifact_ids = {e.artifact_id for e in events.outputs(store, execution_ids)}
     found = [a for a in store.get_artifacts_by_id(artifact_ids) if a.type_id == artifact_type.id]
     return sorted(found, key=lambda a: a.id)
 

@@ -12,7 +12,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.configs import PipelineConfig
-from pipeline.metadata import artifact_files
+from pipeline.metadata import artifact_files, events
 from pipeline.metadata.store import open_store
 
 _STATE_NAMES = {
@@ -23,7 +23,6 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.CANCELED: "canceled",
     metadata_store_pb2.Execution.NEW: "new",
 }
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
 @dataclasses.dataclass
@@ -102,16 +101,11 @@ def component_runs(
         key=lambda e: (e.create_time_since_epoch, e.id),
     )
     node_ids = _node_ids(store, [e.id for e in executions], pipeline_name)
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([e.id for e in executions])
-        if e.type in _OUTPUT_EVENTS
-    ]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events})}
+    output_events = events.outputs(store, [e.id for e in executions])
+    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in output_events})}
     outputs: dict[int, dict[str, list]] = {e.id: {} for e in executions}
-    for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
-        outputs[event.execution_id].setdefault(key, []).append(artifacts[event.artifact_id])
+    for event in output_events:
+        outputs[event.execution_id].setdefault(events.key(event), []).append(artifacts[event.artifact_id])
     return [
         ComponentRun(
             node_id=node_ids.get(execution.id, "?"),
