@@ -26,6 +26,7 @@ DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
 SHARED_RUNS = {
     "tests/pipeline/runners/test_local_runner.py": "local_runs",
     "tests/pipeline/governance/test_cli.py": "local_runs",
+    "tests/scripts/test_update_schema.py": "local_runs",
     "tests/cluster/test_flink.py": "flink_cluster",
     "tests/pipeline/runners/test_airflow_dag.py": "flink_cluster",
 }

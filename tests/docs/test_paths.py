@@ -118,7 +118,7 @@ def written_paths_missing(tracked: set[str]) -> list[str]:
     for name in sorted(tracked):
         if not (name.endswith(TEXT_SUFFIXES) or name in TEXT_NAMES) or name.startswith("bench/results/"):
             continue
-        if name == "tests/docs/test_paths.py":  # its own examples of moved paths
+        if name.startswith("tests/docs/"):  # these checks' own examples of paths that are not there
             continue
         text = (PROJECT_ROOT / name).read_text(errors="replace")
         for number, line in enumerate(text.splitlines(), 1):
