@@ -42,7 +42,6 @@ from tfx.types import artifact_utils, standard_artifacts  # noqa: E402
 from tfx_bsl.tfxio import tf_example_record  # noqa: E402
 
 from bench import measure  # noqa: E402
-from pipeline import pipeline as pipeline_definition  # noqa: E402,F401
 from pipeline import upstream  # noqa: E402
 from pipeline.guards import numeric_drift  # noqa: E402
 

@@ -124,7 +124,3 @@ class LocalCluster:
             "processes": {p.name: {"pid": p.pid, "alive": p.alive(), "log": p.log} for p in self.processes()},
             **self.summary(),
         }
-
-    def memory_bytes(self) -> int:
-        """Resident memory of every process of the cluster and the workers they started."""
-        return processes.tree_rss([p for p in self.processes() if p.alive()])

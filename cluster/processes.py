@@ -66,7 +66,7 @@ def start(state_dir: Path, name: str, args: list[str], env: dict[str, str], cwd:
     return process
 
 
-def _group_members(process: Process) -> list[psutil.Process]:
+def group_members(process: Process) -> list[psutil.Process]:
     """The process and everything it started, while they are still around."""
     try:
         root = psutil.Process(process.pid)
@@ -83,7 +83,7 @@ def stop(state_dir: Path, names: list[str] | None = None, timeout_s: float = STO
         return []
     chosen = [p for p in recorded if names is None or p.name in names]
     running = [p for p in chosen if p.alive()]
-    members = [m for p in running for m in _group_members(p)]
+    members = [m for p in running for m in group_members(p)]
     for process in running:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -132,18 +132,6 @@ def kill(process: Process) -> None:
         psutil.Process(process.pid).wait(timeout=10)
     except psutil.NoSuchProcess:
         pass
-
-
-def tree_rss(processes: list[Process]) -> int:
-    """Resident memory of the processes and everything they started, summed."""
-    total = 0
-    for process in processes:
-        for member in _group_members(process):
-            try:
-                total += member.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-    return total
 
 
 def wait_until(predicate, timeout_s: float, what: str, processes: list[Process]) -> None:

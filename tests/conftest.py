@@ -232,10 +232,8 @@ def flink_cluster(tmp_path_factory):
     JobManager, two TaskManagers and Beam's Flink job server from the pinned artifacts, on free loopback
     ports. The modules using it share one xdist worker (SHARED_RUNS). Stopping it is checked every time:
     `down` must leave none of its processes, nor any worker they started, running."""
-    import psutil  # Only here: which processes the cluster started.
-
     from cluster.flink import FlinkCluster  # Only the cluster tests start Java processes.
-    from cluster.processes import running_members
+    from cluster.processes import group_members, running_members
     from tests.servers import free_port
 
     ports = {"rest_port": free_port(), "rpc_port": free_port(), "job_port": free_port()}
@@ -249,8 +247,7 @@ def flink_cluster(tmp_path_factory):
         yield cluster
     finally:
         recorded = cluster.processes()
-        started = [member for p in recorded if p.alive()
-                   for member in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]]
+        started = [member for p in recorded if p.alive() for member in group_members(p)]
         status = subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True, timeout=120)
         down = subprocess.run([*command, "down", *where], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               timeout=120)
