@@ -191,6 +191,9 @@ class PipelineConfig:
     # One run at a time per store: a second run waits this many seconds for the first, then fails
     # naming it (0 fails at once).
     run_lock_timeout_s: float = 300.0
+    # A run whose nodes are separate tasks (Airflow, Luigi) holds the store by a lease its tasks renew;
+    # left this long without renewal (its orchestrator died), the lease lapses and others may run.
+    run_lock_lease_s: float = 600.0
     # A failed run is started again this many times; completed components come from the cache, so only
     # the failed component and those after it run again. Waits retry_backoff_s, doubling each time.
     # Airflow maps both onto its task retries.
@@ -303,7 +306,7 @@ class PipelineConfig:
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
         for name in ("train_steps", "eval_steps", "batch_size", "epochs",
                      "train_hash_buckets", "eval_hash_buckets", "min_train_rows", "min_eval_rows",
-                     "beam_job_server_timeout_s"):
+                     "beam_job_server_timeout_s", "run_lock_lease_s"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.beam_profile not in BEAM_PROFILES:

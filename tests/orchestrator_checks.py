@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 
 from ml_metadata.proto import metadata_store_pb2
 
@@ -34,6 +39,31 @@ CACHED_WHEN_UNCHANGED = ALL_NODES - {
     data_gate.BASELINE_RESOLVER_ID,
     data_gate.DATA_GATE_ID,
 }
+
+
+# Another run holding the store, as far as the run lock tells: a process that holds it and waits.
+_HOLD_THE_STORE = """
+import time
+from pipeline import configs
+from pipeline.guards import store_lock
+with store_lock.hold(configs.load_config(), "local"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def store_held_by_another_run(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """For the block, a process holds the run lock of the store `env`'s PIPELINE_* settings name, as a
+    local run would; it is killed after (the system drops its lock)."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_THE_STORE], cwd=configs.PROJECT_ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
 
 
 def states_of_run(config: configs.PipelineConfig, run_id: str) -> dict[str, list[str]]:

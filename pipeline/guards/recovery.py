@@ -1,4 +1,5 @@
-"""What keeps runs safe when processes die or overlap: one run per store, cleanup of killed runs, retries.
+"""What keeps runs safe when processes die: cleanup of killed runs, and retries (one run per store at a
+time is pipeline/guards/store_lock.py's).
 
 TFX records an execution as RUNNING when a component starts and COMPLETE when it publishes its outputs.
 A process killed in between leaves a RUNNING execution behind forever. Nothing later uses its outputs
@@ -13,65 +14,23 @@ completed, so only the failed component and those after it execute again.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
-from pipeline.guards import store_lock
-from pipeline.metadata import events, mysql
-from pipeline.metadata.store import open_store
+from pipeline.metadata import events
+from pipeline.metadata.store import StoreMissing, open_store
 
 T = TypeVar("T")
 ABANDONED_PROPERTY = "abandoned"
 _ACTIVE = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
-
-
-def run_lock_path(config: configs.PipelineConfig):
-    """The lock file of the config's store: beside the SQLite file, or in its place for MySQL.
-
-    For MySQL the lock is per machine: runs on different machines are kept apart by the scheduler.
-    """
-    return store_lock.lock_path_for(config.metadata_path)
-
-
-def _store_location(config: configs.PipelineConfig) -> str:
-    if config.metadata_mysql_host:
-        return mysql.describe(config)
-    return config.metadata_path
-
-
-@contextlib.contextmanager
-def hold_run_lock(config: configs.PipelineConfig, say: Callable[[str], None] = print) -> Iterator[None]:
-    """Hold the store's run lock for the block; waits up to run_lock_timeout_s, then raises LockBusy."""
-    path = run_lock_path(config)
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(store_lock.hold(path, timeout_s=0))
-        except store_lock.LockBusy as busy:
-            timeout = config.run_lock_timeout_s
-            if timeout > 0:
-                say(f"Another run is using the ML Metadata store ({busy}); waiting up to {timeout:g}s.")
-                try:
-                    stack.enter_context(store_lock.hold(path, timeout_s=timeout))
-                except store_lock.LockBusy:
-                    pass
-                else:
-                    yield
-                    return
-            raise store_lock.LockBusy(
-                f"another pipeline run is using the ML Metadata store {_store_location(config)} "
-                f"({busy}); gave up after {timeout:g}s. Wait for it to finish, or set "
-                f"{configs.ENV_PREFIX}RUN_LOCK_TIMEOUT_S to wait longer."
-            ) from None
-        yield
 
 
 def _output_dirs(pipeline_root: str, node_id: str, execution_id: int) -> list[str]:
@@ -132,18 +91,13 @@ def abandon_interrupted_executions(
     return found
 
 
-def clean_up_interrupted_runs(
-    config: configs.PipelineConfig,
-    connection: metadata_store_pb2.ConnectionConfig,
-    say: Callable[[str], None] = print,
-) -> list[str]:
+def clean_up_interrupted_runs(config: configs.PipelineConfig, say: Callable[[str], None] = print) -> list[str]:
     """abandon_interrupted_executions on the config's store, if it exists yet, saying what it found."""
-    if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
+    try:
+        store = open_store(config)
+    except StoreMissing:
         return []
-
-    found = abandon_interrupted_executions(
-        open_store(connection), config.pipeline_name, config.pipeline_root
-    )
+    found = abandon_interrupted_executions(store, config.pipeline_name, config.pipeline_root)
     if found:
         say(
             "An earlier run was interrupted; marked its unfinished executions failed (their outputs are "

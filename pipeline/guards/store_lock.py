@@ -1,79 +1,319 @@
-"""One pipeline run at a time per ML Metadata store, with a lock the OS releases when its holder dies.
+"""One pipeline run at a time per ML Metadata store: the run lock every runner takes.
 
-SQLite MLMD is not built for two orchestrators writing at once ("database is locked", interleaved
-executions), and a scheduler must never start a run while one is in flight. A marker file would outlive
-a crashed holder; an `fcntl.flock` on an open file does not: the kernel drops it with the process. The
-file also carries the holder's pid, host and start time, for the message a waiting run prints.
+Two runs writing one store interleave their executions (SQLite also says "database is locked"), and a
+run's data gate and Evaluator compare with what the run before it passed: runs of a store take turns.
+The lock is a mutex that the system drops when its holder dies (a marker would outlive a crashed
+holder), plus a record of who holds the store, for the message a refused run prints:
+
+- beside a SQLite store, an `fcntl.flock` on `<store>.lock`, the record being the file's text;
+- on MySQL, the server's `GET_LOCK` on a connection of the holder (runs on other machines see it too),
+  the record a row of the `tfx_run_lock` table in the store's database.
+
+A runner whose whole run is one process (local, Beam, the scheduler's runs) holds the mutex for the run.
+A run whose nodes are separate task processes (Airflow, Luigi) cannot: its first task claims a lease in
+the record, every node task renews it while it runs, and its last task releases it. A lease that has
+not been renewed for run_lock_lease_s (its orchestrator died) lapses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pipeline import configs
+from pipeline.metadata import mysql
+from pipeline.metadata.store import connection_config
 
 # Exit status of a command refused because another run holds the store (sysexits' EX_TEMPFAIL).
 EXIT_BUSY = 75
+# The MySQL table holding the record, one row per lock name.
+MYSQL_TABLE = "tfx_run_lock"
 
 
 class LockBusy(RuntimeError):
-    """Another live process holds the lock."""
+    """Another live run holds the store."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who holds a store: a process for its lifetime, or a task-per-node run by its lease."""
+
+    runner: str = ""
+    run_id: str = ""
+    pid: int = 0
+    host: str = ""
+    since: str = ""
+    lease: bool = False  # held across task processes, until released or not renewed for a while
+    renewed: float = 0.0  # time.time() of the lease's last renewal
+
+    @classmethod
+    def me(cls, runner: str, run_id: str = "", lease: bool = False) -> "Holder":
+        return cls(runner, run_id, os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   lease, time.time())
+
+    @classmethod
+    def parse(cls, text: str) -> "Holder | None":
+        try:
+            fields = json.loads(text or "{}")
+        except ValueError:
+            return None
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in fields.items() if k in known}) if fields else None
+
+    def dumps(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    def describe(self) -> str:
+        run = f"{self.runner} run {self.run_id}" if self.run_id else f"a {self.runner or 'pipeline'} run"
+        return f"{run} (pid {self.pid} on {self.host} since {self.since})"
+
+    def lease_live(self, lease_s: float) -> bool:
+        return self.lease and time.time() - self.renewed < lease_s
+
+
+class _FileMutex:
+    """An flock on the file beside a SQLite store; the file's text is the record."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # "a+" never truncates the holder's details before we own the lock.
+        self._handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            return False
+        return True
+
+    def release(self) -> None:
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+        self._handle.close()
+
+    def read(self) -> Holder | None:
+        try:
+            return Holder.parse(self.path.read_text())
+        except OSError:
+            return None
+
+    def write(self, holder: Holder | None) -> None:
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(holder.dumps() if holder else "")
+        self._handle.flush()
+
+    def ping(self) -> None:
+        pass
+
+
+class _MySQLMutex:
+    """`GET_LOCK` on a connection to the store's server, which drops it with the connection; the record
+    is a row of MYSQL_TABLE in the store's database."""
+
+    def __init__(self, config: configs.PipelineConfig) -> None:
+        self.config = config
+        self.name = f"tfx_run_lock.{config.metadata_mysql_database}"[:64]
+        self._guard = threading.Lock()  # one connection, used by the run and its keep-alive thread
+        self._connection = None
+
+    def _connect(self):
+        import pymysql  # only for MySQL stores: a SQLite run never loads the driver
+
+        settings = connection_config(self.config).mysql
+        try:
+            return pymysql.connect(host=settings.host, port=settings.port or 3306, user=settings.user,
+                                   password=settings.password, database=settings.database, autocommit=True,
+                                   connect_timeout=10)
+        except pymysql.MySQLError as error:
+            raise LockBusy(f"cannot reach the ML Metadata store {mysql.describe(self.config)} to take its run "
+                           f"lock: {error.args[-1]}") from None
+
+    def _query(self, connection, sql: str, *args):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return cursor.fetchone()
+
+    def try_acquire(self) -> bool:
+        connection = self._connect()
+        if self._query(connection, "SELECT GET_LOCK(%s, 0)", self.name)[0] != 1:
+            connection.close()
+            return False
+        self._query(connection, f"CREATE TABLE IF NOT EXISTS {MYSQL_TABLE} "
+                                "(name VARCHAR(64) PRIMARY KEY, holder TEXT NOT NULL)")
+        self._connection = connection
+        return True
+
+    def release(self) -> None:
+        with self._guard:
+            connection, self._connection = self._connection, None
+        with contextlib.closing(connection):
+            self._query(connection, "SELECT RELEASE_LOCK(%s)", self.name)
+
+    def read(self) -> Holder | None:
+        import pymysql  # only for MySQL stores, as above
+
+        connection = self._connection or self._connect()
+        try:
+            with self._guard:
+                row = self._query(connection, f"SELECT holder FROM {MYSQL_TABLE} WHERE name = %s", self.name)
+        except pymysql.MySQLError:  # No table yet: no run has taken this lock.
+            return None
+        finally:
+            if connection is not self._connection:
+                connection.close()
+        return Holder.parse(row[0]) if row else None
+
+    def write(self, holder: Holder | None) -> None:
+        with self._guard:
+            self._query(self._connection, f"REPLACE INTO {MYSQL_TABLE} (name, holder) VALUES (%s, %s)",
+                        self.name, holder.dumps() if holder else "")
+
+    def ping(self) -> None:
+        """Keeps a lock held for hours from the server's idle timeout, which would drop it."""
+        with self._guard:
+            if self._connection is not None:
+                self._query(self._connection, "SELECT 1")
+
+
+def _mutex(config: configs.PipelineConfig):
+    if config.metadata_mysql_host:
+        return _MySQLMutex(config)
+    return _FileMutex(lock_path_for(config.metadata_path))
 
 
 def lock_path_for(metadata_path: str | os.PathLike) -> Path:
-    """The lock file beside a SQLite store (or any path standing for a store)."""
+    """The lock file beside a SQLite store."""
     path = Path(metadata_path)
     return path.with_name(path.name + ".lock")
 
 
-def _holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        return "another process"
-    if not info:
-        return "another process"
-    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
+def _store(config: configs.PipelineConfig) -> str:
+    return mysql.describe(config) if config.metadata_mysql_host else config.metadata_path
+
+
+def _acquire(config: configs.PipelineConfig, run_id: str, say: Callable[[str], None]):
+    """The store's mutex, taken once no other run's lease is live; waits up to run_lock_timeout_s.
+
+    Returns the mutex and the record found (the previous holder, when it was not released cleanly).
+    """
+    timeout = config.run_lock_timeout_s
+    deadline, announced = time.monotonic() + timeout, False
+    while True:
+        mutex = _mutex(config)
+        if mutex.try_acquire():
+            found = mutex.read()
+            if not (found and found.run_id != run_id and found.lease_live(config.run_lock_lease_s)):
+                return mutex, found
+            mutex.release()
+        else:
+            found = mutex.read()
+            if run_id and found and found.run_id == run_id:  # Another task of this run, for a moment.
+                time.sleep(0.1)
+                continue
+        holder = found.describe() if found else "another process"
+        if time.monotonic() >= deadline:
+            raise LockBusy(
+                f"another pipeline run is using the ML Metadata store {_store(config)}: {holder}; gave up "
+                f"after {timeout:g}s. Wait for it to finish, or set {configs.ENV_PREFIX}RUN_LOCK_TIMEOUT_S "
+                "to wait longer."
+            )
+        if not announced:
+            say(f"Another run is using the ML Metadata store ({holder}); waiting up to {timeout:g}s.")
+            announced = True
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 @contextlib.contextmanager
-def hold(path: str | os.PathLike, timeout_s: float | None = 0.0, poll_s: float = 0.5) -> Iterator[Path]:
-    """Hold the lock at `path` for the block.
+def _keeping(action: Callable[[], None], every_s: float) -> Iterator[None]:
+    """Call `action` every `every_s` seconds in a thread for the block (a failed call is tried again)."""
+    stop = threading.Event()
 
-    timeout_s: 0 fails at once when the lock is busy, None waits for as long as it takes, a number waits
-    up to that many seconds. Raises LockBusy naming the holder.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # "a+" never truncates the holder's details before we own the lock.
-    with open(path, "a+") as handle:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise LockBusy(f"{path} is held by {_holder(path)}") from None
-                time.sleep(poll_s)
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps({
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }))
-            handle.flush()
-            yield path
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def loop() -> None:
+        while not stop.wait(every_s):
+            with contextlib.suppress(Exception):
+                action()
+
+    thread = threading.Thread(target=loop, name="run-lock", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def hold(config: configs.PipelineConfig, runner: str, say: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold the store for one process's run (the block). Raises LockBusy naming the holder when the store
+    is still busy after run_lock_timeout_s."""
+    mutex, _ = _acquire(config, "", say)
+    try:
+        mutex.write(Holder.me(runner))
+        with _keeping(mutex.ping, 60.0):
+            yield
+    finally:
+        with contextlib.suppress(Exception):
+            mutex.write(None)
+        mutex.release()
+
+
+def claim(config: configs.PipelineConfig, runner: str, run_id: str, say: Callable[[str], None] = print) -> bool:
+    """Take or renew run `run_id`'s lease on the store (a task-per-node run). Returns True when the lease
+    is new to the run: then whatever a run before it left unfinished is the run's to clean up."""
+    mutex, found = _acquire(config, run_id, say)
+    try:
+        mutex.write(Holder.me(runner, run_id, lease=True))
+    finally:
+        mutex.release()
+    return not (found and found.run_id == run_id)
+
+
+@contextlib.contextmanager
+def renewing(config: configs.PipelineConfig, runner: str, run_id: str) -> Iterator[bool]:
+    """Claim run `run_id`'s lease and renew it while the block runs (one node task). Yields claim()'s
+    answer."""
+    fresh = claim(config, runner, run_id)
+    with _keeping(lambda: claim(config, runner, run_id), config.run_lock_lease_s / 5):
+        yield fresh
+
+
+def release(config: configs.PipelineConfig, run_id: str) -> None:
+    """Release run `run_id`'s lease, if it still holds the store (a run holding the mutex is another)."""
+    deadline = time.monotonic() + 10
+    while True:
+        mutex = _mutex(config)
+        if mutex.try_acquire():
+            break
+        found = mutex.read()
+        if not (found and found.run_id == run_id) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.1)  # Another task of this run renewing the lease.
+    try:
+        found = mutex.read()
+        if found and found.run_id == run_id:
+            mutex.write(None)
+    finally:
+        mutex.release()
+
+
+def busy(config: configs.PipelineConfig) -> str | None:
+    """Who holds the store now, or None when a run could take it."""
+    mutex = _mutex(config)
+    if not mutex.try_acquire():
+        found = mutex.read()
+        return found.describe() if found else "another process"
+    try:
+        found = mutex.read()
+        return found.describe() if found and found.lease_live(config.run_lock_lease_s) else None
+    finally:
+        mutex.release()

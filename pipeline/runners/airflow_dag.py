@@ -10,9 +10,10 @@ TFX's own AirflowDagRunner still launches components through the pre-IR launcher
 ML Metadata under other context types ("run", "component_run") than every other runner here
 ("pipeline_run", "node"): its runs would not share the cache with them, and `pipeline runs` and
 `lineage` could not read them. This adapter launches each node through TFX's portable launcher instead
-(pipeline/runners/node_launch.py), with the Airflow run id as the pipeline run id, after a first task that checks
-the input files (`check_input`, the pre-flight check of every runner), and records the run's provenance
-in a final task.
+(pipeline/runners/node_launch.py), with the Airflow run id as the pipeline run id, inside the run lifecycle
+of every runner (pipeline/runners/lifecycle.py): a first task checks the input files and takes the store's
+lease for the run, each node's task renews it, and a final task, run whatever happened before it, records
+the run and releases the store.
 """
 
 from __future__ import annotations
@@ -24,39 +25,38 @@ import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlo
 from airflow import DAG
 from airflow.exceptions import AirflowFailException
 from airflow.operators.python import PythonOperator
+from airflow.utils.trigger_rule import TriggerRule
 
 from pipeline import configs
 from pipeline import pipeline as pipeline_definition
-from pipeline.metadata import run_record
-from pipeline.metadata.store import connection_config
-from pipeline.runners import node_launch
+from pipeline.guards import store_lock
+from pipeline.runners import lifecycle, node_launch
 # isort: on
 
 RUNNER = "airflow"
-RECORD_TASK_ID = "record_run"
+CHECK_INPUT_TASK_ID = "check_input"
+FINISH_TASK_ID = "finish_run"
 SQLITE_MAX_ACTIVE_TASKS = 1
 
 
-def _check_input(config: configs.PipelineConfig) -> None:
+def _check_input(config: configs.PipelineConfig, run_id: str) -> None:
     try:
-        node_launch.check_input(config)
-    except configs.ConfigError as error:
-        # Bad input files or settings: a retry cannot help, so the task fails at once, saying why.
+        lifecycle.begin_tasks(config, RUNNER, run_id)
+    except (configs.ConfigError, store_lock.LockBusy) as error:
+        # Bad input files or settings, or a store another run holds (after waiting run_lock_timeout_s):
+        # the task fails at once, saying why, and the final task finds nothing to release.
         raise AirflowFailException(f"error: {error}") from None
 
 
 def _launch_node(config: configs.PipelineConfig, node_id: str, run_id: str) -> None:
-    node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+    lifecycle.node_task(config, RUNNER, run_id, node_id)
 
 
-def _record_run(config: configs.PipelineConfig, run_id: str) -> None:
-    run_record.record_run(
-        connection_config(config),
-        config,
-        runner=RUNNER,
-        record=run_record.collect(config, runner=RUNNER),
-        run_id=run_id,
-    )
+def _finish_run(config: configs.PipelineConfig, run_id: str) -> None:
+    try:
+        lifecycle.end_tasks(config, RUNNER, run_id)
+    except lifecycle.RunNotFinished as error:
+        raise AirflowFailException(f"error: {error}") from None
 
 
 def _task_limits(config: configs.PipelineConfig) -> dict:
@@ -90,7 +90,7 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
     )
     # The pre-flight check of the input, before every node that waits for no other.
     check = PythonOperator(
-        task_id=node_launch.CHECK_INPUT_TASK_ID, python_callable=_check_input, op_kwargs={"config": config}, dag=dag
+        task_id=CHECK_INPUT_TASK_ID, python_callable=_check_input, op_kwargs={"config": config}, dag=dag
     )
     tasks = {}
     for node_id, upstream in graph.items():
@@ -105,10 +105,13 @@ def create_dag(config: configs.PipelineConfig) -> DAG:
             tasks[upstream_id] >> tasks[node_id]
         if not upstream:
             check >> tasks[node_id]
-    record = PythonOperator(
-        task_id=RECORD_TASK_ID, python_callable=_record_run, op_kwargs={"config": config}, dag=dag
+    # Run whatever happened before it, so that a failed run releases the store at once; it fails (and
+    # with it the DAG run) when a node did not finish.
+    finish = PythonOperator(
+        task_id=FINISH_TASK_ID, python_callable=_finish_run, op_kwargs={"config": config},
+        trigger_rule=TriggerRule.ALL_DONE, retries=0, dag=dag,
     )
-    list(tasks.values()) >> record
+    [check, *tasks.values()] >> finish
     return dag
 
 

@@ -15,7 +15,7 @@ import gc
 import sys
 
 if __name__ == "__main__":
-    gc.disable()  # While TensorFlow, TFX and Beam load; dag_run.main turns it back on and says why.
+    gc.disable()  # While TensorFlow, TFX and Beam load; lifecycle.main turns it back on and says why.
 
 # isort: off
 import pipeline  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -23,7 +23,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner  # noqa: E402
 
 from pipeline import configs  # noqa: E402
 from pipeline.metadata import run_summary  # noqa: E402
-from pipeline.runners import dag_run  # noqa: E402
+from pipeline.runners import lifecycle  # noqa: E402
 # isort: on
 
 
@@ -32,12 +32,12 @@ def run(
 ) -> run_summary.RunSummary | None:
     """Run the pipeline once (up to `stop_after`, if given) and print what it did; None when the run was
     only being compiled."""
-    return dag_run.run(BeamDagRunner(), "beam", config, stop_after)
+    return lifecycle.run(BeamDagRunner(), "beam", config, stop_after)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = dag_run.parse_args(argv or [], __doc__.splitlines()[0])
-    return dag_run.main(lambda: run(stop_after=dag_run.stop_after(args)))
+    args = lifecycle.parse_args(argv or [], __doc__.splitlines()[0])
+    return lifecycle.main(lambda: run(stop_after=lifecycle.stop_after(args)))
 
 
 if __name__ == "__main__":

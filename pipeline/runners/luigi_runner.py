@@ -5,16 +5,18 @@
     python -m pipeline.runners.luigi_runner --local-scheduler --run-id ID  # resume run ID after a failure
     luigi --module pipeline.runners.luigi_runner tfx.Pipeline --local-scheduler   # Luigi's own command
 
-A first task checks the input files (`tfx.CheckInput`, the pre-flight check of every runner); each
-node's task launches its node through TFX's portable launcher against the pipeline's MLMD store, so
-caching and lineage are TFX's; a task is complete when MLMD holds a finished or cached execution of its
-node in the current run. A failed node fails its task, and Luigi runs nothing downstream of it; running
+The tasks run the lifecycle of every runner (pipeline/runners/lifecycle.py): a first task checks the input
+files and takes the store's lease for the run (`tfx.CheckInput`); each node's task renews it while it
+launches its node through TFX's portable launcher against the pipeline's MLMD store, so caching and
+lineage are TFX's; the last task (`tfx.Pipeline`) records the run and releases the store. A task is
+complete when MLMD holds a finished or cached execution of its node in the current run. A failed node fails its task, and Luigi runs nothing downstream of it; running
 the same run id again re-runs only what did not finish, and a new run id re-runs everything with
 unchanged nodes served from TFX's cache. Configuration comes from PIPELINE_* variables (pipeline/configs.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -24,10 +26,10 @@ import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlo
 import luigi
 
 from pipeline import configs, logs
-from pipeline.guards import input_checks
-from pipeline.metadata import run_record, run_summary
+from pipeline.guards import store_lock
+from pipeline.metadata import run_record
 from pipeline.metadata.store import connection_config, open_store
-from pipeline.runners import node_launch, progress
+from pipeline.runners import lifecycle, node_launch, progress
 # isort: on
 
 RUNNER = "luigi"
@@ -59,7 +61,7 @@ class Node(luigi.Task):
         )
 
     def run(self) -> None:
-        node_launch.launch(node_launch.compile_pipeline(_config()), self.node_id, self.run_id)
+        lifecycle.node_task(_config(), RUNNER, self.run_id, self.node_id)
 
 
 class CheckInput(luigi.Task):
@@ -75,7 +77,7 @@ class CheckInput(luigi.Task):
         return luigi.LocalTarget(os.path.join(folder, f"{self.run_id}.json"))
 
     def run(self) -> None:
-        run_input = node_launch.check_input(_config())
+        run_input = lifecycle.begin_tasks(_config(), RUNNER, self.run_id)
         with self.output().open("w") as f:
             json.dump({"input": run_input.describe(), "fingerprint": run_input.fingerprint}, f)
 
@@ -100,10 +102,7 @@ class Pipeline(luigi.Task):
         return context is not None and bool(run_record.read_record(context))
 
     def run(self) -> None:
-        config = _config()
-        connection = connection_config(config)
-        record = run_record.collect(config, runner=RUNNER)
-        run_record.record_run(connection, config, runner=RUNNER, record=record, run_id=self.run_id)
+        lifecycle.end_tasks(_config(), RUNNER, self.run_id)
 
 
 @Pipeline.event_handler(luigi.Event.FAILURE)
@@ -113,39 +112,49 @@ def _remember_failure(task: luigi.Task, error: BaseException) -> None:
     _FAILURES.append(error)
 
 
-def run(argv: list[str] | None = None) -> bool:
-    """Run the pipeline with Luigi's command-line options; True when every task succeeded."""
+def run(argv: list[str] | None = None) -> int:
+    """Run the pipeline with Luigi's command-line options; the exit status."""
     config = _config()
-    # Checked here first, so that bad input stops the command with one line before Luigi starts; the
-    # CheckInput task (which `luigi --module` runs rely on) then reads the row counts this one kept.
-    input_checks.preflight(config)
-    logs.configure(config.log_level, logs.log_file_for(config, RUNNER))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The run's id is chosen here, unless given, so that a failed run can release the store at once.
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--run-id")
+    run_id = parser.parse_known_args(argv)[0].run_id
+    if run_id is None:
+        run_id = node_launch.new_run_id()
+        argv += ["--run-id", run_id]
+    # Done here first, so that bad input or a busy store stops the command with one line before Luigi
+    # starts; the CheckInput task (which `luigi --module` runs rely on) checks again and renews the lease.
+    try:
+        lifecycle.begin_tasks(config, RUNNER, run_id, log_to_file=True)
+    except store_lock.LockBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return store_lock.EXIT_BUSY
     # Luigi's own records (scheduling, its execution summary) go through the handlers just set: into the
     # log file, and onto the console at PIPELINE_LOG_LEVEL=INFO.
     luigi.configuration.get_config().set("core", "no_configure_logging", "true")
     _FAILURES.clear()
     with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
-        result = luigi.run(
-            list(sys.argv[1:] if argv is None else argv), main_task_cls=Pipeline, detailed_summary=True
-        )
+        result = luigi.run(argv, main_task_cls=Pipeline, detailed_summary=True)
         succeeded = result.status in (luigi.LuigiStatusCode.SUCCESS, luigi.LuigiStatusCode.SUCCESS_WITH_RETRY)
         if not succeeded:
             tracker.report_failure()
+    # Its last task released the store; a failed run (or one Luigi found already done) does so here, at once
+    # rather than when the lease lapses. Resuming the run takes it again.
+    store_lock.release(config, run_id)
     if succeeded:
-        connection = connection_config(config)
-        summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
-        print(progress.format_summary(summary), flush=True)
-    elif _FAILURES:
+        return 0
+    if _FAILURES:
         logs.report_failure(_FAILURES[0])
     else:
         print(f"error: the Luigi run did not finish ({result.one_line_summary})", file=sys.stderr)
         logs.name_log_file()
-    return succeeded
+    return 1
 
 
 def main() -> int:
     try:
-        return 0 if run() else 1
+        return run()
     except configs.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return configs.EXIT_CONFIG_ERROR

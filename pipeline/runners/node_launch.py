@@ -6,8 +6,8 @@ each node as its own task needs the same launch for a single node, plus the grap
 and a way to ask ML Metadata whether a node already succeeded in a run. Each launch goes through TFX's
 portable launcher against the pipeline's own MLMD store, so caching, lineage and the `pipeline_run`
 and `node` contexts are exactly those of the local runner, and the `pipeline` CLI reads them
-whichever orchestrator wrote them. Before any node, the input goes through the same pre-flight check as
-every other runner's (`check_input`, the task every node without an upstream node waits for).
+whichever orchestrator wrote them. What a run does around its nodes (the input check, the store's lease,
+the record) is pipeline/runners/lifecycle.py's.
 """
 
 from __future__ import annotations
@@ -25,15 +25,10 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline import configs, inputs, upstream
-from pipeline.beam import profiles
-from pipeline.guards import input_checks
-from pipeline.runners import progress
+from pipeline import configs
 from pipeline import pipeline as pipeline_definition
 from pipeline.metadata.store import open_store
 
-# The task id of the pre-flight check in the task-per-node orchestrators.
-CHECK_INPUT_TASK_ID = "check_input"
 # Execution states that mean "this node is done for the run" (a cache hit is done too).
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
@@ -75,28 +70,11 @@ def _connection_config(ir: pipeline_pb2.Pipeline):
     return getattr(connection, connection.WhichOneof("connection_config")), deployment
 
 
-def check_input(config: configs.PipelineConfig) -> inputs.RunInput:
-    """The pre-flight check of the input, as the first task of a run: every node without an upstream
-    node waits for it, so bad files stop the run before anything is launched or written."""
-    run_input = input_checks.preflight(config)
-    profiles.check_engine(config)
-    # A patch the pipeline needs, on library versions it was not verified on, stops the run here too.
-    upstream.install()
-    progress.report_input(run_input, input_checks.count_rows(run_input.files))
-    return run_input
-
-
-def root_node_ids(ir: pipeline_pb2.Pipeline) -> list[str]:
-    """The nodes that wait for no other node: those the input check goes before."""
-    return [node_id for node_id, upstream in upstream_node_ids(ir).items() if not upstream]
-
-
 def launch(ir: pipeline_pb2.Pipeline, node_id: str, run_id: str) -> None:
     """Launch one node for `run_id` as LocalDagRunner would; raises when the node fails.
 
     The node's inputs are resolved from MLMD, so its upstream nodes must have succeeded in this run.
     """
-    upstream.install()  # in this task's process, as the local runner's
     bound = for_run(ir, run_id)
     nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in bound.nodes}
     if node_id not in nodes:

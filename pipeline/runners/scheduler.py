@@ -150,13 +150,11 @@ class SpanScheduler:
                 self.log.write(event="trigger", trigger=number, outcome="refused_before", span=span,
                                duration_s=round(time.monotonic() - started, 3))
                 return
-            try:
-                # Only a probe: the run takes the lock itself (and exits EXIT_BUSY if it lost a race).
-                with store_lock.hold(store_lock.lock_path_for(self.config.metadata_path), timeout_s=0):
-                    pass
-            except store_lock.LockBusy as busy:
+            # Only a probe: the run takes the lock itself (and exits EXIT_BUSY if it lost a race).
+            holder = store_lock.busy(self.config)
+            if holder is not None:
                 self.log.write(event="trigger", trigger=number, outcome="skipped_busy", span=span,
-                               holder=str(busy), duration_s=round(time.monotonic() - started, 3))
+                               holder=holder, duration_s=round(time.monotonic() - started, 3))
                 return
             self._run(number, run_input, span, started)
         except Exception as error:  # A trigger's failure is logged; later triggers still fire.

@@ -55,7 +55,7 @@ def missing_paths(doc: Path, tracked: set[str]) -> list[str]:
     missing = []
     for path in sorted(named_paths(doc.read_text())):
         clean = path.rstrip("/")
-        # `pipeline/runners/dag_run.main`: a module's attribute.
+        # `pipeline/runners/lifecycle.main`: a module's attribute.
         candidates = [clean, re.sub(r"\.\w+$", ".py", clean)]
         first = clean.split("/")[0]
         if "/" not in clean and clean.endswith(".py"):  # a module named alone: ours somewhere, or upstream's
@@ -84,14 +84,14 @@ def test_a_moved_path_is_caught(tmp_path):
     tracked = _tracked()
     doc = PROJECT_ROOT / "docs" / "a-doc-under-test.md"
     try:
-        doc.write_text("See `pipeline/dag_run.py`, `pipeline/runners/dag_run.py`, `pipeline/runners/dag_run.main`, "
+        doc.write_text("See `pipeline/lifecycle.py`, `pipeline/runners/lifecycle.py`, `pipeline/runners/lifecycle.main`, "
                        "`docs/tests.md` and `docs/gone.md`; `tfx_output/ci/blessing.md` is an output, "
-                       "`<pipeline>/x.py` a placeholder, `tfx/examples/x.py` upstream's; `dag_run.py` is ours, "
-                       "`dag_runner.py` nobody's.\n")
-        assert missing_paths(doc, tracked) == ["dag_runner.py", "docs/gone.md", "pipeline/dag_run.py"]
+                       "`<pipeline>/x.py` a placeholder, `tfx/examples/x.py` upstream's; `lifecycle.py` is ours, "
+                       "`lifecycles.py` nobody's.\n")
+        assert missing_paths(doc, tracked) == ["docs/gone.md", "lifecycles.py", "pipeline/lifecycle.py"]
         # The same text in any file of the repository (a docstring, a comment).
         assert written_paths_missing(tracked | {"docs/a-doc-under-test.md"}) == [
-            "docs/a-doc-under-test.md:1: pipeline/dag_run.py", "docs/a-doc-under-test.md:1: docs/gone.md"]
+            "docs/a-doc-under-test.md:1: pipeline/lifecycle.py", "docs/a-doc-under-test.md:1: docs/gone.md"]
     finally:
         doc.unlink()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -24,11 +25,13 @@ if importlib.util.find_spec("airflow") is None:
     pytest.skip("Airflow is an optional orchestrator: make install-all", allow_module_level=True)
 
 from pipeline import configs  # noqa: E402
-from tests.conftest import PROJECT_ROOT, run_command, small_run_env  # noqa: E402
+from pipeline.guards import store_lock  # noqa: E402
+from tests.conftest import LOCAL_RUNNER, PROJECT_ROOT, run_command, small_run_env  # noqa: E402
 from tests.orchestrator_checks import (  # noqa: E402
     ALL_NODES,
     cli_json,
     states_of_run,
+    store_held_by_another_run,
 )
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +51,13 @@ class AirflowRuns:
     executions: tuple[int, int]  # in the store before and after the run on the bad span
     flink_jobs: list[dict]  # the jobs the Flink cluster ran during the good run
     taskmanagers: set[str]
+    bad_run_id: str
+    refused_run_id: str
+    free_after_runs: bool  # nothing held the store once the runs above had ended
+    refused: subprocess.CompletedProcess  # a run started while another process held the store
+    holder_pid: int
+    claimed_by: str  # who held the store after an Airflow run's first task alone had run
+    local_refused: subprocess.CompletedProcess  # a local run started then
 
 
 def _executions(config: configs.PipelineConfig) -> int:
@@ -109,7 +119,27 @@ def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRun
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
         env={**env, "PIPELINE_DATA_ROOT": str(spans), "PIPELINE_INPUT_PATTERN": "span-{SPAN}/*.csv"},
     )
+    [bad_run_id] = [r for r in _dag_run_ids(airflow_db, config.pipeline_name) if r not in run_ids]
+    free_after_runs = store_lock.busy(config) is None
+    busy_env = {**env, "PIPELINE_RUN_LOCK_TIMEOUT_S": "0"}
+    with store_held_by_another_run(busy_env) as holder:
+        refused = subprocess.run([AIRFLOW, "dags", "test", config.pipeline_name], cwd=PROJECT_ROOT,
+                                 capture_output=True, text=True, timeout=900, env=busy_env)
+    [refused_run_id] = [r for r in _dag_run_ids(airflow_db, config.pipeline_name) if r not in {*run_ids, bad_run_id}]
+    # The other way round: a run whose first task took the store holds it between its tasks.
+    _run_airflow([AIRFLOW, "tasks", "test", config.pipeline_name, "check_input"], env)
+    claimed_by = store_lock.busy(config)
+    local_refused = subprocess.run(LOCAL_RUNNER, cwd=PROJECT_ROOT, capture_output=True,
+                                   text=True, timeout=900, env=busy_env)
+    store_lock.release(config, re.search(r"airflow run (\S+) ", claimed_by or "airflow run ? ").group(1))
     return AirflowRuns(
+        bad_run_id=bad_run_id,
+        refused_run_id=refused_run_id,
+        free_after_runs=free_after_runs,
+        refused=refused,
+        holder_pid=holder.pid,
+        claimed_by=claimed_by,
+        local_refused=local_refused,
         config=config,
         airflow_db=airflow_db,
         dags_list=json.loads(listed.stdout.strip().splitlines()[-1]),
@@ -148,7 +178,7 @@ def test_every_task_succeeds(airflow_runs):
     # shows the DAG's dependencies follow the pipeline graph.
     [run_id] = airflow_runs.run_ids
     states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, run_id)
-    assert states == {task: "success" for task in ALL_NODES | {"check_input", "record_run"}}
+    assert states == {task: "success" for task in ALL_NODES | {"check_input", "finish_run"}}
 
 
 def test_the_tasks_beam_work_ran_on_the_flink_cluster(airflow_runs):
@@ -164,9 +194,11 @@ def test_the_tasks_beam_work_ran_on_the_flink_cluster(airflow_runs):
 
 def test_tasks_take_their_retries_from_config(airflow_runs):
     with sqlite3.connect(airflow_runs.airflow_db) as db:
-        max_tries = {row[0] for row in db.execute("SELECT max_tries FROM task_instance")}
-    # PIPELINE_RETRIES=2 in the fixture; the default is 0.
-    assert max_tries == {airflow_runs.config.retries} == {2}
+        max_tries = dict(db.execute("SELECT task_id, MAX(max_tries) FROM task_instance GROUP BY task_id"))
+    # PIPELINE_RETRIES=2 in the fixture; the default is 0. The final task, which only records and releases,
+    # is never retried: a run that did not finish stays failed.
+    assert max_tries.pop("finish_run") == 0
+    assert set(max_tries.values()) == {airflow_runs.config.retries} == {2}
 
 
 def test_first_run_executes_every_node_and_pushes_a_model(airflow_runs):
@@ -186,10 +218,10 @@ def test_runs_and_lineage_commands_read_the_airflow_runs(airflow_runs, capsys):
 
 
 def test_a_bad_span_fails_the_input_check_and_nothing_runs(airflow_runs):
-    [bad_run] = [r for r in _dag_run_ids(airflow_runs.airflow_db, airflow_runs.config.pipeline_name)
-                 if r not in airflow_runs.run_ids]
+    bad_run = airflow_runs.bad_run_id
     states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, bad_run)
-    assert states == {"check_input": "failed", **{task: "upstream_failed" for task in ALL_NODES | {"record_run"}}}
+    # The final task runs whatever came before it: it releases the store, and fails the DAG run.
+    assert states == {"check_input": "failed", "finish_run": "failed", **{task: "upstream_failed" for task in ALL_NODES}}
     assert (
         f"error: input file {airflow_runs.bad_span_file} (span 1) is empty: expected a header line and rows"
         in airflow_runs.bad_output
@@ -201,3 +233,22 @@ def test_a_bad_span_fails_the_input_check_and_nothing_runs(airflow_runs):
         ).fetchall()
     assert tries == 1
     assert airflow_runs.executions[1] == airflow_runs.executions[0]
+
+
+def test_the_store_is_released_when_a_run_ends_whatever_its_outcome(airflow_runs):
+    assert airflow_runs.free_after_runs
+
+
+def test_a_second_run_is_refused_at_its_first_task_naming_the_run_that_holds_the_store(airflow_runs):
+    states = _task_states(airflow_runs.airflow_db, airflow_runs.config.pipeline_name, airflow_runs.refused_run_id)
+    assert states["check_input"] == "failed" and {states[node] for node in ALL_NODES} == {"upstream_failed"}
+    output = airflow_runs.refused.stdout + airflow_runs.refused.stderr
+    assert (f"error: another pipeline run is using the ML Metadata store {airflow_runs.config.metadata_path}: "
+            f"a local run (pid {airflow_runs.holder_pid} ") in output
+
+
+def test_between_its_tasks_an_airflow_run_holds_the_store_against_other_runners(airflow_runs):
+    assert airflow_runs.claimed_by and airflow_runs.claimed_by.startswith("airflow run __airflow_temporary_run_")
+    assert airflow_runs.local_refused.returncode == store_lock.EXIT_BUSY, airflow_runs.local_refused.stderr[-3000:]
+    [error] = [line for line in airflow_runs.local_refused.stderr.splitlines() if line.startswith("error: ")]
+    assert airflow_runs.claimed_by.split(" (pid")[0] in error

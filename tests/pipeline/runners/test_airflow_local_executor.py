@@ -57,7 +57,7 @@ pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")
-TASKS = ALL_NODES | {"check_input", "record_run"}
+TASKS = ALL_NODES | {"check_input", "finish_run"}
 SCHEDULE = "* * * * *"
 RETRIES = 2
 RETRY_DELAY_S = 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pipeline.guards import store_lock
 from pipeline.metadata import run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import run_command, small_run_env
-from tests.orchestrator_checks import ALL_NODES, cli_json
+from tests.orchestrator_checks import ALL_NODES, cli_json, store_held_by_another_run
 
 pytestmark = pytest.mark.e2e
 
@@ -82,8 +83,7 @@ def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
     assert json.loads(record["config"])["beam_profile"] == "auto"
     assert profiles.resolved_beam_profile(beam_run.config) == "in_memory"
     # The run let go of the store.
-    with store_lock.hold(store_lock.lock_path_for(beam_run.config.metadata_path), timeout_s=0):
-        pass
+    assert store_lock.busy(beam_run.config) is None
 
 
 def test_runs_and_lineage_commands_read_the_beam_run(beam_run, capsys):
@@ -106,3 +106,16 @@ def test_validate_only_runs_up_to_the_data_gate_on_beam(beam_run):
     assert {"CsvExampleGen", "StatisticsGen", "ExampleValidator", data_gate.DATA_GATE_ID} <= set(states)
     assert not {"Transform", "Trainer", "Evaluator", "Pusher", "SchemaGen"} & set(states)
     assert "Blessed: not evaluated" in output and "Pushed: no" in output
+
+
+def test_a_second_run_is_refused_naming_the_run_that_holds_the_store(beam_run):
+    env = {**beam_run.env, "PIPELINE_RUN_LOCK_TIMEOUT_S": "0"}
+    before = len(open_store(connection_config(beam_run.config)).get_executions())
+    with store_held_by_another_run(env) as holder:
+        result = subprocess.run([sys.executable, "pipeline/runners/beam_runner.py"], cwd=configs.PROJECT_ROOT,
+                                env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == store_lock.EXIT_BUSY, result.stderr[-3000:]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert f"is using the ML Metadata store {beam_run.config.metadata_path}: a local run (pid {holder.pid} " in error
+    assert "Traceback" not in result.stderr
+    assert len(open_store(connection_config(beam_run.config)).get_executions()) == before

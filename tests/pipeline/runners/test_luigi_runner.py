@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("luigi", reason="Luigi is an optional orchestrator: make install-all")
 
 from pipeline import configs  # noqa: E402
+from pipeline.guards import store_lock  # noqa: E402
 from pipeline import pipeline as pipeline_definition  # noqa: E402
 from pipeline.metadata import run_summary  # noqa: E402
 from pipeline.metadata.store import (
@@ -32,6 +33,7 @@ from tests.orchestrator_checks import (  # noqa: E402
     CACHED_WHEN_UNCHANGED,
     cli_json,
     states_of_run,
+    store_held_by_another_run,
 )
 
 pytestmark = pytest.mark.e2e
@@ -226,3 +228,17 @@ def test_luigis_own_command_runs_the_input_check_before_any_node(luigi_runs, bad
     assert "1 failed:" in output and "tfx.CheckInput" in output
     # No node ran: Luigi ran nothing that waits for the check, and MLMD holds no new execution.
     assert _execution_count(luigi_runs.config) == before
+
+
+def test_a_second_run_is_refused_naming_the_run_that_holds_the_store(luigi_runs, sample_data_dir):
+    env = {**small_run_env(sample_data_dir, Path(luigi_runs.config.output_root)), "PIPELINE_RUN_LOCK_TIMEOUT_S": "0"}
+    before = _execution_count(luigi_runs.config)
+    with store_held_by_another_run(env) as holder:
+        result = subprocess.run([*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                                text=True, timeout=900)
+    assert result.returncode == store_lock.EXIT_BUSY, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"a local run (pid {holder.pid} " in errors[0], result.stderr[-3000:]
+    assert _execution_count(luigi_runs.config) == before
+    # The refused run released nothing of the holder's, and left no lease of its own.
+    assert store_lock.busy(luigi_runs.config) is None

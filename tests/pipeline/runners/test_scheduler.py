@@ -101,7 +101,7 @@ def session(tmp_path_factory) -> SchedulerSession:
         _wait_for(log, lambda e: e.get("outcome") == "ran" and e.get("span") == 1, process)
         _wait_for(log, lambda e: e.get("outcome") == "no_new_data" and e.get("span") == 1, process, 60)
         # Another process (a hand-started run, say) holds the store: the trigger must not start a run.
-        with store_lock.hold(store_lock.lock_path_for(config.metadata_path)):
+        with store_lock.hold(config, "hand-started"):
             add_span(config, SPAN_ROWS)
             _wait_for(log, lambda e: e.get("outcome") == "skipped_busy" and e.get("span") == 2, process)
         _wait_for(log, lambda e: e.get("outcome") == "ran" and e.get("span") == 2, process)
@@ -156,7 +156,7 @@ def test_overlapping_triggers_are_skipped(session):
     # While its own run is in flight, and while another process holds the store's lock.
     assert _count(session.entries, outcome="skipped_in_flight") >= 1
     busy = [e for e in session.entries if e.get("outcome") == "skipped_busy"]
-    assert busy and "is held by pid" in busy[0]["holder"]
+    assert busy and busy[0]["holder"].startswith(f"a hand-started run (pid {os.getpid()} on ")
 
 
 @pytest.mark.e2e
@@ -170,8 +170,7 @@ def test_sigterm_stops_the_scheduler_and_the_run_in_flight_cleanly(session):
     # The store is whole, free, and span 3 is still new for the next start.
     with sqlite3.connect(session.config.metadata_path) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    with store_lock.hold(store_lock.lock_path_for(session.config.metadata_path), timeout_s=0):
-        pass
+    assert store_lock.busy(session.config) is None
     assert {s for r in recorded_runs(session.config) for s in json.loads(r["spans"])} == {1, 2}
     for entry in session.entries:
         if "pid" in entry and entry["event"] == "run_started":

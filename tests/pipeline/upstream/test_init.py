@@ -110,8 +110,8 @@ def test_a_needed_patch_on_another_version_stops_the_run_before_anything_runs(tm
 
 
 def test_the_task_per_node_orchestrators_check_the_same_guard_first(monkeypatch, sample_data_dir, tmp_path):
-    """Airflow's and Luigi's first task (node_launch.check_input) refuses the run alike."""
-    from pipeline.runners import node_launch  # Only here: it loads TFX's orchestration.
+    """Airflow's and Luigi's first task (lifecycle.begin_tasks, through check_input) refuses the run alike."""
+    from pipeline.runners import lifecycle  # Only here: it loads TFX's orchestration.
 
     monkeypatch.setattr(upstream, "_installed", set())
     monkeypatch.setattr(upstream, "_stepped_aside", set())
@@ -120,4 +120,4 @@ def test_the_task_per_node_orchestrators_check_the_same_guard_first(monkeypatch,
     for name, value in small_run_env(sample_data_dir, tmp_path / "out").items():
         monkeypatch.setenv(name, value)
     with pytest.raises(upstream.UpstreamVersionError, match=r"tfx-bsl 1\.17\.0 \(verified on 1\.16\.1\)"):
-        node_launch.check_input(configs.load_config())
+        lifecycle.begin_tasks(configs.load_config(), "airflow", "manual__1")

@@ -16,7 +16,7 @@ from dill import _dill
 
 from pipeline import configs, upstream
 from pipeline.upstream import overheads
-from pipeline.runners import dag_run
+from pipeline.runners import lifecycle
 
 upstream.install("overheads")  # as the runners do before a run
 
@@ -123,11 +123,11 @@ def test_stateful_dofns_run_and_are_validated_with_the_memo():
 
 
 def test_runners_turn_the_collector_back_on():
-    """The runner files import with the GC off; dag_run.main must leave it on for the run."""
+    """The runner files import with the GC off; lifecycle.main must leave it on for the run."""
     gc.disable()
     try:
         during_run = []
-        assert dag_run.main(lambda: during_run.append(gc.isenabled())) == 0
+        assert lifecycle.main(lambda: during_run.append(gc.isenabled())) == 0
         assert during_run == [True]
     finally:
         gc.enable()

@@ -1,8 +1,11 @@
-"""One run of the pipeline on any TFX DAG runner: what every in-process runner does around `run()`.
+"""One run of the pipeline, the same on every runner: its lifecycle, step by step.
 
-The pre-flight check of the input (and a line naming the files the run reads), the upstream patches
-(pipeline/upstream), one run per store at a time, progress lines, the run record, the closing summary and the rows-in/rows-out check live here once;
-`local_runner.py` and `beam_runner.py` only pick the DAG runner.
+The input check (and a line naming the files the run reads), the engine check, the upstream patches
+(pipeline/upstream), the store's run lock (pipeline/guards/store_lock.py), the clean-up after a run killed
+earlier, the run itself, the run record, the closing summary and the rows-in/rows-out check. A runner whose
+run is one process (local, Beam, and the scheduler, which starts the Beam runner) hands `run` its TFX DAG
+runner. An orchestrator that runs each node as its own task (Airflow, Luigi) runs the same steps as
+tasks: `begin_tasks` first, `node_task` for each node, `end_tasks` last, whatever came before.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pipeline.beam import profiles
 from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
 from pipeline.metadata import run_record, run_summary
-from pipeline.runners import progress
+from pipeline.runners import node_launch, progress
 from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import artifact_files
 from pipeline.metadata.store import connection_config
@@ -53,10 +56,30 @@ def check_rows_read(config: configs.PipelineConfig, summary: run_summary.RunSumm
         )
 
 
+class RunNotFinished(RuntimeError):
+    """A task-per-node run reached its last task with nodes that did not finish."""
+
+
+def check_input(config: configs.PipelineConfig, runner: str | None = None) -> inputs.RunInput:
+    """A run's first step on every runner: bad input files or settings, or an engine that does not answer,
+    stop it here, before anything is written. With `runner`, the run's log goes to its file from here on
+    (a task-per-node orchestrator keeps its own task logs)."""
+    run_input = input_checks.preflight(config)
+    profiles.beam_args(config, run_input)
+    profiles.check_engine(config)
+    if runner:
+        logs.configure(config.log_level, logs.log_file_for(config, runner))
+    # What the components run in this process, patched where pipeline/upstream's versions allow; a patch
+    # the pipeline needs on other versions stops the run here.
+    upstream.install()
+    progress.report_input(run_input, input_checks.count_rows(run_input.files))
+    return run_input
+
+
 def run(
     dag_runner, runner: str, config: configs.PipelineConfig | None = None, stop_after: str | None = None
 ) -> run_summary.RunSummary | None:
-    """Run the whole pipeline once on `dag_runner` and print what it did.
+    """Run the whole pipeline once on `dag_runner`, in this process, and print what it did.
 
     With `stop_after` (a node id), only that node and the nodes it depends on run: TFX's partial run,
     whose nodes share the cache with whole runs (a later whole run finds them done).
@@ -68,33 +91,74 @@ def run(
     DataGateError raised: that is the user's data to fix, never retried.
     """
     config = config or configs.load_config()
-    run_input = input_checks.preflight(config)
-    # A profile missing a setting, or whose job service does not answer, fails here, before anything runs.
-    profiles.beam_args(config, run_input)
-    profiles.check_engine(config)
-    logs.configure(config.log_level, logs.log_file_for(config, runner))
-    # What the components run in this process, patched where pipeline/upstream's versions allow; a patch
-    # the pipeline needs on other versions stops the run here.
-    upstream.install()
-    progress.report_input(run_input, input_checks.count_rows(run_input.files))
+    run_input = check_input(config, runner)
     record = run_record.collect(config, runner=runner)
-    connection = connection_config(config)
-    with recovery.hold_run_lock(config):
-        recovery.clean_up_interrupted_runs(config, connection)
+    with store_lock.hold(config, runner):
+        recovery.clean_up_interrupted_runs(config)
         tracker, rejected = recovery.call_with_retries(
             lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s
         )
         if not tracker.started:
             return None
-        if rejected is not None:
-            record[run_record.PREFIX + "data_gate"] = str(rejected)
-        summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
-        if summary.blessing_reason:
-            record[run_record.PREFIX + "blessing_reason"] = summary.blessing_reason
-        run_record.record_run(connection, config, runner=runner, record=record)
+        summary = _record(config, runner, record, rejected=rejected)
     print(progress.format_summary(summary), flush=True)
     if rejected is not None:
         raise rejected
+    check_rows_read(config, summary)
+    return summary
+
+
+def _record(
+    config: configs.PipelineConfig, runner: str, record: dict, run_id: str | None = None,
+    rejected: data_gate.DataGateError | None = None,
+) -> run_summary.RunSummary:
+    """Record the run (this store's newest, since the lock keeps runs apart) and read its summary."""
+    connection = connection_config(config)
+    if rejected is not None:
+        record[run_record.PREFIX + "data_gate"] = str(rejected)
+    summary = run_summary.summarize_latest_run(connection, config.pipeline_name)
+    if summary.blessing_reason:
+        record[run_record.PREFIX + "blessing_reason"] = summary.blessing_reason
+    run_record.record_run(connection, config, runner=runner, record=record, run_id=run_id)
+    return summary
+
+
+def begin_tasks(
+    config: configs.PipelineConfig, runner: str, run_id: str, log_to_file: bool = False
+) -> inputs.RunInput:
+    """The first task of a task-per-node run: the input check, then the store's lease for `run_id`
+    (refused with LockBusy, naming the holder, while another run holds the store)."""
+    run_input = check_input(config, runner if log_to_file else None)
+    if store_lock.claim(config, runner, run_id):
+        recovery.clean_up_interrupted_runs(config)
+    return run_input
+
+
+def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id: str) -> None:
+    """One node's task: its launch for `run_id`, renewing the run's lease on the store while it runs."""
+    with store_lock.renewing(config, runner, run_id) as fresh:
+        if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
+            recovery.clean_up_interrupted_runs(config)
+        upstream.install()  # in this task's process, as in the in-process runners'
+        node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+
+
+def end_tasks(config: configs.PipelineConfig, runner: str, run_id: str) -> run_summary.RunSummary:
+    """The last task of a task-per-node run, whatever happened before it: the run's record, summary and
+    rows check when every node finished (else RunNotFinished naming those that did not), and the store
+    released either way."""
+    try:
+        connection = connection_config(config)
+        unfinished = [
+            node_id for node_id in node_launch.upstream_node_ids(node_launch.compile_pipeline(config))
+            if not node_launch.node_succeeded(connection, config.pipeline_name, run_id, node_id)
+        ]
+        if unfinished:
+            raise RunNotFinished(f"run {run_id} did not finish: {', '.join(unfinished)} did not run or failed")
+        summary = _record(config, runner, run_record.collect(config, runner=runner), run_id=run_id)
+    finally:
+        store_lock.release(config, run_id)
+    print(progress.format_summary(summary), flush=True)
     check_rows_read(config, summary)
     return summary
 
@@ -149,7 +213,7 @@ def main(run_once: Callable[[], object]) -> int:
     except store_lock.LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return store_lock.EXIT_BUSY
-    except (RowCountMismatch, data_gate.DataGateError) as error:
+    except (RowCountMismatch, data_gate.DataGateError, RunNotFinished) as error:
         print(f"error: {error}", file=sys.stderr)
         logs.name_log_file()
         return 1

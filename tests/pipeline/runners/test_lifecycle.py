@@ -1,4 +1,4 @@
-"""What every in-process runner does around a run: the rows-in/rows-out check, errors in one line."""
+"""The run lifecycle every runner goes through: the rows-in/rows-out check, the options, errors in one line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline import configs
 from pipeline.components import data_gate
 from pipeline.metadata import run_summary
-from pipeline.runners import dag_run
+from pipeline.runners import lifecycle
 from tests.conftest import LOCAL_RUNNER, copy_modules, small_run_env
 
 
@@ -29,9 +29,9 @@ def _summary_with_rows(rows_per_split: dict[str, int], span: int = 0) -> run_sum
 
 def test_lost_rows_fail_the_run_loudly(sample_data_dir, sample_rows):
     config = configs.load_config(data_root=str(sample_data_dir))
-    dag_run.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": len(sample_rows) - 1000}))
-    with pytest.raises(dag_run.RowCountMismatch, match="hold 1,500 rows but ExampleGen's splits hold 1,499"):
-        dag_run.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": 499}))
+    lifecycle.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": len(sample_rows) - 1000}))
+    with pytest.raises(lifecycle.RowCountMismatch, match="hold 1,500 rows but ExampleGen's splits hold 1,499"):
+        lifecycle.check_rows_read(config, _summary_with_rows({"train": 1000, "eval": 499}))
 
 
 def test_rows_are_counted_in_the_span_the_run_read(tmp_path, sample_data_dir):
@@ -41,16 +41,16 @@ def test_rows_are_counted_in_the_span_the_run_read(tmp_path, sample_data_dir):
         lines = (sample_data_dir / "data.csv").read_bytes().splitlines(keepends=True)[: rows + 1]
         (tmp_path / f"span-{span}" / "data.csv").write_bytes(b"".join(lines))
     config = configs.load_config(data_root=str(tmp_path), input_pattern="span-{SPAN}/*.csv")
-    dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=1))
-    with pytest.raises(dag_run.RowCountMismatch, match=r"files span-2/data.csv; span 2\) hold 600 rows"):
-        dag_run.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=2))
+    lifecycle.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=1))
+    with pytest.raises(lifecycle.RowCountMismatch, match=r"files span-2/data.csv; span 2\) hold 600 rows"):
+        lifecycle.check_rows_read(config, _summary_with_rows({"train": 1100, "eval": 400}, span=2))
 
 
 def test_validate_only_stops_a_run_after_the_data_gate():
-    assert dag_run.stop_after(dag_run.parse_args([], "r")) is None
-    assert dag_run.stop_after(dag_run.parse_args(["--validate-only"], "r")) == data_gate.DATA_GATE_ID
+    assert lifecycle.stop_after(lifecycle.parse_args([], "r")) is None
+    assert lifecycle.stop_after(lifecycle.parse_args(["--validate-only"], "r")) == data_gate.DATA_GATE_ID
     with pytest.raises(SystemExit) as exited:
-        dag_run.parse_args(["--validate"], "r")
+        lifecycle.parse_args(["--validate"], "r")
     assert exited.value.code == 2
 
 
