@@ -37,13 +37,14 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from pipeline import configs, inputs
-from pipeline.beam import eval_extractors, profiles
+from pipeline.beam import profiles
 from pipeline.components import (
     atomic_pusher,
     baseline_model,
     csv_example_gen,
     curated_schema,
     data_gate,
+    eval_extractors,
     parquet_components,
 )
 from pipeline.configs import PipelineConfig
@@ -297,7 +298,7 @@ def create_components(
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(config),
-        # TFMA's extractors without splitting features nothing reads (pipeline/beam/eval_extractors.py).
+        # TFMA's extractors without splitting features nothing reads (pipeline/components/eval_extractors.py).
         module_path=eval_extractors.__name__,
     )
     # In one process where the eval split is small though the input is large (pipeline/beam/profiles.py).

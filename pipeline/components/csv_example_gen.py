@@ -9,7 +9,7 @@ writes one shard per range and split. Output, split names and properties are tho
 so is each example: column types inferred over all rows (INT, else FLOAT, else STRING, else no type), an
 empty cell as an empty list, rows split by a hash of their cells (identical rows land in the same
 split, and a row stays in its split from run to run). Rows are shuffled within each range instead of
-across the whole dataset. The work on the ranges, which Beam's workers run, is pipeline/beam/csv_ranges.py;
+across the whole dataset. The work on the ranges, which Beam's workers run, is pipeline/components/csv_ranges.py;
 here are the executor, the plan of ranges and splits, and the component.
 
 The payload is the component's `output_data_format`: gzipped tf.Example TFRecords (TFX's default) or
@@ -39,7 +39,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from pipeline import inputs
-from pipeline.beam.csv_ranges import Chunk, InferTypes, MergeTypes, SplitPlan, WriteChunk, log_rows
+from pipeline.components.csv_ranges import Chunk, InferTypes, MergeTypes, SplitPlan, WriteChunk, log_rows
 
 # Bytes of CSV per Beam element: small enough to keep a worker's memory in the hundreds of MB, large
 # enough that per-range overhead (a few ms) is noise.

@@ -12,7 +12,7 @@ fractional-label split; tests/pipeline/upstream/test_metric_inputs.py compares t
 TFMA's function.
 
 It goes in through `pipeline.upstream.install()`: where the runners start, where the Evaluator's
-extractors are built (pipeline/beam/eval_extractors.py) and, through `--beam_plugins`, in Beam's workers,
+extractors are built (pipeline/components/eval_extractors.py) and, through `--beam_plugins`, in Beam's workers,
 which compute the metrics; and on import, so a worker that unpickles a confusion-matrix combiner (which
 holds this function) has it too. Workers that have none of these compute the same metrics through TFMA's
 function.

@@ -24,7 +24,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from pipeline import inputs
-from pipeline.beam import csv_ranges
+from pipeline.components import csv_ranges
 from pipeline.components import csv_example_gen
 from tests.conftest import DATA_CSV
 

@@ -144,7 +144,7 @@ def test_parameters_point_at_the_bucket_and_into_the_image(compiled):
     assert _parameter(spec, "Transform", "module_file") == f"{root}/modules/transform_module.py"
     assert _parameter(spec, "CuratedSchemaImporter", "schema_file") == f"{root}/schema/schema.pbtxt"
     # The Evaluator imports its extractors from the project the image holds (by module name, no path).
-    assert _parameter(spec, "Evaluator", "module_path") == "pipeline.beam.eval_extractors"
+    assert _parameter(spec, "Evaluator", "module_path") == "pipeline.components.eval_extractors"
     assert json.loads(_parameter(spec, "Trainer", "train_args")) == {"num_steps": config.train_steps}
     custom = json.loads(_parameter(spec, "Trainer", "custom_config"))
     # The fingerprint is of the project's module, the same file the image holds.

@@ -175,7 +175,7 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
     from tfx.proto import example_gen_pb2
     from tfx.types import artifact_utils, standard_artifacts
 
-    from pipeline.beam import eval_extractors
+    from pipeline.components import eval_extractors
     from pipeline.upstream import slice_groups
     from pipeline.components import csv_example_gen
 

@@ -50,7 +50,7 @@ def test_the_table_names_every_patch_its_parity_test_and_versions_the_lock_pins(
 
 def test_importing_the_pipeline_patches_nothing_and_install_patches_all_but_the_on_demand_ones():
     result = _run(
-        "import pipeline.pipeline, pipeline.components.parquet_components, pipeline.beam.eval_extractors\n"
+        "import pipeline.pipeline, pipeline.components.parquet_components, pipeline.components.eval_extractors\n"
         "before = state()\n"
         "from pipeline import upstream\n"
         "installed = upstream.install()\n"

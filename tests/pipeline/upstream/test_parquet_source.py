@@ -23,7 +23,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 from tfx_bsl.tfxio import dataset_options, parquet_tfxio, tf_example_record
 
-from pipeline.beam import eval_extractors
+from pipeline.components import eval_extractors
 from pipeline.upstream import parquet_source
 from pipeline.components import csv_example_gen
 from tests.conftest import curated_schema

@@ -32,7 +32,7 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
 
 from pipeline import upstream
-from pipeline.beam import csv_ranges
+from pipeline.components import csv_ranges
 
 STAGE_NAME = "DropUnreadFeatures"
 SERIALIZE_STAGE_NAME = "SerializeParquetRows"

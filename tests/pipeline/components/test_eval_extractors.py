@@ -13,7 +13,7 @@ from tfx.components.util import udf_utils
 
 from pipeline import configs
 from pipeline import pipeline as pipeline_definition
-from pipeline.beam import eval_extractors
+from pipeline.components import eval_extractors
 
 
 def _config_text(config: tfma.EvalConfig) -> str:
