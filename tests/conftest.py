@@ -16,6 +16,7 @@ import pytest
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
 from pipeline import configs
 from pipeline.metadata.store import connection_config
+from tests.docs.commands import documented
 
 PROJECT_ROOT = configs.PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
@@ -196,9 +197,10 @@ class LocalRuns:
 def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     """Three real local runs into one store, shared by the end-to-end and `pipeline` command tests.
 
-    A first run, an unchanged re-run, and a re-run after editing the trainer module, whose new model is
-    blessed (any AUC change allowed) and pushed: two models, one store. Under xdist each worker that runs
-    a module using it builds its own (pytest.ini keeps a module on one worker).
+    A first run (`make run`, as the README shows it, with the test's settings), an unchanged re-run, and a
+    re-run after editing the trainer module, whose new model is blessed (any AUC change allowed) and pushed:
+    two models, one store. Under xdist each worker that runs a module using it builds its own (pytest.ini
+    keeps a module on one worker).
     """
     from pipeline.metadata import run_summary
 
@@ -209,13 +211,13 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     connection = connection_config(config)
     outputs, errors, summaries = [], [], []
 
-    def run():
-        result = run_command_result(LOCAL_RUNNER, env)
+    def run(command=None):
+        result = command.run(env) if command else run_command_result(LOCAL_RUNNER, env)
         outputs.append(result.stdout)
         errors.append(result.stderr)
         summaries.append(run_summary.summarize_latest_run(connection, config.pipeline_name))
 
-    run()
+    run(documented("README.md", "make run"))
     run()
     trainer_file = modules_dir / "trainer_module.py"
     trainer_file.write_text(
