@@ -52,17 +52,18 @@ clean-outputs:
 
 # A local Flink (or Spark) cluster on loopback for the `flink` (`spark`) profile (docs/distributed-engines.md):
 # `make cluster-up` starts it from the pinned artifacts (cluster/artifacts.lock) and prints the PIPELINE_*
-# settings that point a run at it; `make cluster-down` stops every process by its id.
+# settings that point a run at it; `make cluster-down` stops every process by its id. CLUSTER_ARGS passes
+# options on (other ports: CLUSTER_ARGS="--rest-port 9081"; `.venv/bin/python -m cluster up --help`).
 ENGINE ?= flink
 .PHONY: cluster-up cluster-down cluster-status
 cluster-up: install
-	$(PY) -m cluster up $(ENGINE)
+	$(PY) -m cluster up $(ENGINE) $(CLUSTER_ARGS)
 
 cluster-down: install
-	$(PY) -m cluster down $(ENGINE)
+	$(PY) -m cluster down $(ENGINE) $(CLUSTER_ARGS)
 
 cluster-status: install
-	$(PY) -m cluster status $(ENGINE)
+	$(PY) -m cluster status $(ENGINE) $(CLUSTER_ARGS)
 
 .PHONY: run-beam schedule
 # The same pipeline on TFX's Beam orchestrator; PIPELINE_BEAM_PROFILE picks where Beam work runs.

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name)
         command.add_argument("engine", choices=sorted(ENGINES))
         command.add_argument("--state-dir", help="where its configuration, logs and process ids go "
-                                                  "(default tfx_output/cluster/<engine>)")
+                                                  "(default $CLUSTER_STATE_ROOT/<engine>, else "
+                                                  "tfx_output/cluster/<engine>)")
         command.add_argument("--job-port", type=int, help="the Beam job server's port (8099 Flink, 8199 Spark); "
                              "status, env and down use the ports `up` was given")
         command.add_argument("--rest-port", type=int, help="Flink: the JobManager's REST port (8081)")

@@ -4,6 +4,7 @@ pipeline settings that point the `flink` or `spark` profile at it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sys
@@ -45,6 +46,9 @@ def get_json(url: str, timeout_s: float = 5.0):
 
 # Where `up` records the ports it started on, so that status, env and down need not be told them again.
 PORTS_FILE = "ports.json"
+# Each engine's state goes to <root>/<engine>: this variable's folder, else tfx_output/cluster. The tests set it,
+# so that the recipe's commands (`make cluster-up`, `python -m cluster env`...) find their temporary cluster.
+STATE_ROOT_ENV = "CLUSTER_STATE_ROOT"
 
 
 class LocalCluster:
@@ -54,7 +58,8 @@ class LocalCluster:
     ports: dict[str, int] = {}
 
     def __init__(self, state_dir: Path | str | None = None):
-        self.state_dir = Path(state_dir or PROJECT_ROOT / "tfx_output" / "cluster" / self.engine).resolve()
+        root = os.environ.get(STATE_ROOT_ENV) or PROJECT_ROOT / "tfx_output" / "cluster"
+        self.state_dir = Path(state_dir or Path(root) / self.engine).resolve()
 
     @classmethod
     def at(cls, state_dir: Path | str | None = None, **ports: int) -> "LocalCluster":

@@ -16,6 +16,7 @@ import pytest
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before any test imports TensorFlow)
 from pipeline import configs
 from pipeline.metadata.store import connection_config
+from tests.docs.commands import documented
 
 PROJECT_ROOT = configs.PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / "data" / "data.csv"
@@ -196,9 +197,10 @@ class LocalRuns:
 def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     """Three real local runs into one store, shared by the end-to-end and `pipeline` command tests.
 
-    A first run, an unchanged re-run, and a re-run after editing the trainer module, whose new model is
-    blessed (any AUC change allowed) and pushed: two models, one store. Under xdist each worker that runs
-    a module using it builds its own (pytest.ini keeps a module on one worker).
+    A first run (`make run`, as the README shows it, with the test's settings), an unchanged re-run, and a
+    re-run after editing the trainer module, whose new model is blessed (any AUC change allowed) and pushed:
+    two models, one store. Under xdist each worker that runs a module using it builds its own (pytest.ini
+    keeps a module on one worker).
     """
     from pipeline.metadata import run_summary
 
@@ -209,13 +211,13 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
     connection = connection_config(config)
     outputs, errors, summaries = [], [], []
 
-    def run():
-        result = run_command_result(LOCAL_RUNNER, env)
+    def run(command=None):
+        result = command.run(env) if command else run_command_result(LOCAL_RUNNER, env)
         outputs.append(result.stdout)
         errors.append(result.stderr)
         summaries.append(run_summary.summarize_latest_run(connection, config.pipeline_name))
 
-    run()
+    run(documented("README.md", "make run"))
     run()
     trainer_file = modules_dir / "trainer_module.py"
     trainer_file.write_text(
@@ -228,34 +230,41 @@ def local_runs(tmp_path_factory, sample_data_dir) -> LocalRuns:
 
 @pytest.fixture(scope="session")
 def flink_cluster(tmp_path_factory):
-    """A Flink session cluster started and stopped as users do (`python -m cluster up|down flink`): a
-    JobManager, two TaskManagers and Beam's Flink job server from the pinned artifacts, on free loopback
-    ports. The modules using it share one xdist worker (SHARED_RUNS). Stopping it is checked every time:
-    `down` must leave none of its processes, nor any worker they started, running."""
-    from cluster.flink import FlinkCluster  # Only the cluster tests start Java processes.
+    """A Flink session cluster started and stopped as users do, with the make targets of the recipe in
+    docs/distributed-engines.md: a JobManager, two TaskManagers and Beam's Flink job server from the pinned
+    artifacts, on free loopback ports (CLUSTER_ARGS), its state in a folder of the test's (CLUSTER_STATE_ROOT,
+    the parent of the cluster's state_dir, which the recipe's other commands are given too). The modules using
+    it share one xdist worker (SHARED_RUNS). Stopping it is checked every time: `down` must leave none of its
+    processes, nor any worker they started, running."""
+    from cluster.engine import STATE_ROOT_ENV  # Only the cluster tests start Java processes.
+    from cluster.flink import FlinkCluster
     from cluster.processes import group_members, running_members
     from tests.servers import free_port
 
     ports = {"rest_port": free_port(), "rpc_port": free_port(), "job_port": free_port()}
-    cluster = FlinkCluster(tmp_path_factory.mktemp("flink"), **ports)
-    command = [sys.executable, "-m", "cluster"]
-    where = ["flink", "--state-dir", str(cluster.state_dir)]
+    state_root = tmp_path_factory.mktemp("clusters")
+    cluster = FlinkCluster(state_root / "flink", **ports)
     flags = [arg for name, port in ports.items() for arg in (f"--{name.replace('_', '-')}", str(port))]
+    env = {**os.environ, STATE_ROOT_ENV: str(state_root)}
     try:
-        up = run_command_result([*command, "up", *where, *flags], os.environ.copy())
+        up = documented("docs/distributed-engines.md", "make cluster-up").run(
+            {**env, "CLUSTER_ARGS": " ".join(flags)})
         assert "export PIPELINE_BEAM_PROFILE=flink" in up.stdout
         yield cluster
     finally:
         recorded = cluster.processes()
         started = [member for p in recorded if p.alive() for member in group_members(p)]
-        status = subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True, timeout=120)
-        down = subprocess.run([*command, "down", *where], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=120)
-    assert status.returncode == 0, status.stdout
-    # Every process was running (the kill and outage tests restart what they stop), in any order.
-    assert down.stdout.startswith("stopped "), down.stdout + down.stderr
-    assert set(down.stdout.removeprefix("stopped ").strip().split(", ")) == {
+        status = documented("docs/distributed-engines.md", "make cluster-status").run(env, check=False, timeout=120)
+        down = documented("docs/distributed-engines.md", "make cluster-down").run(env, check=False, timeout=120)
+    assert status.returncode == 0, status.stdout + status.stderr
+    # Every process was running (the kill and outage tests restart what they stop), in any order; after
+    # make's echo of the command.
+    stopped = (down.stdout.splitlines() or [""])[-1]
+    assert stopped.startswith("stopped "), down.stdout + down.stderr
+    assert set(stopped.removeprefix("stopped ").strip().split(", ")) == {
         "jobmanager", "taskmanager-1", "taskmanager-2", "job-server"}, down.stdout
+    command = [sys.executable, "-m", "cluster"]
+    where = ["flink", "--state-dir", str(cluster.state_dir)]
     left = running_members(started)
     assert not left, f"processes left after `cluster down`: {[' '.join(m.cmdline()) for m in left]}"
     assert subprocess.run([*command, "status", *where], cwd=PROJECT_ROOT, capture_output=True).returncode == 3

@@ -26,6 +26,7 @@ from pipeline.governance.runs import PROMOTION_TYPE, ROLLBACK_TYPE, list_rollbac
 from pipeline.guards.serving_dir import serving_versions
 from pipeline.metadata.store import open_store
 from tests.conftest import PROJECT_ROOT, small_run_env, write_rows
+from tests.docs.commands import Command, documented
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +52,7 @@ class Story:
     steps: dict[str, Step]
     production: list[list[str]]  # the production serving versions after each promotion or rollback
     workdir: Path
+    production_lineage: str  # `pipeline lineage serving --production` after the rollback
 
 
 def _outside_make(env: dict[str, str]) -> dict[str, str]:
@@ -59,19 +61,19 @@ def _outside_make(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
 
 
-def make(target: str, env: dict[str, str], workdir: Path, label: str) -> Step:
-    """`make <target>` from the repository root, as a workflow step runs it, with its own step summary."""
+def make(command: Command, env: dict[str, str], workdir: Path, label: str) -> Step:
+    """A documented `make <target>` from the repository root, as a workflow step runs it (a top-level make),
+    with its own step summary."""
     artifacts = workdir / label
     summary = workdir / f"{label}-step-summary.md"
     outputs = workdir / f"{label}-outputs.txt"
-    env = {**_outside_make(env), "CI_ARTIFACTS": str(artifacts), "GITHUB_STEP_SUMMARY": str(summary),
-           "GITHUB_OUTPUT": str(outputs)}
+    env = {**env, "CI_ARTIFACTS": str(artifacts), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)}
     start = time.monotonic()
-    result = subprocess.run(["make", target], check=False, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = command.run(env, check=False)
     seconds = time.monotonic() - start
     files = {p.name: p.read_text() for p in artifacts.iterdir()} if artifacts.is_dir() else {}
     written = dict(line.split("=", 1) for line in outputs.read_text().splitlines()) if outputs.exists() else {}
+    [_, target] = command.words
     return Step(target, result.returncode, result.stdout, result.stderr, seconds, files,
                 summary.read_text() if summary.exists() else "", written)
 
@@ -83,44 +85,54 @@ def story(tmp_path_factory, sample_data_dir, sample_rows) -> Story:
     config = configs.load_config(**configs.env_overrides(env))
     steps: dict[str, Step] = {}
     production = []
+    # The commands docs/ci-cd.md shows for running the jobs by hand; the reasons are the test's.
+    validate = documented("docs/ci-cd.md", "make validate-data")
+    train, check = documented("docs/ci-cd.md", "make train && make check-blessing").steps
+    promote = documented("docs/ci-cd.md", 'PROMOTION_REASON="by hand" make promote')
+    rollback = documented("docs/ci-cd.md", 'ROLLBACK_REASON="AUC dropped on Mondays" make rollback')
 
-    def step(label: str, target: str, extra: dict[str, str] | None = None) -> Step:
-        steps[label] = make(target, {**env, **(extra or {})}, workdir, label)
-        if target in ("promote", "rollback"):
+    def step(label: str, command: Command, extra: dict[str, str] | None = None) -> Step:
+        steps[label] = make(command, {**env, **(extra or {})}, workdir, label)
+        if steps[label].target in ("promote", "rollback"):
             production.append(serving_versions(config.production_model_dir))
         return steps[label]
 
-    step("validate", "validate-data")
-    step("train", "train")
-    step("check", "check-blessing")
+    def train_and_check(label: str, extra: dict[str, str] | None = None) -> None:
+        """`make train && make check-blessing`: the check only after the training succeeded."""
+        if step(f"train{label}", train, extra).returncode != 0:
+            pytest.fail(f"make train failed:\n{steps[f'train{label}'].stderr[-4000:]}")
+        step(f"check{label}", check, extra)
+
+    step("validate", validate)
+    train_and_check("")
     # The promotion job gets the judged run from the training job's outputs, as the workflow wires it.
-    step("promote", "promote", {"PROMOTION_RUN": steps["check"].outputs.get("run", "?"), "PROMOTION_REASON": "first"})
-    step("promote-again", "promote", {"PROMOTION_REASON": "unchanged"})
+    step("promote", promote.replace("by hand", "first"), {"PROMOTION_RUN": steps["check"].outputs.get("run", "?")})
+    step("promote-again", promote)
     # A second model: more training steps, any change of the metric allowed.
     second = {"PIPELINE_TRAIN_STEPS": "80", "PIPELINE_BLESSING_MAX_DECREASE": "1.0"}
-    step("train-second", "train", second)
+    step("train-second", train, second)
     # The same model judged again against a bound no model reaches: the Evaluator alone runs again.
     unreachable = {**second, "PIPELINE_BLESSING_LOWER_BOUND": "0.999"}
-    step("train-unblessed", "train", unreachable)
-    step("check-unblessed", "check-blessing", unreachable)
-    step("promote-unblessed", "promote", {**unreachable, "PROMOTION_REASON": "must be refused"})
+    train_and_check("-unblessed", unreachable)
+    step("promote-unblessed", promote.replace("by hand", "must be refused"), unreachable)
     # The second run, approved while a newer (unblessed) run came in: promoted by its name.
     second_run = json.loads(steps["train-second"].artifacts["run-summary.json"])["runs"][0]["run"]
-    step("promote-second", "promote", {**second, "PROMOTION_RUN": second_run, "PROMOTION_REASON": "second"})
-    step("rollback", "rollback", {"ROLLBACK_REASON": TRICKY_REASON, "ROLLBACK_VERSION": ""})
+    step("promote-second", promote.replace("by hand", "second"), {**second, "PROMOTION_RUN": second_run})
+    step("rollback", rollback.replace("AUC dropped on Mondays", TRICKY_REASON), {"ROLLBACK_VERSION": ""})
+    production_lineage = documented("docs/ci-cd.md", ".venv/bin/pipeline lineage serving --production").run(env).stdout
 
     bad = [dict(row) for row in sample_rows]
     for row in bad[::10]:
         row["payment_type"] = "Bitcoin"
     bad_dir = write_rows(workdir / "bad-data" / "data.csv", bad).parent
-    step("validate-rejected", "validate-data", {"PIPELINE_DATA_ROOT": str(bad_dir)})
-    step("check-rejected", "check-blessing")
+    step("validate-rejected", validate, {"PIPELINE_DATA_ROOT": str(bad_dir)})
+    step("check-rejected", check)
     empty_dir = workdir / "empty-data"
     empty_dir.mkdir()
     (empty_dir / "data.csv").write_text(",".join(sample_rows[0]) + "\n")
-    step("validate-refused", "validate-data", {"PIPELINE_DATA_ROOT": str(empty_dir)})
+    step("validate-refused", validate, {"PIPELINE_DATA_ROOT": str(empty_dir)})
     print("make target seconds: " + ", ".join(f"{k} {v.seconds:.0f}" for k, v in steps.items()))
-    return Story(config, steps, production, workdir)
+    return Story(config, steps, production, workdir, production_lineage)
 
 
 def _command_status(step: Step) -> int:
@@ -228,6 +240,10 @@ def test_rollback_returns_production_to_the_first_model_with_the_reason_recorded
     assert not (PROJECT_ROOT / "INJECTED").exists()
     promotions = list_rollbacks(store, PROMOTION_TYPE)
     assert sorted(p.prop("reason") for p in promotions) == ["first", "second"]
+    # Where the model live in production came from: the rollback, of the first promoted model.
+    lineage = story.production_lineage
+    assert lineage.startswith(f"Serving version {after[-1]} (live now)\n"), lineage[:500]
+    assert f"Rolled back to as version {after[-1]} by " in lineage
 
 
 def test_validate_data_reports_data_the_gate_rejects(story):

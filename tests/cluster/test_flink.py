@@ -20,12 +20,14 @@ import pytest
 
 from bench import measure
 from cluster import processes
+from cluster.engine import STATE_ROOT_ENV
 from pipeline import configs
 from pipeline.beam import profiles
 from pipeline.metadata import run_summary
 from pipeline.metadata.store import connection_config, open_store
 from scripts.add_span import add_span
 from tests.conftest import LOCAL_RUNNER, PROJECT_ROOT, run_command, small_run_env
+from tests.docs.commands import documented, run_together
 from tests.orchestrator_checks import (
     ALL_NODES,
     FLOAT_SUM_METRICS,
@@ -57,11 +59,12 @@ class ClusterRun:
         return [job for job in self.jobs if job["name"] == job_name(self.config, component)]
 
 
-def run_on(cluster, args: list[str], env: dict[str, str]) -> ClusterRun:
-    """Run a command as a user would, and read what it did from ML Metadata and from Flink."""
+def run_on(cluster, args: list[str], env: dict[str, str], settings: dict[str, str] | None = None) -> ClusterRun:
+    """Run a command as a user would (`args`: a command line, or documented commands run in one shell), and
+    read what it did from ML Metadata and from Flink; `settings`: those the command itself sets, if any."""
     before = cluster.job_ids()
-    output = run_command(args, env)
-    config = configs.load_config(**configs.env_overrides(env))
+    output = run_together(args, env).stdout if args and not isinstance(args[0], str) else run_command(args, env)
+    config = configs.load_config(**configs.env_overrides({**env, **(settings or {})}))
     summary = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name)
     rows = measure.count_rows(config.data_root, config.metadata_path, config.pipeline_name)
     return ClusterRun(config, output, summary, rows, cluster.jobs(since=before))
@@ -85,9 +88,13 @@ def assert_ran_on_the_cluster(run: ClusterRun, cluster, rows_in: int) -> None:
 
 @pytest.fixture(scope="module")
 def local_run(flink_cluster, tmp_path_factory, sample_data_dir) -> ClusterRun:
-    """`make run`'s runner with the settings `python -m cluster up flink` prints."""
-    env = {**small_run_env(sample_data_dir, tmp_path_factory.mktemp("flink_local")), **flink_cluster.settings()}
-    return run_on(flink_cluster, LOCAL_RUNNER, env)
+    """The recipe of docs/distributed-engines.md on the cluster `make cluster-up` started: the settings it
+    printed, read again with `cluster env`, then `make run`."""
+    env = {**small_run_env(sample_data_dir, tmp_path_factory.mktemp("flink_local")),
+           STATE_ROOT_ENV: str(flink_cluster.state_dir.parent)}
+    recipe = [documented("docs/distributed-engines.md", 'eval "$(.venv/bin/python -m cluster env flink)"'),
+              documented("docs/distributed-engines.md", "make run")]
+    return run_on(flink_cluster, recipe, env, flink_cluster.settings())
 
 
 def test_the_local_runner_runs_every_beam_component_on_flink(local_run, flink_cluster, sample_rows):

@@ -6,10 +6,15 @@ committed without outputs.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -20,6 +25,7 @@ from nbconvert import HTMLExporter
 
 from pipeline.governance import report
 from tests.conftest import PROJECT_ROOT, small_run_env
+from tests.docs.commands import documented
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 WALKTHROUGH = NOTEBOOKS_DIR / "pipeline_walkthrough.ipynb"
@@ -254,3 +260,41 @@ def test_notebook_runs_again_against_the_same_folder_from_the_cache(executed, re
     pushed = executed.outputs("pusher", "stream").strip()
     assert pushed.startswith("Pushed to: ")
     assert re_executed.outputs("pusher", "stream").strip() == pushed
+
+
+@pytest.mark.e2e
+def test_make_notebook_serves_the_walkthrough_in_jupyterlab(notebook_env, tmp_path):
+    """`make notebook` as docs/runners.md shows it: JupyterLab starts on the walkthrough and serves it. The
+    test's Jupyter configuration opens no browser and allows the root user (as which CI runs); the server is
+    stopped with its process group."""
+    env, _ = notebook_env
+    config_dir = tmp_path / "jupyter"
+    config_dir.mkdir()
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"open_browser": False, "allow_root": True}}))
+    env = {**env, "JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    process = documented("docs/runners.md", "make notebook").start(
+        env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        seen, deadline = [], time.monotonic() + 120
+        while not (found := re.search(r"(http://(?:localhost|127\.0\.0\.1):\d+/)lab\S*\?token=(\w+)", "".join(seen))):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(seen)[-3000:]
+            seen.append(process.stdout.readline())
+        url, token = found.groups()
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+        request = urllib.request.Request(f"{url}api/contents/{WALKTHROUGH.name}?content=0",
+                                         headers={"Authorization": f"token {token}"})
+        while True:
+            try:
+                with direct.open(request, timeout=60) as answer:
+                    served = json.loads(answer.read())
+                break
+            except urllib.error.URLError:  # It names its address a moment before it listens there.
+                assert process.poll() is None and time.monotonic() < deadline, "".join(seen)[-3000:]
+                time.sleep(0.5)
+        assert (served["type"], served["path"]) == ("notebook", WALKTHROUGH.name)
+        assert f"Serving notebooks from local directory: {NOTEBOOKS_DIR}" in "".join(seen)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

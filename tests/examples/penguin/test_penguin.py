@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from pipeline import configs
 from pipeline.metadata import run_summary
-from tests.conftest import PROJECT_ROOT, run_local_pipeline, tensorboard_scalars
+from tests.conftest import PROJECT_ROOT, tensorboard_scalars
+from tests.docs.commands import documented
 from tests.orchestrator_checks import ALL_NODES, cli_json
 
 pytestmark = pytest.mark.e2e
@@ -44,8 +45,11 @@ def _env(output_root: Path, **more: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def penguin(tmp_path_factory) -> PenguinRun:
+    """`PIPELINE_TASK=examples.penguin.modules make run`, as docs/configuration.md shows it, with fewer steps."""
+    command = documented("docs/configuration.md", "PIPELINE_TASK=examples.penguin.modules make run")
+    assert command.env == {"PIPELINE_TASK": TASK}
     env = _env(tmp_path_factory.mktemp("penguin_output"))
-    output = run_local_pipeline(env)
+    output = command.run(env).stdout
     config = configs.load_config(**configs.env_overrides(env))
     return PenguinRun(config, env, output, run_summary.summarize_latest_run(config, config.pipeline_name))
 
@@ -114,12 +118,9 @@ def test_the_pushed_model_names_the_species_of_raw_measurements(penguin):
 def test_the_command_and_the_report_read_the_penguin_runs(penguin, capsys, tmp_path):
     [run] = cli_json(capsys, penguin.config, "runs")["runs"]
     assert run["record"]["task"] == TASK and "task.py" in json.loads(run["record"]["task_files"])
-    report = tmp_path / "report.html"
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "pipeline"), "report", "latest", "-o", str(report)],
-        env=penguin.env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    report = tmp_path / "penguin.html"
+    documented("docs/configuration.md", "PIPELINE_TASK=examples.penguin.modules .venv/bin/pipeline report latest -o "
+               "penguin.html").replace("penguin.html", str(report)).run(penguin.env, timeout=300)
     page = report.read_text()
     assert "sparse_categorical_accuracy" in page and "precision (class 1)" in page
     # Charts and tables follow the task's metrics: no AUC, which a three-class task does not compute.

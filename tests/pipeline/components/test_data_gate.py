@@ -30,6 +30,7 @@ from pipeline.metadata import run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
 from pipeline.runners import local_runner
 from tests.conftest import run_local_pipeline, small_run_env
+from tests.docs.commands import documented
 
 pytestmark = pytest.mark.e2e
 
@@ -85,10 +86,15 @@ def _node_of(store, execution_id: int, pipeline_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, sample_data_dir) -> Store:
-    """A good run that pushes, then a degraded candidate (never trained: learning rate 0) on the same data."""
+    """A good run that pushes, then a degraded candidate (never trained: learning rate 0) on the same data.
+
+    The good run is docs/configuration.md's first `make run` line: 200 training steps, into the test's
+    folder instead of /data/taxi.
+    """
     output_root = tmp_path_factory.mktemp("gates_output")
     env = small_run_env(sample_data_dir, output_root)
-    run_local_pipeline(env)
+    documented("docs/configuration.md", "PIPELINE_TRAIN_STEPS=200 PIPELINE_OUTPUT_ROOT=/data/taxi make run").replace(
+        "/data/taxi", str(output_root)).run(env)
     degraded = {**env, "PIPELINE_LEARNING_RATE": "0", "PIPELINE_BLESSING_LOWER_BOUND": "0"}
     degraded_output = run_local_pipeline(degraded)
     return Store(configs.load_config(**configs.env_overrides(env)), env, degraded_output)

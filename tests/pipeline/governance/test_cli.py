@@ -7,6 +7,7 @@ installed entry point.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
@@ -28,6 +29,7 @@ import pytest
 from pipeline.metadata import run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import PROJECT_ROOT
+from tests.docs.commands import documented
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +79,7 @@ def test_runs_lists_both_runs_with_who_ran_them(store):
         assert run["record"]["user"] and run["record"]["host"]
         if run["run"] in ours:
             assert run["blessed"] is True and run["pushed_version"]
-    text = run_cli(["runs"], env).stdout
+    text = documented("docs/runs-lineage-reports.md", "pipeline runs").run(env).stdout
     assert summaries[0].run_id in text and summaries[1].run_id in text
     assert re.search(r"Trainer\s+executed", text)
 
@@ -89,7 +91,8 @@ def _git_head() -> str:
 
 def test_lineage_serving_names_the_examples_commit_and_module_hashes(store):
     env, config, summaries = store
-    story = json.loads(run_cli(["lineage", "serving", "--format", "json"], env).stdout)
+    story = json.loads(documented("docs/runs-lineage-reports.md", "pipeline lineage serving --format json")
+                       .run(env).stdout)
     second = summaries[1]
     assert story["live"] is True
     assert story["model"]["id"] == second.component("Trainer").output("model").id
@@ -103,10 +106,23 @@ def test_lineage_serving_names_the_examples_commit_and_module_hashes(store):
     assert story["blessed"] is True and story["metrics"]["auc"] > 0.5
     nodes = {e["node"] for e in story["graph"]["executions"].values()}
     assert nodes >= {"CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"}
-    text = run_cli(["lineage", "serving"], env).stdout
+    text = documented("docs/runs-lineage-reports.md", "pipeline lineage serving").run(env).stdout
     assert _git_head()[:12] in text and trainer_hash in text
-    dot = run_cli(["lineage", "serving", "--format", "dot"], env).stdout
-    assert dot.startswith("digraph lineage {") and "->" in dot
+
+
+def test_lineage_as_an_image_is_rendered_or_written_as_dot(store, tmp_path):
+    """Graphviz renders the graph when it is installed; without it, the DOT text goes beside the path asked for."""
+    env, _, _ = store
+    image = tmp_path / "lineage.svg"
+    result = (documented("docs/runs-lineage-reports.md", "pipeline lineage serving --format dot -o lineage.svg")
+              .replace("lineage.svg", str(image)).run(env))
+    if shutil.which("dot"):
+        svg = image.read_text()
+        assert svg.lstrip().startswith(("<?xml", "<svg")) and "Trainer" in svg
+    else:
+        assert result.stderr == f"Graphviz (dot) is not installed: wrote the DOT text to {tmp_path / 'lineage.dot'}\n"
+        dot = (tmp_path / "lineage.dot").read_text()
+        assert dot.startswith("digraph lineage {") and "->" in dot and "Trainer" in dot
 
 
 def test_read_commands_fail_clearly_and_create_nothing(store, tmp_path):
@@ -163,7 +179,9 @@ def test_rollback_serves_the_first_model_and_is_recorded(store):
     first_version = Path(summaries[0].pushed_to).name
     first_model = summaries[0].component("Trainer").output("model").id
     before = sorted(os.listdir(config.serving_model_dir), key=int)
-    out = run_cli(["rollback", first_version, "--reason", "test rollback"], env).stdout
+    rollback_to = documented("docs/runs-lineage-reports.md",
+                             'pipeline rollback 1795380278 --reason "AUC dropped on Mondays"')
+    out = rollback_to.replace("1795380278", first_version).run(env).stdout
     assert f"Serving model {first_model} as version" in out
     after = sorted(p for p in os.listdir(config.serving_model_dir))
     assert len(after) == len(before) + 1 and all(p.isdigit() for p in after)  # no staging left behind
@@ -175,7 +193,7 @@ def test_rollback_serves_the_first_model_and_is_recorded(store):
     assert story["model"]["id"] == first_model
     assert [e["id"] for e in story["examples"]] == [summaries[0].component("CsvExampleGen").output("examples").id]
     [rollback] = story["rollbacks"]
-    assert rollback["reason"] == "test rollback" and rollback["user"] and rollback["version"] == new_version
+    assert rollback["reason"] == "AUC dropped on Mondays" and rollback["user"] and rollback["version"] == new_version
     assert "Rollback" in {e["node"] for e in story["graph"]["executions"].values()}
     assert "Rolled back to as version" in run_cli(["lineage", "serving"], env).stdout
     assert re.search(rf"rollback .* to model {first_model} as version {new_version}", run_cli(["runs"], env).stdout)
@@ -183,6 +201,12 @@ def test_rollback_serves_the_first_model_and_is_recorded(store):
     # Rolling back to what is already serving is refused.
     result = run_cli(["rollback", new_version], env, check=False)
     assert result.returncode == 1 and "already serving" in result.stderr
+
+    # Without a version: the newest blessed model not serving now, the one the rollback replaced.
+    second_model = summaries[1].component("Trainer").output("model").id
+    out = documented("docs/runs-lineage-reports.md", "pipeline rollback").run(env).stdout
+    assert f"Serving model {second_model} as version" in out
+    assert len(os.listdir(config.serving_model_dir)) == len(after) + 1
 
 
 def _line_reader(stream) -> queue.Queue:
@@ -206,12 +230,45 @@ def _line_matching(lines: queue.Queue, pattern: str, timeout: float) -> re.Match
     pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{''.join(seen)[-3000:]}")
 
 
-def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
-    """`make tensorboard`, as the README shows it, on a free port; the scalars read back over its HTTP API.
+@contextlib.contextmanager
+def _tensorboards(env: dict, *commands):
+    """Documented commands that start TensorBoard, each in its own process group until the block ends, all
+    started at once: yields, for each, what it said about the logs it serves and a GET of TensorBoard's
+    HTTP API as JSON."""
+    processes = [command.start(env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True) for command in commands]
+    try:
+        served = []
+        for process in processes:
+            output = _line_reader(process.stdout)
+            said = _line_matching(output, r"TensorBoard on (?:the Trainer's logs of run (\S+): )?(\S+)$", 120)
+            url = _line_matching(output, r"TensorBoard \S+ at (http://\S+/) ", 180).group(1)
+            served.append((said.groups(), _json_getter(url)))
+        yield served
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
 
-    `-o install` keeps make from rebuilding the environment these tests run in (it would, after a lock
-    change), and from leaving it half-built when the test stops make's process group.
-    """
+
+def _json_getter(url: str):
+    """GET a path of TensorBoard's API as JSON, once TensorBoard has read the logs (it starts serving first)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+
+    def get(path: str):
+        with direct.open(url + path, timeout=60) as response:
+            return json.loads(response.read())
+
+    deadline = time.monotonic() + 120
+    while not get("data/plugin/scalars/tags") and time.monotonic() < deadline:
+        time.sleep(1)
+    return get
+
+
+def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
+    """`make tensorboard` as docs/pipeline.md shows it, on a free port (TENSORBOARD_ARGS, as the doc says); the
+    scalars read back over its HTTP API."""
     env, config, summaries = store
     if Path(sys.prefix).resolve() != (PROJECT_ROOT / ".venv").resolve():
         pytest.skip("make uses the project's .venv, and these tests run in another environment")
@@ -220,26 +277,10 @@ def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
     newest = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name).run_id
     model_run = summaries[1].component("Trainer").output("model_run").uri
     history = json.loads(Path(model_run, "history.json").read_text())
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "-o", "install", "tensorboard", "TENSORBOARD_ARGS=--port 0"],
-        cwd=PROJECT_ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    try:
-        output = _line_reader(process.stdout)
-        said = _line_matching(output, r"TensorBoard on the Trainer's logs of run (\S+): (\S+)", 120)
-        assert said.groups() == (newest, model_run)
-        url = _line_matching(output, r"TensorBoard \S+ at (http://\S+/) ", 180).group(1)
-
-        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-
-        def get(path: str):
-            with direct.open(url + path, timeout=60) as response:
-                return json.loads(response.read())
-
-        deadline = time.monotonic() + 120
-        while not (tags := get("data/plugin/scalars/tags")) and time.monotonic() < deadline:
-            time.sleep(1)  # TensorBoard reads the logs after it starts serving.
+    make_tensorboard = documented("docs/pipeline.md", "make tensorboard")
+    with _tensorboards({**env, "TENSORBOARD_ARGS": "--port 0"}, make_tensorboard) as [(said, get)]:
+        assert said == (newest, model_run)
+        tags = get("data/plugin/scalars/tags")
         assert set(tags) == {"train", "validation"}
         assert set(tags["train"]) == {"epoch_loss", "epoch_learning_rate"}
         assert set(tags["validation"]) == {"epoch_loss", "epoch_auc"}
@@ -248,9 +289,28 @@ def test_make_tensorboard_serves_the_newest_runs_training_scalars(store):
             points = get(f"data/plugin/scalars/scalars?run={run}&tag={tag}")  # [[wall time, step, value]]
             assert [step for _, step, _ in points] == list(range(len(history[key])))
             assert [value for _, _, value in points] == pytest.approx(history[key], rel=1e-6)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+
+
+def test_pipeline_tensorboard_serves_the_newest_run_another_run_or_every_run(store):
+    """The `pipeline tensorboard` commands the docs show, side by side: the newest run that trained (on
+    TensorBoard's default port or the next free one), the first run by name, and every run's logs (the
+    test's outputs in place of tfx_output/)."""
+    env, config, summaries = store
+    newest = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name).run_id
+    first, last = (summary.component("Trainer").output("model_run").uri for summary in summaries)
+    another = documented("docs/pipeline.md", ".venv/bin/pipeline tensorboard 2026-11-28T03:20:54.637816 --port 6007")
+    every = documented("docs/pipeline.md",
+                       ".venv/bin/pipeline tensorboard --logdir tfx_output/pipelines/chicago-taxi/Trainer/model_run")
+    with _tensorboards(env, documented("docs/runs-lineage-reports.md", "pipeline tensorboard"),
+                       another.replace("2026-11-28T03:20:54.637816", summaries[0].run_id).replace("6007", "0"),
+                       every.replace("tfx_output", config.output_root)) as served:
+        (said_newest, get_newest), (said_another, get_another), (said_every, get_every) = served
+        assert said_newest == (newest, last) and set(get_newest("data/plugin/scalars/tags")) == {"train", "validation"}
+        assert said_another == (summaries[0].run_id, first)
+        assert set(get_another("data/plugin/scalars/tags")) == {"train", "validation"}
+        assert said_every == (None, str(Path(first).parent))
+        assert set(get_every("data/plugin/scalars/tags")) == {
+            f"{Path(uri).name}/{split}" for uri in (first, last) for split in ("train", "validation")}
 
 
 def _chromium() -> str | None:
@@ -269,7 +329,8 @@ def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_fa
     env, _, summaries = store
     out_dir = tmp_path_factory.mktemp("report")
     report = out_dir / "report.html"
-    run_cli(["report", summaries[1].run_id, "--output", str(report)], env)
+    command = documented("docs/runs-lineage-reports.md", "pipeline report latest -o run.html")
+    command.replace("run.html", str(report)).run(env)
     page = report.read_text()
     auc = summaries[1].eval_metrics["auc"]
     assert f"{auc:.4f}" in page

@@ -3,15 +3,14 @@ executed by `airflow dags test` on the small sample, its tasks' Beam work on the
 tests run (`flink_cluster`, the `flink` profile's settings). (An unchanged second run served from TFX's
 cache, on Beam's default engine, is tested on Airflow as deployed, in test_airflow_local_executor.py.)
 
-Airflow is initialised once for the module; the DAG file reaches Airflow as a symlink in its DAGs
-folder, as the README tells users, and its configuration as PIPELINE_* variables.
+Airflow is initialised once for the module, with the commands of docs/runners.md's quick local Airflow:
+the DAG file reaches Airflow as a symlink in its DAGs folder, and its configuration as PIPELINE_* variables.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import re
 import sqlite3
 import subprocess
@@ -26,7 +25,8 @@ if importlib.util.find_spec("airflow") is None:
 
 from pipeline import configs  # noqa: E402
 from pipeline.guards import store_lock  # noqa: E402
-from tests.conftest import LOCAL_RUNNER, PROJECT_ROOT, run_command, small_run_env  # noqa: E402
+from tests.conftest import LOCAL_RUNNER, PROJECT_ROOT, small_run_env  # noqa: E402
+from tests.docs.commands import documented, run_together  # noqa: E402
 from tests.orchestrator_checks import (  # noqa: E402
     ALL_NODES,
     cli_json,
@@ -43,7 +43,7 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 class AirflowRuns:
     config: configs.PipelineConfig
     airflow_db: Path
-    dags_list: list[dict]
+    dags_list: dict[str, tuple[str, str]]  # dag id: (max_active_tasks, max_active_runs), as `dags list` shows them
     dags_list_stderr: str
     run_ids: list[str]
     bad_span_file: Path
@@ -84,13 +84,9 @@ def _task_states(airflow_db: Path, dag_id: str, run_id: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRuns:
     home = tmp_path_factory.mktemp("airflow_home")
-    dags_folder = home / "dags"
-    dags_folder.mkdir()
-    (dags_folder / "airflow_dag.py").symlink_to(PROJECT_ROOT / "pipeline" / "runners" / "airflow_dag.py")
     env = {
         **small_run_env(sample_data_dir, tmp_path_factory.mktemp("airflow_output")),
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         # Parsing imports TensorFlow and compiles the pipeline: beyond Airflow's 30 s default.
@@ -100,12 +96,17 @@ def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRun
         **flink_cluster.settings(),
     }
     config = configs.load_config(**configs.env_overrides(env))
-    run_command([AIRFLOW, "db", "migrate"], env)
-    listed = _run_airflow(
-        [AIRFLOW, "dags", "list", "--columns", "dag_id,max_active_tasks,max_active_runs", "--output", "json"], env
-    )
+    documented("docs/runners.md", "airflow db migrate").run(env)
+    run_together([
+        documented("docs/runners.md", 'mkdir -p "$AIRFLOW_HOME/dags"'),
+        documented("docs/runners.md",
+                   'ln -s "$PWD/pipeline/runners/airflow_dag.py" "$AIRFLOW_HOME/dags/chicago_taxi_dag.py"'),
+    ], env)
+    listed = documented("docs/runners.md",
+                        "airflow dags list --columns dag_id,max_active_tasks,max_active_runs").run(env)
     jobs_before = flink_cluster.job_ids()
-    run_command([AIRFLOW, "dags", "test", config.pipeline_name], env)
+    dags_test = documented("docs/runners.md", "airflow dags test chicago-taxi")
+    dags_test.run(env)
     flink_jobs = flink_cluster.jobs(since=jobs_before)
     airflow_db = home / "airflow.db"
     run_ids = _dag_run_ids(airflow_db, config.pipeline_name)
@@ -114,23 +115,20 @@ def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRun
     (spans / "span-1").mkdir()
     (spans / "span-1" / "data.csv").write_bytes(b"")
     before = _executions(config)
-    bad = subprocess.run(
-        [AIRFLOW, "dags", "test", config.pipeline_name],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
-        env={**env, "PIPELINE_DATA_ROOT": str(spans), "PIPELINE_INPUT_PATTERN": "span-{SPAN}/*.csv"},
-    )
+    bad = dags_test.run({**env, "PIPELINE_DATA_ROOT": str(spans), "PIPELINE_INPUT_PATTERN": "span-{SPAN}/*.csv"},
+                        check=False)
     [bad_run_id] = [r for r in _dag_run_ids(airflow_db, config.pipeline_name) if r not in run_ids]
     free_after_runs = store_lock.busy(config) is None
     busy_env = {**env, "PIPELINE_RUN_LOCK_TIMEOUT_S": "0"}
     with store_held_by_another_run(busy_env) as holder:
-        refused = subprocess.run([AIRFLOW, "dags", "test", config.pipeline_name], cwd=PROJECT_ROOT,
-                                 capture_output=True, text=True, timeout=900, env=busy_env)
+        refused = dags_test.run(busy_env, check=False)
     [refused_run_id] = [r for r in _dag_run_ids(airflow_db, config.pipeline_name) if r not in {*run_ids, bad_run_id}]
     # The other way round: a run whose first task took the store holds it between its tasks.
-    _run_airflow([AIRFLOW, "tasks", "test", config.pipeline_name, "check_input"], env)
+    subprocess.run([AIRFLOW, "tasks", "test", config.pipeline_name, "check_input"], cwd=PROJECT_ROOT, env=env,
+                   capture_output=True, text=True, timeout=900, check=True)
     claimed_by = store_lock.busy(config)
-    local_refused = subprocess.run(LOCAL_RUNNER, cwd=PROJECT_ROOT, capture_output=True,
-                                   text=True, timeout=900, env=busy_env)
+    local_refused = subprocess.run(LOCAL_RUNNER, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+                                   env=busy_env)
     store_lock.release(config, re.search(r"airflow run (\S+) ", claimed_by or "airflow run ? ").group(1))
     return AirflowRuns(
         bad_run_id=bad_run_id,
@@ -142,7 +140,7 @@ def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRun
         local_refused=local_refused,
         config=config,
         airflow_db=airflow_db,
-        dags_list=json.loads(listed.stdout.strip().splitlines()[-1]),
+        dags_list=_table(listed.stdout),
         dags_list_stderr=listed.stderr,
         run_ids=run_ids,
         bad_span_file=spans / "span-1" / "data.csv",
@@ -153,14 +151,16 @@ def airflow_runs(tmp_path_factory, sample_data_dir, flink_cluster) -> AirflowRun
     )
 
 
-def _run_airflow(args, env):
-    result = subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-8000:]
-    return result
+def _table(output: str) -> dict[str, tuple[str, ...]]:
+    """The rows of the table an Airflow CLI command prints (`a | b` under a `===+===` rule), by first cell."""
+    lines = output.splitlines()
+    rule = next(i for i, line in enumerate(lines) if re.fullmatch(r"=+(\+=+)*", line.strip()))
+    rows = [tuple(cell.strip() for cell in line.split("|")) for line in lines[rule + 1:] if "|" in line]
+    return {row[0]: row[1:] for row in rows}
 
 
 def test_airflow_parses_the_dag_without_import_errors(airflow_runs):
-    assert [d["dag_id"] for d in airflow_runs.dags_list] == [airflow_runs.config.pipeline_name]
+    assert list(airflow_runs.dags_list) == [airflow_runs.config.pipeline_name]
     # `dags list` reports import errors on stderr, pointing at `airflow dags list-import-errors`.
     assert "Failed to load all files" not in airflow_runs.dags_list_stderr
     assert "list-import-errors" not in airflow_runs.dags_list_stderr
@@ -169,8 +169,7 @@ def test_airflow_parses_the_dag_without_import_errors(airflow_runs):
 def test_with_sqlite_mlmd_the_dag_runs_one_task_at_a_time(airflow_runs):
     # SQLite is one file meant for one writer: whatever the executor, one task (and one run) at a time.
     # (tests/pipeline/runners/test_airflow_local_executor.py runs the tasks side by side on MySQL.)
-    [dag] = airflow_runs.dags_list
-    assert (dag["max_active_tasks"], dag["max_active_runs"]) == ("1", "1")  # the CLI prints every value as text
+    assert airflow_runs.dags_list[airflow_runs.config.pipeline_name] == ("1", "1")
 
 
 def test_every_task_succeeds(airflow_runs):

@@ -1,5 +1,6 @@
 """The Airflow DAG as teams deploy it: `airflow scheduler` with the LocalExecutor over PostgreSQL, tasks side
-by side in their own processes, ML Metadata on MariaDB, the README's recipe step by step.
+by side in their own processes, ML Metadata on MariaDB, docs/runners.md's recipe step by step (its commands
+and settings taken from the doc, with the test's servers, folders and delays in place of the doc's).
 
 One deployment for the module (tests/servers.py starts a private PostgreSQL for Airflow and a MariaDB for
 ML Metadata). `tfx pipeline create --engine airflow` puts the DAG in the DAGs folder, a scheduler starts,
@@ -11,7 +12,9 @@ and `tfx run create --engine airflow` unpauses and triggers it. That one trigger
 3. the Trainer then fails once (the test's copy of the trainer module raises in the task process), Airflow
    retries it after the configured delay, and the run completes and pushes a model;
 4. the schedule then starts a run of its own, in which TFX's cache serves every component up to the
-   Trainer (nothing changed).
+   Trainer (nothing changed);
+5. with the scheduler stopped and the DAG paused, `airflow dags unpause` and `airflow dags trigger` (the
+   doc's other way to start a run) unpause it and queue a run for the next scheduler.
 The test waits on Airflow's database (each Airflow CLI call costs seconds of CPU), reads the runs' states
 through `airflow dags list-runs` and their tasks, tries and the registered DAG from Airflow's tables, and
 what the runs did from ML Metadata and the `pipeline` command.
@@ -27,7 +30,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -48,15 +50,13 @@ from tests.conftest import (  # noqa: E402
     FAIL_ONCE_ENV,
     PROJECT_ROOT,
     copy_modules,
-    run_command,
     small_run_env,
 )
+from tests.docs.commands import documented, run_together  # noqa: E402
 from tests.orchestrator_checks import ALL_NODES, CACHED_WHEN_UNCHANGED, cli_json, states_of_run  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
-AIRFLOW = str(BIN / "airflow")
 TASKS = ALL_NODES | {"check_input", "finish_run"}
 SCHEDULE = "* * * * *"
 RETRIES = 2
@@ -91,16 +91,32 @@ class AirflowDatabase:
         return found[0] if found else (None, 0)
 
 
+# The lines of the recipe that export its settings.
+RECIPE_SETTINGS = (
+    documented("docs/runners.md", "export AIRFLOW_HOME=/srv/airflow"),
+    documented("docs/runners.md", "export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://airflow:PASSWORD"
+                                  "@db.example:5432/airflow"),
+    documented("docs/runners.md", "export AIRFLOW__CORE__EXECUTOR=LocalExecutor"),
+    documented("docs/runners.md", "export AIRFLOW__CORE__LOAD_EXAMPLES=False"),
+    documented("docs/runners.md", "export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=300"),
+    documented("docs/runners.md", "export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=300"),
+    documented("docs/runners.md", "export PIPELINE_DATA_ROOT=/data/taxi PIPELINE_OUTPUT_ROOT=/data/taxi-output"),
+    documented("docs/runners.md", "export PIPELINE_METADATA_MYSQL_URL=mysql://taxi@db.example:3306/mlmd "
+                                  "PIPELINE_METADATA_MYSQL_PASSWORD_FILE=/etc/taxi/mlmd-password"),
+    documented("docs/runners.md", "export PIPELINE_RETRIES=2 PIPELINE_RETRY_BACKOFF_S=30 "
+                                  "PIPELINE_AIRFLOW_SCHEDULE='0 6 * * *'"),
+)
+SCHEDULER = documented("docs/runners.md", "airflow scheduler &")
+
+
 class Scheduler:
     """`airflow scheduler` as its own process group, as a service manager runs it."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                [AIRFLOW, "scheduler"], env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.process = SCHEDULER.start(env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -159,10 +175,9 @@ def _upstream_of(config: configs.PipelineConfig, node_id: str) -> set[str]:
     return found
 
 
-def _airflow_json(env: dict[str, str], *args: str):
-    """An Airflow CLI command's JSON answer (its last line: log lines may come first)."""
-    output = run_command([AIRFLOW, *args, "--output", "json"], env)
-    return json.loads(output.strip().splitlines()[-1])
+def _airflow_json(command, env: dict[str, str]):
+    """A documented Airflow CLI command's JSON answer (its last line: log lines may come first)."""
+    return json.loads(command.run(env).stdout.strip().splitlines()[-1])
 
 
 @dataclasses.dataclass
@@ -185,6 +200,7 @@ class Deployment:
     tries: dict[str, list[tuple[int, str, datetime.datetime, datetime.datetime]]]  # task: (try, state, start, end)
     serialized_tasks: dict[str, dict]
     executed_before_kill: dict[str, list[str]]  # the triggered run's MLMD states when the SIGTERM came
+    unpaused_and_triggered: tuple[bool, dict[str, str]]  # is_paused after, and the manual run it queued: state
 
 
 @pytest.fixture(scope="module")
@@ -198,29 +214,31 @@ def deployment(tmp_path_factory, sample_data_dir):
 
 
 def _environment(root: Path, sample_data_dir: Path, postgres, mariadb) -> dict[str, str]:
-    """The README's recipe on the test's servers, with the test's Trainer that fails once."""
-    home = root / "airflow_home"
-    (home / "config").mkdir(parents=True)
-    (home / "config" / "airflow_local_settings.py").symlink_to(
-        PROJECT_ROOT / "pipeline" / "runners" / "airflow_local_settings.py"
-    )
+    """The recipe's settings on the test's servers and folders, with a 1 s retry delay and no schedule (the
+    second scheduler gets one), and the test's Trainer that fails once."""
+    in_place_of_the_docs = {
+        "/srv/airflow": str(root / "airflow_home"),
+        "postgresql+psycopg2://airflow:PASSWORD@db.example:5432/airflow": postgres.sqlalchemy_url(),
+        "/data/taxi-output": str(root / "output"),
+        "/data/taxi": str(sample_data_dir),
+        "mysql://taxi@db.example:3306/mlmd": mariadb.url(),
+        "/etc/taxi/mlmd-password": str(mariadb.password_file),
+        "PIPELINE_RETRY_BACKOFF_S=30": f"PIPELINE_RETRY_BACKOFF_S={RETRY_DELAY_S}",
+        "0 6 * * *": "",
+    }
+    recipe = {}
+    for command in RECIPE_SETTINGS:
+        for old, new in in_place_of_the_docs.items():
+            if old in command.text:
+                command = command.replace(old, new)
+        recipe.update(command.env)
+    assert int(recipe["PIPELINE_RETRIES"]) == RETRIES, "the story needs two retries: a kill, then a failure"
     modules_dir = copy_modules(root / "modules")
     trainer_file = modules_dir / "trainer_module.py"
     trainer_file.write_text(trainer_file.read_text() + FAIL_ONCE)
     env = {
         **small_run_env(sample_data_dir, root / "output", modules_dir),
-        # The tfx CLI calls `airflow` by name.
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.sqlalchemy_url(),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "300",
-        "PIPELINE_METADATA_MYSQL_URL": mariadb.url(),
-        "PIPELINE_METADATA_MYSQL_PASSWORD_FILE": str(mariadb.password_file),
-        "PIPELINE_RETRIES": str(RETRIES),
-        "PIPELINE_RETRY_BACKOFF_S": str(RETRY_DELAY_S),
+        **recipe,
         FAIL_ONCE_ENV: str(root / "trainer-failed-once"),
     }
     env.pop(configs.METADATA_MYSQL_PASSWORD_ENV, None)
@@ -230,11 +248,15 @@ def _environment(root: Path, sample_data_dir: Path, postgres, mariadb) -> dict[s
 def _deploy_and_run(stack: contextlib.ExitStack, root: Path, env: dict[str, str], postgres) -> Deployment:
     config = configs.load_config(**configs.env_overrides(env))
     dag_id = config.pipeline_name
-    run_command([AIRFLOW, "db", "migrate"], env)
-    created = run_command(
-        [str(BIN / "tfx"), "pipeline", "create", "--engine", "airflow",
-         "--pipeline_path", str(PROJECT_ROOT / "pipeline" / "runners" / "airflow_dag.py")], env,
-    )
+    documented("docs/runners.md", "airflow db migrate").run(env)
+    run_together([
+        documented("docs/runners.md", 'mkdir -p "$AIRFLOW_HOME/config"'),
+        documented("docs/runners.md", 'ln -s "$PWD/pipeline/runners/airflow_local_settings.py" '
+                                      '"$AIRFLOW_HOME/config/airflow_local_settings.py"'),
+    ], env)
+    created = documented(
+        "docs/runners.md", "tfx pipeline create --engine airflow --pipeline_path pipeline/runners/airflow_dag.py"
+    ).run(env).stdout
     database = AirflowDatabase(postgres)
     stack.callback(database.connection.close)
 
@@ -243,9 +265,8 @@ def _deploy_and_run(stack: contextlib.ExitStack, root: Path, env: dict[str, str]
     # `tfx run create` unpauses the DAG, which needs the scheduler to have registered it.
     _wait(lambda: database.rows("SELECT 1 FROM dag WHERE dag_id = %s AND is_active", dag_id),
           "DAG registered by the scheduler", first)
-    triggered_output = run_command(
-        [str(BIN / "tfx"), "run", "create", "--engine", "airflow", "--pipeline_name", dag_id], env
-    )
+    triggered_output = documented("docs/runners.md", "tfx run create --engine airflow --pipeline_name chicago-taxi"
+                                  ).run(env).stdout
     [triggered] = [run for run, (kind, _) in database.runs(dag_id).items() if kind == "manual"]
 
     def trainer_running():
@@ -298,6 +319,21 @@ def _deploy_and_run(stack: contextlib.ExitStack, root: Path, env: dict[str, str]
     [(serialized,)] = database.rows("SELECT data FROM serialized_dag WHERE dag_id = %s", dag_id)
     serialized = json.loads(serialized) if isinstance(serialized, str) else serialized
     [dag_row] = database.rows("SELECT max_active_tasks, max_active_runs, fileloc FROM dag WHERE dag_id = %s", dag_id)
+    list_runs = _airflow_json(documented("docs/runners.md", "airflow dags list-runs -d chicago-taxi -o json"), env)
+    task_states = {
+        run: dict(database.rows("SELECT task_id, state FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                                dag_id, run))
+        for run in (triggered, scheduled)
+    }
+
+    # The doc's other way to start a run, which needs a scheduler to carry it out: on the paused DAG (as
+    # `tfx pipeline create` leaves it), with no scheduler running, it unpauses it and queues the run.
+    with database.connection.cursor() as cursor:
+        cursor.execute("UPDATE dag SET is_paused = true WHERE dag_id = %s", (dag_id,))
+    documented("docs/runners.md", "airflow dags unpause chicago-taxi && airflow dags trigger chicago-taxi").run(env)
+    [(paused,)] = database.rows("SELECT is_paused FROM dag WHERE dag_id = %s", dag_id)
+    queued = {run: state for run, (kind, state) in database.runs(dag_id).items()
+              if kind == "manual" and run != triggered}
     return Deployment(
         config=config,
         env=env,
@@ -306,12 +342,8 @@ def _deploy_and_run(stack: contextlib.ExitStack, root: Path, env: dict[str, str]
         tfx_run_create=triggered_output,
         triggered=triggered,
         scheduled=scheduled,
-        list_runs=_airflow_json(env, "dags", "list-runs", "-d", dag_id),
-        task_states={
-            run: dict(database.rows("SELECT task_id, state FROM task_instance WHERE dag_id = %s AND run_id = %s",
-                                    dag_id, run))
-            for run in (triggered, scheduled)
-        },
+        list_runs=list_runs,
+        task_states=task_states,
         dag_row=dag_row,
         scheduler_preloaded=preloaded,
         stopped_at=stopped_at,
@@ -321,6 +353,7 @@ def _deploy_and_run(stack: contextlib.ExitStack, root: Path, env: dict[str, str]
         tries=tries,
         serialized_tasks={t["__var"]["task_id"]: t["__var"] for t in serialized["dag"]["tasks"]},
         executed_before_kill=executed_before_kill,
+        unpaused_and_triggered=(paused, queued),
     )
 
 
@@ -381,6 +414,12 @@ def test_the_run_resumes_at_the_killed_task_and_a_failure_is_retried_until_it_co
         assert (number, state) == (1, "success") and end < deployment.stopped_at, task
     # ML Metadata: one execution per component in the run; TFX resumed the Trainer's own execution.
     assert states_of_run(deployment.config, deployment.triggered) == {node: ["executed"] for node in ALL_NODES}
+
+
+def test_unpause_and_trigger_queue_a_run_for_the_scheduler(deployment):
+    paused, queued = deployment.unpaused_and_triggered
+    assert paused is False
+    assert list(queued.values()) == ["queued"] and next(iter(queued)).startswith("manual__")
 
 
 def test_the_scheduled_run_is_served_from_cache(deployment):

@@ -17,7 +17,8 @@ from pipeline.guards import store_lock
 from pipeline.metadata import run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import run_command, small_run_env
-from tests.orchestrator_checks import ALL_NODES, cli_json, store_held_by_another_run
+from tests.docs.commands import documented
+from tests.orchestrator_checks import ALL_NODES, CACHED_WHEN_UNCHANGED, cli_json, store_held_by_another_run
 
 pytestmark = pytest.mark.e2e
 
@@ -45,16 +46,13 @@ def beam_run(tmp_path_factory, sample_data_dir) -> BeamRun:
         "BEAM_HOME": str(home),
     }
     config = configs.load_config(**configs.env_overrides(env))
-    tfx = str(Path(sys.executable).parent / "tfx")
-    created = run_command(
-        [tfx, "pipeline", "create", "--engine", "beam", "--pipeline_path", "pipeline/runners/beam_runner.py"], env
-    )
+    created = documented(
+        "docs/runners.md", "tfx pipeline create --engine beam --pipeline_path pipeline/runners/beam_runner.py"
+    ).run(env).stdout
     assert (home / config.pipeline_name / "pipeline_args.json").is_file()
     # Compiling the pipeline ran nothing.
     assert not Path(config.metadata_path).exists()
-    output = run_command(
-        [tfx, "run", "create", "--engine", "beam", "--pipeline_name", config.pipeline_name], env
-    )
+    output = documented("docs/runners.md", "tfx run create --engine beam --pipeline_name chicago-taxi").run(env).stdout
     summary = run_summary.summarize_latest_run(
         connection_config(config), config.pipeline_name
     )
@@ -94,6 +92,17 @@ def test_runs_and_lineage_commands_read_the_beam_run(beam_run, capsys):
     assert story["run"] == run["run"] and story["live"] is True
     assert story["record"]["runner"] == "beam"
     assert story["blessed"] is True and story["examples"]
+
+
+def test_the_runner_file_runs_the_pipeline_again_from_the_cache(beam_run):
+    """The runner run as a script, as docs/runners.md shows it, on the store the CLI's run left: nothing
+    changed, so everything comes from the cache. (After the tests that read that one run.)"""
+    output = documented("docs/runners.md", "python pipeline/runners/beam_runner.py").run(beam_run.env).stdout
+    summary = run_summary.summarize_latest_run(connection_config(beam_run.config), beam_run.config.pipeline_name)
+    assert summary.run_id != beam_run.summary.run_id
+    states = {run.node_id: run.state for run in summary.components}
+    assert {node: states[node] for node in CACHED_WHEN_UNCHANGED} == {node: "cached" for node in CACHED_WHEN_UNCHANGED}
+    assert "Blessed: yes" in output
 
 
 def test_validate_only_runs_up_to_the_data_gate_on_beam(beam_run):

@@ -1,6 +1,6 @@
-"""The Kubeflow Pipelines v2 / Vertex AI spec: compiled, loaded back with the kfp SDK's own loader, and
-checked for components, dependencies, image, resources and parameters; the Dockerfile against the lock;
-the tfx CLI's vertex engine compiling the same runner file.
+"""The Kubeflow Pipelines v2 / Vertex AI spec: compiled as docs/runners.md shows it, loaded back with the kfp
+SDK's own loader, and checked for components, dependencies, image, resources and parameters; the Dockerfile
+against the lock; the tfx CLI's vertex engine compiling the same runner file.
 """
 
 from __future__ import annotations
@@ -22,13 +22,22 @@ from pipeline import pipeline as pipeline_definition  # noqa: E402
 from pipeline.components import data_gate  # noqa: E402
 from pipeline.runners import kubeflow_v2_runner  # noqa: E402
 from tests.conftest import PROJECT_ROOT, run_command  # noqa: E402
+from tests.docs.commands import documented, run_together  # noqa: E402
 
-IMAGE = "us-central1-docker.pkg.dev/example-project/pipelines/chicago-taxi:test"
-BUCKET = "gs://example-bucket/chicago-taxi"
-RESOURCES = {
-    "Trainer": {"cpu": 8, "memory_gb": 32, "accelerator": "NVIDIA_TESLA_T4", "accelerator_count": 1},
-    "Transform": {"cpu": 4, "memory_gb": 16},
-}
+# The settings docs/runners.md exports before compiling (nothing is contacted: the image and the bucket are
+# only names in the spec), and the compile itself.
+COMPILE = [
+    documented("docs/runners.md",
+               "export PIPELINE_CONTAINER_IMAGE=us-central1-docker.pkg.dev/PROJECT/REPO/chicago-taxi:v1"),
+    documented("docs/runners.md", "export PIPELINE_BUCKET_ROOT=gs://BUCKET/chicago-taxi"),
+    documented("docs/runners.md", "export PIPELINE_COMPONENT_RESOURCES='{\"Trainer\": {\"cpu\": 8, \"memory_gb\": 32, "
+               "\"accelerator\": \"NVIDIA_TESLA_T4\", \"accelerator_count\": 1}}'"),
+    documented("docs/runners.md", "python -m pipeline.runners.kubeflow_v2_runner"),
+]
+SETTINGS = {name: value for command in COMPILE for name, value in command.env.items()}
+IMAGE = SETTINGS["PIPELINE_CONTAINER_IMAGE"]
+BUCKET = SETTINGS["PIPELINE_BUCKET_ROOT"]
+RESOURCES = json.loads(SETTINGS["PIPELINE_COMPONENT_RESOURCES"])
 RESOLVER_TASKS = {
     f"{pipeline_definition.RESOLVER_ID}-model-resolver",
     f"{pipeline_definition.RESOLVER_ID}-model-blessing-resolver",
@@ -51,9 +60,12 @@ def _config(tmp_path, **overrides) -> configs.PipelineConfig:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
+    """The spec the documented commands write, under the test's output root."""
     tmp_path = tmp_path_factory.mktemp("kubeflow_v2")
     config = _config(tmp_path)
-    spec_file = kubeflow_v2_runner.compile_spec(config)
+    written = run_together(COMPILE, {**os.environ, "PIPELINE_OUTPUT_ROOT": config.output_root})
+    spec_file = Path(config.output_root) / "kubeflow_v2" / f"{config.pipeline_name}_pipeline.json"
+    assert written.stdout == f"Wrote the pipeline spec to {spec_file}\n"
     job = json.loads(spec_file.read_text())
     # The kfp SDK loads a pipeline spec (the job's `pipelineSpec`) as a component.
     from kfp import components
@@ -125,14 +137,19 @@ def test_the_parquet_payload_reaches_the_containers(compiled):
 
 
 def test_components_get_their_configured_machines(compiled):
+    """The documented setting names the Trainer's machine alone: it replaces the default (larger machines for
+    Transform, Trainer and Evaluator), so the others take Vertex's default machine."""
     _, _, spec = compiled
     executors = _executors(spec)
+    assert set(RESOURCES) == {"Trainer"}
     trainer = executors["Trainer_executor"]["container"]["resources"]
-    assert trainer["cpuLimit"] == 8 and trainer["memoryLimit"] == 32
+    assert trainer["cpuLimit"] == RESOURCES["Trainer"]["cpu"] == 8 and trainer["memoryLimit"] == 32
     assert trainer["accelerator"]["type"] == "NVIDIA_TESLA_T4"
     assert int(float(trainer["accelerator"]["count"])) == 1
-    assert executors["Transform_executor"]["container"]["resources"]["cpuLimit"] == 4
-    assert "resources" not in executors["Evaluator_executor"]["container"]
+    for name in ("Transform", "Evaluator"):
+        assert "resources" not in executors[f"{name}_executor"]["container"], name
+    default = kubeflow_v2_runner.resource_specs(configs.load_config())
+    assert set(default) == {"Transform", "Trainer", "Evaluator"} and default["Transform"].cpu_limit == 4
 
 
 def test_parameters_point_at_the_bucket_and_into_the_image(compiled):

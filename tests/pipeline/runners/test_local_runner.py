@@ -27,6 +27,7 @@ from tests.conftest import (
     run_command,
     run_local_pipeline,
 )
+from tests.docs.commands import documented
 from tests.orchestrator_checks import (
     ALL_NODES,
     CACHED_WHEN_UNCHANGED,
@@ -78,8 +79,10 @@ def test_run_prints_progress_and_a_closing_summary(runs):
     assert f"Pushed to: {runs.summaries[0].pushed_to}" in output
 
 
-# Every line a clean run may print: what it reads, each component's progress, the closing summary.
+# Every line a clean run may print: what it reads, each component's progress, the closing summary (and, under
+# `make run`, make's echo of the command it runs).
 CLEAN_RUN_LINES = (
+    r"\.venv/bin/python pipeline/runners/local_runner\.py",
     r"\d\d:\d\d:\d\d Input: .+ \(.+; \d+ files?, [\d,]+ rows\)",
     r"\d\d:\d\d:\d\d \S+ +(started|finished in \d+\.\ds|running for \d+(m\d\d)?s)",
     r"Run \S+ of pipeline \S+:",
@@ -272,16 +275,12 @@ def _node_io(store, pipeline_name: str, run_id: str, node: str, kind: str) -> di
 
 def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):
     env = {**runs.env, "LOCAL_HOME": str(tmp_path / "local_home")}
-    tfx = str(Path(sys.executable).parent / "tfx")
-    created = run_command(
-        [tfx, "pipeline", "create", "--engine", "local", "--pipeline_path", "pipeline/runners/local_runner.py"],
-        env,
-    )
+    created = documented(
+        "docs/runners.md", "tfx pipeline create --engine local --pipeline_path pipeline/runners/local_runner.py"
+    ).run(env).stdout
     assert f'Pipeline "{runs.config.pipeline_name}" created successfully.' in created
     assert (tmp_path / "local_home" / runs.config.pipeline_name / "pipeline_args.json").is_file()
-    ran = run_command(
-        [tfx, "run", "create", "--engine", "local", "--pipeline_name", runs.config.pipeline_name], env
-    )
+    ran = documented("docs/runners.md", "tfx run create --engine local --pipeline_name chicago-taxi").run(env).stdout
     assert "Transform" in ran and "Blessed:" in ran
     summary = _summary(runs.config)
     assert summary.run_id not in {s.run_id for s in runs.summaries}

@@ -1,6 +1,7 @@
-"""The Luigi runner end to end on the small sample: a run whose Trainer fails, a new run after the fix
-(everything upstream of the Trainer served from TFX's cache), then the failed run resumed through a
-real central scheduler (luigid), where only the unfinished nodes run.
+"""The Luigi runner end to end on the small sample, with the commands docs/runners.md shows: a run whose
+Trainer fails (local scheduler), a new run after the fix through a real central scheduler (luigid), where
+everything upstream of the Trainer is served from TFX's cache, then the failed run resumed by its id,
+where only the unfinished nodes run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import dataclasses
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -27,7 +27,8 @@ from pipeline.metadata.store import (
     connection_config,  # noqa: E402
     open_store,  # noqa: E402
 )
-from tests.conftest import PROJECT_ROOT, copy_modules, run_command, small_run_env  # noqa: E402
+from tests.conftest import PROJECT_ROOT, copy_modules, small_run_env  # noqa: E402
+from tests.docs.commands import documented  # noqa: E402
 from tests.orchestrator_checks import (  # noqa: E402
     ALL_NODES,
     CACHED_WHEN_UNCHANGED,
@@ -38,7 +39,7 @@ from tests.orchestrator_checks import (  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-RUNNER = [sys.executable, "-m", "pipeline.runners.luigi_runner"]
+LOCAL_SCHEDULER = documented("docs/runners.md", "python -m pipeline.runners.luigi_runner --local-scheduler")
 BROKEN_RUN_FN = '\n\ndef run_fn(fn_args):\n    raise RuntimeError("trainer broken on purpose by the test")\n'
 # The baseline resolver takes the Trainer's model as its candidate, so it waits for the Trainer too.
 DOWNSTREAM_OF_TRAINER = {"Trainer", pipeline_definition.RESOLVER_ID, "Evaluator", "Pusher"}
@@ -83,24 +84,20 @@ def luigi_runs(tmp_path_factory, sample_data_dir) -> LuigiRuns:
     original = trainer_file.read_text()
 
     trainer_file.write_text(original + BROKEN_RUN_FN)
-    failed = subprocess.run(
-        [*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
-    )
+    failed = LOCAL_SCHEDULER.run(env, check=False)
     failed_run_id = _latest_run_id(config)
     failed_states = states_of_run(config, failed_run_id)
 
+    # The new run through a central scheduler, on a free port instead of Luigi's 8082: luigid is given it on
+    # its command line, the runner in Luigi's configuration (as its state file, out of /var/lib).
     trainer_file.write_text(original)
-    fixed_output = run_command([*RUNNER, "--local-scheduler"], env)
-    fixed_run_id = _latest_run_id(config)
-
-    # Resume the failed run through a central scheduler.
     port = _free_port()
     state_dir = tmp_path_factory.mktemp("luigid")
-    luigid = subprocess.Popen(
-        [str(Path(sys.executable).parent / "luigid"), "--address", "127.0.0.1", "--port", str(port),
-         "--state-path", str(state_dir / "state.pickle")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    (state_dir / "luigi.cfg").write_text(f"[core]\ndefault-scheduler-port = {port}\n\n"
+                                         f"[scheduler]\nstate_path = {state_dir / 'state.pickle'}\n")
+    env["LUIGI_CONFIG_PATH"] = str(state_dir / "luigi.cfg")
+    luigid = documented("docs/runners.md", "luigid --port 8082 &").replace("8082", str(port)).start(
+        env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -110,14 +107,17 @@ def luigi_runs(tmp_path_factory, sample_data_dir) -> LuigiRuns:
             except OSError:
                 assert luigid.poll() is None and time.monotonic() < deadline, "luigid did not start"
                 time.sleep(0.5)
-        resumed_output = run_command(
-            [*RUNNER, "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--run-id", failed_run_id],
-            env,
-        )
+        fixed_output = documented("docs/runners.md", "python -m pipeline.runners.luigi_runner --scheduler-host "
+                                  "localhost").run(env).stdout
         scheduler_tasks = _scheduler_tasks(port)
     finally:
         luigid.terminate()
         luigid.wait(timeout=30)
+    fixed_run_id = _latest_run_id(config)
+
+    resume = documented("docs/runners.md", "python -m pipeline.runners.luigi_runner --local-scheduler --run-id "
+                        "2026-01-31T10:00:00.000000")
+    resumed_output = resume.replace("2026-01-31T10:00:00.000000", failed_run_id).run(env).stdout
     return LuigiRuns(
         config, failed, failed_run_id, failed_states, fixed_output, fixed_run_id, resumed_output, scheduler_tasks
     )
@@ -166,8 +166,8 @@ def test_resuming_the_failed_run_runs_only_its_unfinished_nodes(luigi_runs):
 
 def test_the_central_scheduler_saw_every_node_as_a_task(luigi_runs):
     families = {task["name"] for task in luigi_runs.scheduler_tasks.values()}
-    # No tfx.CheckInput: the resumed run's first nodes had finished, so Luigi never asked what they need.
-    assert families == {"tfx.Node", "tfx.Pipeline"}
+    # The input check first: the nodes that wait for no other require it.
+    assert families == {"tfx.CheckInput", "tfx.Node", "tfx.Pipeline"}
     nodes = {
         task["params"]["node_id"]
         for task in luigi_runs.scheduler_tasks.values()
@@ -206,8 +206,7 @@ def _execution_count(config) -> int:
 def test_a_bad_span_stops_the_runner_with_one_line(luigi_runs, bad_span):
     path, env = bad_span
     before = _execution_count(luigi_runs.config)
-    result = subprocess.run([*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                            text=True, timeout=900)
+    result = LOCAL_SCHEDULER.run(env, check=False)
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: input file {path} (span 1): line 5 has 3 fields, the header has 18"]
@@ -218,11 +217,8 @@ def test_a_bad_span_stops_the_runner_with_one_line(luigi_runs, bad_span):
 def test_luigis_own_command_runs_the_input_check_before_any_node(luigi_runs, bad_span):
     path, env = bad_span
     before = _execution_count(luigi_runs.config)
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "luigi"), "--module", "pipeline.runners.luigi_runner", "tfx.Pipeline",
-         "--local-scheduler"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
+    result = documented("docs/runners.md", "luigi --module pipeline.runners.luigi_runner tfx.Pipeline "
+                        "--local-scheduler").run(env, check=False)
     output = result.stdout + result.stderr
     assert f"ConfigError: input file {path} (span 1): line 5 has 3 fields, the header has 18" in output
     assert "1 failed:" in output and "tfx.CheckInput" in output

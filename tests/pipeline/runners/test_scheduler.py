@@ -15,7 +15,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from pipeline.guards import store_lock
 from pipeline.runners.scheduler import make_trigger, recorded_runs
 from scripts.add_span import add_span
 from tests.conftest import PROJECT_ROOT, small_run_env
+from tests.docs.commands import documented
 
 SPAN_ROWS = 600
 RUN_TIMEOUT_S = 600
@@ -91,10 +91,9 @@ def session(tmp_path_factory) -> SchedulerSession:
     config = configs.load_config(**configs.env_overrides(env))
     log = Path(config.output_root) / "scheduler" / config.pipeline_name / "triggers.jsonl"
     stdout = open(tmp_path_factory.mktemp("scheduler") / "stdout.txt", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.runners.scheduler", "--interval-s", "2"],
-        cwd=PROJECT_ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT, text=True,
-    )
+    # The interval command docs/runners.md shows, every 2 s instead of 10 minutes.
+    process = documented("docs/runners.md", "python -m pipeline.runners.scheduler --interval-s 600").replace(
+        "600", "2").start(env, stdout=stdout, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(log, lambda e: e.get("outcome") == "no_new_data", process, timeout_s=120)
         add_span(config, SPAN_ROWS)
@@ -176,6 +175,30 @@ def test_sigterm_stops_the_scheduler_and_the_run_in_flight_cleanly(session):
         if "pid" in entry and entry["event"] == "run_started":
             with pytest.raises(ProcessLookupError):
                 os.kill(entry["pid"], 0)
+
+
+@pytest.mark.e2e
+def test_a_crontab_schedule_fires_its_first_trigger_at_start_up(tmp_path):
+    """The crontab command docs/runners.md shows, on a span folder of the test's: APScheduler fires the first
+    trigger at start-up (no span yet: nothing runs), and SIGTERM stops the scheduler."""
+    data_root = tmp_path / "spans"
+    data_root.mkdir()
+    command = documented("docs/runners.md", "PIPELINE_INPUT_PATTERN='span-{SPAN}/*.csv' PIPELINE_DATA_ROOT=/data/taxi "
+                                            "python -m pipeline.runners.scheduler --cron '0 6 * * *'")
+    command = command.replace("/data/taxi", str(data_root))
+    env = small_run_env(tmp_path / "unused", tmp_path / "output")
+    config = configs.load_config(**configs.env_overrides(command.environ(env)))
+    log = Path(config.output_root) / "scheduler" / config.pipeline_name / "triggers.jsonl"
+    process = command.start(env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        entries = _wait_for(log, lambda e: e.get("outcome") == "no_new_data", process, timeout_s=120)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    assert entries[0]["event"] == "scheduler_started" and "cron[" in entries[0]["trigger"]
+    assert "hour='6'" in entries[0]["trigger"] and "minute='0'" in entries[0]["trigger"]
+    assert config.data_root == str(data_root) and config.input_pattern == "span-{SPAN}/*.csv"
 
 
 def test_schedule_comes_from_a_crontab_line_or_an_interval():
