@@ -230,8 +230,7 @@ def test_a_second_run_is_refused_naming_the_run_that_holds_the_store(luigi_runs,
     env = {**small_run_env(sample_data_dir, Path(luigi_runs.config.output_root)), "PIPELINE_RUN_LOCK_TIMEOUT_S": "0"}
     before = _execution_count(luigi_runs.config)
     with store_held_by_another_run(env) as holder:
-        result = subprocess.run([*RUNNER, "--local-scheduler"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                                text=True, timeout=900)
+        result = LOCAL_SCHEDULER.run(env, check=False)
     assert result.returncode == store_lock.EXIT_BUSY, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and f"a local run (pid {holder.pid} " in errors[0], result.stderr[-3000:]
