@@ -201,6 +201,24 @@ def _store(config: configs.PipelineConfig) -> str:
     return mysql.describe(config) if config.metadata_mysql_host else config.metadata_path
 
 
+def _take(config: configs.PipelineConfig, run_id: str):
+    """One try at the store's mutex, waiting out a task of run `run_id` that holds it for a moment (to
+    renew the run's lease). Returns the mutex (None when another process keeps it) and the record found."""
+    deadline = time.monotonic() + 10
+    while True:
+        mutex = _mutex(config)
+        if mutex.try_acquire():
+            return mutex, mutex.read()
+        found = mutex.read()
+        if not (run_id and found and found.run_id == run_id) or time.monotonic() >= deadline:
+            return None, found
+        time.sleep(0.1)
+
+
+def _leased_to_another(found: Holder | None, run_id: str, config: configs.PipelineConfig) -> bool:
+    return bool(found and found.run_id != run_id and found.lease_live(config.run_lock_lease_s))
+
+
 def _acquire(config: configs.PipelineConfig, run_id: str, say: Callable[[str], None]):
     """The store's mutex, taken once no other run's lease is live; waits up to run_lock_timeout_s.
 
@@ -209,17 +227,11 @@ def _acquire(config: configs.PipelineConfig, run_id: str, say: Callable[[str], N
     timeout = config.run_lock_timeout_s
     deadline, announced = time.monotonic() + timeout, False
     while True:
-        mutex = _mutex(config)
-        if mutex.try_acquire():
-            found = mutex.read()
-            if not (found and found.run_id != run_id and found.lease_live(config.run_lock_lease_s)):
+        mutex, found = _take(config, run_id)
+        if mutex is not None:
+            if not _leased_to_another(found, run_id, config):
                 return mutex, found
             mutex.release()
-        else:
-            found = mutex.read()
-            if run_id and found and found.run_id == run_id:  # Another task of this run, for a moment.
-                time.sleep(0.1)
-                continue
         holder = found.describe() if found else "another process"
         if time.monotonic() >= deadline:
             raise LockBusy(
@@ -278,28 +290,34 @@ def claim(config: configs.PipelineConfig, runner: str, run_id: str, say: Callabl
     return not (found and found.run_id == run_id)
 
 
+def _renew(config: configs.PipelineConfig, runner: str, run_id: str) -> None:
+    """One heartbeat of run `run_id`'s lease: quiet and quick, never waiting for the store (the next beat
+    tries again); a lease another run took after this one's lapsed is left to it."""
+    mutex, found = _take(config, run_id)
+    if mutex is None:
+        return
+    try:
+        if not _leased_to_another(found, run_id, config):
+            mutex.write(Holder.me(runner, run_id, lease=True))
+    finally:
+        mutex.release()
+
+
 @contextlib.contextmanager
 def renewing(config: configs.PipelineConfig, runner: str, run_id: str) -> Iterator[bool]:
     """Claim run `run_id`'s lease and renew it while the block runs (one node task). Yields claim()'s
     answer."""
     fresh = claim(config, runner, run_id)
-    with _keeping(lambda: claim(config, runner, run_id), config.run_lock_lease_s / 5):
+    with _keeping(lambda: _renew(config, runner, run_id), config.run_lock_lease_s / 5):
         yield fresh
 
 
 def release(config: configs.PipelineConfig, run_id: str) -> None:
     """Release run `run_id`'s lease, if it still holds the store (a run holding the mutex is another)."""
-    deadline = time.monotonic() + 10
-    while True:
-        mutex = _mutex(config)
-        if mutex.try_acquire():
-            break
-        found = mutex.read()
-        if not (found and found.run_id == run_id) or time.monotonic() >= deadline:
-            return
-        time.sleep(0.1)  # Another task of this run renewing the lease.
+    mutex, found = _take(config, run_id)
+    if mutex is None:
+        return
     try:
-        found = mutex.read()
         if found and found.run_id == run_id:
             mutex.write(None)
     finally:
@@ -308,12 +326,8 @@ def release(config: configs.PipelineConfig, run_id: str) -> None:
 
 def busy(config: configs.PipelineConfig) -> str | None:
     """Who holds the store now, or None when a run could take it."""
-    mutex = _mutex(config)
-    if not mutex.try_acquire():
-        found = mutex.read()
+    mutex, found = _take(config, "")
+    if mutex is None:
         return found.describe() if found else "another process"
-    try:
-        found = mutex.read()
-        return found.describe() if found and found.lease_live(config.run_lock_lease_s) else None
-    finally:
-        mutex.release()
+    mutex.release()
+    return found.describe() if _leased_to_another(found, "", config) else None
