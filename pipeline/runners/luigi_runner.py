@@ -77,7 +77,10 @@ class CheckInput(luigi.Task):
         return luigi.LocalTarget(os.path.join(folder, f"{self.run_id}.json"))
 
     def run(self) -> None:
-        run_input = lifecycle.begin_tasks(_config(), RUNNER, self.run_id)
+        self.passed(lifecycle.begin_tasks(_config(), RUNNER, self.run_id))
+
+    def passed(self, run_input) -> None:
+        """Mark the check done for the run (Luigi then finds this task complete)."""
         with self.output().open("w") as f:
             json.dump({"input": run_input.describe(), "fingerprint": run_input.fingerprint}, f)
 
@@ -123,10 +126,10 @@ def run(argv: list[str] | None = None) -> int:
     if run_id is None:
         run_id = node_launch.new_run_id()
         argv += ["--run-id", run_id]
-    # Done here first, so that bad input or a busy store stops the command with one line before Luigi
-    # starts; the CheckInput task (which `luigi --module` runs rely on) checks again and renews the lease.
+    # The CheckInput task's work, done here so that bad input or a busy store stops the command with one
+    # line before Luigi starts; the task is then complete (`luigi --module` runs do it in the task).
     try:
-        lifecycle.begin_tasks(config, RUNNER, run_id, log_to_file=True)
+        CheckInput(run_id=run_id).passed(lifecycle.begin_tasks(config, RUNNER, run_id, log_to_file=True))
     except store_lock.LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return store_lock.EXIT_BUSY

@@ -150,6 +150,8 @@ def test_a_new_run_after_the_fix_takes_everything_upstream_from_cache(luigi_runs
     assert states["Trainer"] == ["executed"]
     assert states["Pusher"] == ["executed"]
     assert "Blessed: yes" in luigi_runs.fixed_output
+    # The input was checked once, before Luigi started: the CheckInput task found the check done.
+    assert luigi_runs.fixed_output.count(" Input: ") == 1, luigi_runs.fixed_output
     assert list(Path(luigi_runs.config.serving_model_dir).glob("*/saved_model.pb"))
 
 
