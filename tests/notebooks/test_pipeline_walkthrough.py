@@ -128,9 +128,10 @@ def test_notebook_runs_every_component_into_its_own_folder(executed):
 
 
 @pytest.mark.e2e
-def test_notebook_checks_the_input_first_and_passes_the_gate(executed, re_executed, sample_rows):
+def test_notebook_checks_the_input_first_and_passes_the_gate(executed, re_executed, sample_rows, sample_data_dir):
     configuration = executed.outputs("configuration", "stream")
-    assert f"(files data.csv; span 0; {len(sample_rows):,} rows, checked)" in configuration
+    # Every runner's first step, with its "Input:" line (pipeline/runners/lifecycle.py's check_input).
+    assert f" Input: {sample_data_dir} (files data.csv; span 0; 1 file, {len(sample_rows):,} rows)" in configuration
     gate = executed.outputs("data-gate", "stream")
     assert "nothing to compare with yet" in gate and "The data passed the gate." in gate
     again = re_executed.outputs("data-gate", "stream")
