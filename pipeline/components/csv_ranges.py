@@ -157,6 +157,10 @@ def to_feature_column(values: pa.Array, kind: ColumnType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, items)
 
 
+# Arrow's own default block: rows longer than it are read with larger blocks (read_chunk).
+_BLOCK_BYTES = 2**20
+
+
 def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
     """The rows whose first byte lies in [start, end), every column as nullable strings."""
     with inputs.open_input(chunk.path) as f:
@@ -174,20 +178,27 @@ def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
                 data += f.readline()
     if not data.strip():
         return pa.table({name: pa.array([], pa.string()) for name in column_names})
-    try:
-        return pcsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pcsv.ReadOptions(column_names=column_names, use_threads=False),
-            parse_options=pcsv.ParseOptions(newlines_in_values=chunk.end < 0),
-            convert_options=pcsv.ConvertOptions(
-                column_types={name: pa.string() for name in column_names},
-                strings_can_be_null=True,
-                null_values=[""],
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except pa.ArrowInvalid as error:
-        raise ValueError(_parse_failure(chunk.path, error)) from error
+    # Arrow parses a block at a time and refuses a row longer than a block ("straddles two block
+    # boundaries"): a long value (tens of MB in one cell) is read with blocks grown to hold its row.
+    block_bytes = _BLOCK_BYTES
+    while True:
+        try:
+            return pcsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pcsv.ReadOptions(column_names=column_names, use_threads=False, block_size=block_bytes),
+                parse_options=pcsv.ParseOptions(newlines_in_values=chunk.end < 0),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in column_names},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        except pa.ArrowInvalid as error:
+            if "straddl" in str(error) and block_bytes <= len(data):
+                block_bytes *= 4
+                continue
+            raise ValueError(_parse_failure(chunk.path, error)) from error
 
 
 def _parse_failure(path: str, error: Exception) -> str:

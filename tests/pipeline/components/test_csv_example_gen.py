@@ -26,6 +26,7 @@ from tfx.utils import proto_utils
 from pipeline import inputs
 from pipeline.components import csv_ranges
 from pipeline.components import csv_example_gen
+from pipeline.guards import input_checks
 from tests.conftest import DATA_CSV
 
 SPLITS = ["train", "eval"]
@@ -116,6 +117,24 @@ def test_every_row_read_once_whatever_the_ranges(tmp_path, chunk_bytes):
     parts = [csv_ranges.read_chunk(c, names) for c in chunks]
     assert whole.num_rows == 40
     assert pa.concat_tables(parts).equals(whole)
+
+
+def test_a_value_of_tens_of_megabytes_is_read_like_any_other(tmp_path):
+    """Arrow parses a block at a time and refused a row longer than its block ("straddles two block
+    boundaries"); the pre-flight check passed such a file, and CsvExampleGen failed on it."""
+    lines = DATA_CSV.read_bytes().splitlines(keepends=True)[:41]
+    names = inputs.parse_header(lines[0])
+    cells = next(csv.reader([lines[20].decode()]))
+    cells[names.index("company")] = "x" * 20_000_000
+    lines[20] = (",".join(cells) + "\n").encode()
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"".join(lines))
+    assert input_checks.check_csv_file(str(path), ["tips"]) == names
+    # The whole file, and in ranges, one of which holds the long row.
+    for chunks in ([csv_ranges.Chunk(str(path), 0, -1, 0)], csv_example_gen.plan_chunks([str(path)], 2**20)):
+        table = pa.concat_tables([csv_ranges.read_chunk(chunk, names) for chunk in chunks])
+        assert table.num_rows == 40
+        assert table.column("company")[19].as_py() == "x" * 20_000_000
 
 
 def test_full_sample_in_ranges_matches_tfx(tmp_path, monkeypatch):
