@@ -42,6 +42,9 @@ class RunInput:
     files: tuple[str, ...]
     # TFX's fingerprint of the files (count, sizes, modification times): what ExampleGen's cache keys on.
     fingerprint: str
+    # The newest span's folder when it holds no matching file, so that an older span is read (TFX skips
+    # such a folder without a word), e.g. "span-8".
+    skipped_folder: str | None = None
 
     @property
     def in_spans(self) -> bool:
@@ -98,6 +101,7 @@ def resolve(data_root: str, pattern: str, span: int | None = None, version: int 
     if not fileio.isdir(data_root):
         raise ConfigError(f"data folder {data_root} does not exist (set PIPELINE_DATA_ROOT)")
     split = _split(pattern)
+    in_newest = span is None
     try:
         if span is None:
             fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
@@ -120,7 +124,28 @@ def resolve(data_root: str, pattern: str, span: int | None = None, version: int 
         raise ConfigError(
             f"no input files match {split.pattern!r} in {data_root} (set PIPELINE_DATA_ROOT or PIPELINE_INPUT_PATTERN)"
         )
-    return RunInput(data_root, pattern, split.pattern, span, version, files, fingerprint)
+    skipped = _newer_empty_folder(data_root, pattern, span, version) if in_newest else None
+    return RunInput(data_root, pattern, split.pattern, span, version, files, fingerprint, skipped)
+
+
+def _newer_empty_folder(data_root: str, pattern: str, span: int, version: int | None) -> str | None:
+    """The newest span folder (the pattern's folder part, e.g. "span-{SPAN}") when it is newer than the
+    span (and version) read, and so holds no file the pattern matches."""
+    from tfx.components.example_gen import utils  # Loads TensorFlow: see _split.
+
+    folder = os.path.dirname(pattern)
+    try:
+        if not folder or not is_span_layout(folder):
+            return None
+        _, newest, newest_version = utils.calculate_splits_fingerprint_span_and_version(
+            data_root, [_split(folder)]
+        )
+    except (ConfigError, ValueError):  # No folder of the layout, or a layout only the whole pattern fits.
+        return None
+    if newest is None or (newest, newest_version or 0) <= (span, version or 0):
+        return None
+    is_span, is_date, is_version = utils.verify_split_pattern_specs(_split(folder))
+    return utils.get_pattern_for_span_version(folder, is_span, is_date, is_version, newest, newest_version)
 
 
 def resolve_for(config: PipelineConfig, span: int | None = None, version: int | None = None) -> RunInput:

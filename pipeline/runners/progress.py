@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -105,6 +106,12 @@ def report_input(run_input: inputs.RunInput, rows: int | None = None, stream: Te
         f"{time.strftime('%H:%M:%S')} Input: {run_input.data_root} ({run_input.describe()}; "
         f"{count} file{'s' if count != 1 else ''}{size})\n"
     )
+    if run_input.skipped_folder:
+        (stream or sys.stdout).write(
+            f"{time.strftime('%H:%M:%S')} Skipped {os.path.join(run_input.data_root, run_input.skipped_folder)}: "
+            f"it holds no file matching {os.path.basename(run_input.pattern)!r}, so span {run_input.span} "
+            "is the newest\n"
+        )
     (stream or sys.stdout).flush()
 
 

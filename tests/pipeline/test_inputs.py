@@ -68,6 +68,24 @@ def test_the_newest_span_and_its_newest_version_are_read(tmp_path):
     assert older.fingerprint.startswith("split:single_split,num_files:1,total_bytes:8,")
 
 
+def test_a_newer_span_folder_without_a_matching_file_is_named(tmp_path):
+    read = _file(tmp_path / "span-1" / "data.csv")
+    (tmp_path / "span-2").mkdir()
+    _file(tmp_path / "span-3" / "notes.txt")
+    run_input = inputs.resolve(str(tmp_path), "span-{SPAN}/*.csv")
+    assert (run_input.span, run_input.files, run_input.skipped_folder) == (1, (str(read),), "span-3")
+    # With versions: the newest span's newest version folder.
+    (tmp_path / "v" / "span-1" / "v1").mkdir(parents=True)
+    _file(tmp_path / "v" / "span-1" / "v1" / "data.csv")
+    (tmp_path / "v" / "span-1" / "v2").mkdir()
+    assert inputs.resolve(str(tmp_path / "v"), "span-{SPAN}/v{VERSION}/*.csv").skipped_folder == "span-1/v2"
+    # Nothing is skipped when the newest folder is read, or when a span is asked for.
+    _file(tmp_path / "span-3" / "data.csv")
+    assert inputs.resolve(str(tmp_path), "span-{SPAN}/*.csv").skipped_folder is None
+    assert inputs.resolve(str(tmp_path), "span-{SPAN}/*.csv", span=1).skipped_folder is None
+    assert inputs.resolve(str(tmp_path / "span-1"), "*.csv").skipped_folder is None
+
+
 def test_the_plain_layout_reads_every_match_but_folders(tmp_path):
     first, second = _file(tmp_path / "a.csv"), _file(tmp_path / "b.csv")
     (tmp_path / "folder.csv").mkdir()

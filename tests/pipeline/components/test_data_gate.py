@@ -262,6 +262,7 @@ def _write_input(data_dir: Path, layout: str, data: bytes, sample_rows) -> tuple
         (data_dir / "span-1" / "data.csv").write_text(_csv_text(sample_rows))
         bad = data_dir / "span-2" / "data.csv"
         where = "files span-2/data.csv; span 2"
+        (data_dir / "span-3").mkdir()  # Newer, but empty (a copy not started yet): skipped, and said so.
     bad.parent.mkdir(parents=True, exist_ok=True)
     bad.write_bytes(data)
     return bad, where
@@ -301,6 +302,9 @@ def test_bad_input_stops_with_a_clear_message_and_keeps_what_was_there(
         assert f"the data in {data_dir} ({where})" in message
         assert "Transform, Trainer, Evaluator and Pusher did not run" in message
         assert "Pushed: no" in captured.out
+        if layout == "spans":
+            assert f"Skipped {data_dir / 'span-3'}: it holds no file matching '*.csv', so span 2 is the newest" \
+                in captured.out
 
     # Nothing pushed, the pushed model untouched, every earlier MLMD record as it was.
     assert _serving_snapshot(store.config) == serving_before
