@@ -31,6 +31,7 @@ from tests.docs.commands import documented, run_together
 from tests.orchestrator_checks import (
     ALL_NODES,
     FLOAT_SUM_METRICS,
+    FLOAT_SUM_TOLERANCE,
     evaluation_metrics,
     execution_artifacts,
     node_execution,
@@ -146,7 +147,8 @@ def test_the_engine_computes_the_direct_runners_statistics_and_metrics(local_run
     assert len(on_flink) > 30 and set(on_flink) == set(direct)
     for key, value in direct.items():
         if key[1] in FLOAT_SUM_METRICS:
-            assert value.double_value.value == pytest.approx(on_flink[key].double_value.value, rel=1e-12, abs=0)
+            expected = pytest.approx(on_flink[key].double_value.value, rel=FLOAT_SUM_TOLERANCE, abs=0)
+            assert value.double_value.value == expected, key
         else:
             assert value.SerializeToString() == on_flink[key].SerializeToString(), key
     assert sorted(p.name for p in Path(blessing.uri).iterdir()) == ["BLESSED"]
