@@ -159,6 +159,12 @@ def format_summary(summary: run_summary.RunSummary) -> str:
     lines.append(
         "Blessed: " + {True: "yes", False: "no", None: "not evaluated"}[summary.blessed]
     )
+    states = {c.node_id: c for c in summary.components}
+    if "Evaluator" in states and states["Evaluator"].state == "cached" and "Trainer" in states:
+        # The Trainer's model came from the cache and was judged before (pipeline/components/baseline_model.py).
+        model = states["Trainer"].output("model")
+        lines.append(f"Not judged again: an earlier run evaluated model {model.id if model else '?'} against the "
+                     "same baseline, and its verdict stands")
     if summary.blessing_reason:
         lines.append(f"Not blessed because: {summary.blessing_reason}")
     pusher_cached = any(c.node_id == "Pusher" and c.state == "cached" for c in summary.components)

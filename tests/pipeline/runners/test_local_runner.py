@@ -23,6 +23,7 @@ from pipeline.governance.serving import resolve_model
 from pipeline.metadata import run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import (
+    PROJECT_ROOT,
     predict_through_both_signatures,
     run_command,
     run_local_pipeline,
@@ -32,6 +33,7 @@ from tests.orchestrator_checks import (
     ALL_NODES,
     CACHED_WHEN_UNCHANGED,
     FLOAT_SUM_METRICS,
+    FLOAT_SUM_TOLERANCE,
     evaluation_metrics,
     execution_artifacts,
     node_execution,
@@ -95,6 +97,7 @@ CLEAN_RUN_LINES = (
     r"Pushed to: \S+",
     r"Pushed: no, the blessed model is already serving: \S+",
     r"Pushed: no, nothing changed since an earlier run pushed this model as \S+",
+    r"Not judged again: an earlier run evaluated model \d+ against the same baseline, and its verdict stands",
 )
 
 
@@ -139,9 +142,11 @@ def test_unchanged_rerun_is_served_from_cache(runs):
     assert {node: second[node] for node in CACHED_WHEN_UNCHANGED} == {
         node: "cached" for node in CACHED_WHEN_UNCHANGED
     }
-    # The Evaluator's baseline is the model pushed before the candidate (none), as in the first run, so
-    # it too is cached; and with it the Pusher, which writes no new version.
+    # The Evaluator's baseline is that of the candidate's first judgment (none), so it too is cached, and
+    # says so; and with it the Pusher, which writes no new version.
     assert second["Evaluator"] == second["Pusher"] == "cached"
+    model = runs.summaries[1].component("Trainer").output("model").id
+    assert f"Not judged again: an earlier run evaluated model {model} against the same baseline" in runs.outputs[1]
     assert second[data_gate.DATA_GATE_ID] == "executed"
     assert runs.summaries[1].run_id != runs.summaries[0].run_id
 
@@ -228,7 +233,8 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
         assert set(metrics) == set(ran), variant
         for key, value in metrics.items():
             if key[1] in FLOAT_SUM_METRICS:
-                assert value.double_value.value == pytest.approx(ran[key].double_value.value, rel=1e-12, abs=0)
+                expected = pytest.approx(ran[key].double_value.value, rel=FLOAT_SUM_TOLERANCE, abs=0)
+                assert value.double_value.value == expected, (variant, key)
             else:
                 assert value.SerializeToString() == ran[key].SerializeToString(), (variant, key)
         assert blessed == ["BLESSED"], variant
@@ -242,6 +248,9 @@ def test_a_rollback_stays_through_an_unchanged_rerun(runs):
     output_root = Path(config.output_root)
     saved = output_root.with_name(output_root.name + "-saved")
     shutil.copytree(output_root, saved)
+    trainer_file = runs.modules_dir / "trainer_module.py"
+    edited_trainer = trainer_file.read_text()
+    original_trainer = (PROJECT_ROOT / "modules" / "trainer_module.py").read_text()
     try:
         store = open_store(config)
         models = [_node_io(store, name, runs.summaries[i].run_id, "Trainer", "OUTPUT")["model"] for i in (0, 2)]
@@ -257,7 +266,21 @@ def test_a_rollback_stays_through_an_unchanged_rerun(runs):
         }
         assert sorted(p.name for p in Path(config.serving_model_dir).iterdir()) == versions
         assert resolve_model(open_store(config), config.serving_model_dir, "serving")[1].id == target
+
+        # The module put back as the first run had it: the Trainer's cache hands over the model serving
+        # now. It was judged when first trained and is not judged again, least of all against the model
+        # the rollback withdrew (which would record the serving model as not blessed).
+        trainer_file.write_text(original_trainer)
+        output = documented("README.md", "make run").run(runs.env).stdout
+        summary = _summary(config)
+        assert summary.component("Trainer").output("model").id == target
+        assert states(summary)["Evaluator"] == states(summary)["Pusher"] == "cached"
+        assert f"Not judged again: an earlier run evaluated model {target} against the same baseline" in output
+        assert summary.blessed is True and "Blessed: yes" in output
+        assert sorted(p.name for p in Path(config.serving_model_dir).iterdir()) == versions
+        assert resolve_model(open_store(config), config.serving_model_dir, "serving")[1].id == target
     finally:
+        trainer_file.write_text(edited_trainer)
         shutil.rmtree(output_root)
         saved.rename(output_root)
 
