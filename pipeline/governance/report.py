@@ -23,7 +23,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline import configs
 from pipeline.governance.lineage import lineage_dot, model_lineage
-from pipeline.governance.runs import ROLLBACK_TYPE, find_run, property_value
+from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, find_run, property_value
 from pipeline.metadata import artifact_files, run_summary
 
 _STYLE = """
@@ -532,7 +532,10 @@ def write_report(store, config: configs.PipelineConfig, run: str, output: str | 
         output = f"report-{name}.html"
     output = os.path.abspath(output)
     partial = output + ".partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(partial, output)
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(partial, output)
+    except OSError as error:
+        raise BadArgument(f"cannot write {output}: {error.strerror or error}") from None
     return output
