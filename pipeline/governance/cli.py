@@ -50,6 +50,7 @@ from pipeline.governance.runs import (
     timestamp,
     trainer_logs,
 )
+from pipeline.metadata import artifact_files
 from pipeline.metadata import store as metadata_store
 
 # ML Metadata's ids are 64-bit signed integers; a larger number makes its client raise ValueError.
@@ -556,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     except BadArgument as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (GovernanceError, configs.ConfigError, OSError, LookupError) as error:
+    except (GovernanceError, configs.ConfigError, OSError, LookupError, artifact_files.UnreadableArtifact) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
