@@ -13,8 +13,10 @@ import json
 from ml_metadata import metadata_store
 
 from pipeline import configs
+from pipeline.governance.report import thresholds
 from pipeline.governance.runs import RunInfo, find_run, property_value
 from pipeline.metadata import artifact_files
+from pipeline.metadata.run_summary import DATA_GATE_ID
 
 # `pipeline blessing` exits with this when the run's model was not blessed (or none was evaluated), so a
 # CI step fails and no promotion follows; 1 stays "the question could not be answered".
@@ -66,10 +68,8 @@ def _slices(specs: list[dict]) -> str:
 
 def _failures(evaluation_uri: str) -> set[tuple[str, str, str]]:
     """(metric, "value" or "change", slice) of every threshold TFMA's validation result says failed."""
-    import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
-
     failed = set()
-    result = tfma.load_validation_result(evaluation_uri)
+    result = artifact_files.load_validation_result(evaluation_uri)
     for per_slice in result.metric_validations_per_slice:
         where = " & ".join(key.column for key in per_slice.slice_key.single_slice_keys) or "overall"
         for failure in per_slice.failures:
@@ -79,13 +79,11 @@ def _failures(evaluation_uri: str) -> set[tuple[str, str, str]]:
 
 
 def _checks(eval_config: dict, evaluation_uri: str) -> list[Check]:
-    from pipeline.governance import report  # Imports TFDV and TFMA: slow, needed only for an evaluated run.
-
     candidate = artifact_files.overall_metrics(evaluation_uri)
     baseline = artifact_files.overall_metrics(evaluation_uri, baseline=True)
     failed = _failures(evaluation_uri)
     checks = []
-    for name, per_slice in report.thresholds(eval_config):
+    for name, per_slice in thresholds(eval_config):
         slices = _slices(per_slice.get("slicing_specs", [{}]))
         threshold = per_slice.get("threshold", {})
         value_threshold = threshold.get("value_threshold", {})
@@ -118,8 +116,6 @@ def _checks(eval_config: dict, evaluation_uri: str) -> list[Check]:
 
 def verdict(store: metadata_store.MetadataStore, config: configs.PipelineConfig, run: str = "latest") -> Verdict:
     """The blessing of `run`'s model as the Evaluator recorded it, with the reason when not blessed."""
-    from pipeline.components.data_gate import DATA_GATE_ID  # Imports TFX and TFDV: slow, as above.
-
     info: RunInfo = find_run(store, config.pipeline_name, run)
     evaluator = next((c for c in reversed(info.components) if c.node_id == "Evaluator"), None)
     evaluation = evaluator.output("evaluation") if evaluator else None

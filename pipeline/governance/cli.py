@@ -13,25 +13,34 @@ same store and serving directory as `make run`; --metadata-path and --serving-mo
 at the store of any runner.
 
 A malformed argument (a negative count, an id beyond ML Metadata's 64-bit ids, a path that is not
-there) stops the command with one line naming it and exit status 2; a well-formed one the store does
-not know (no such run, artifact or version) with one line and exit status 1.
+there or is not a store, a file that cannot be written) stops the command with one line naming it and
+exit status 2; a well-formed one the store does not know (no such run, artifact or version), or an
+action that fails (a port already taken), with one line and exit status 1. Output cut short by a reader
+that stopped (`pipeline runs | head -2`) ends quietly with exit status 0.
+
+Nothing here imports TensorFlow, TFDV or TFMA, except `tensorboard`'s server: every other command reads
+the store and the artifacts' files with ML Metadata and protobuf, and answers in well under two seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
+import socket
 import sys
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import configs, logs
+from pipeline.governance import blessing, report
 from pipeline.governance.lineage import lineage_dot, model_lineage, render_dot
 from pipeline.governance.promotion import promote
 from pipeline.governance.rollback import rollback
 from pipeline.governance.runs import (
     PROMOTION_TYPE,
+    BadArgument,
     GovernanceError,
     RollbackInfo,
     RunInfo,
@@ -41,11 +50,11 @@ from pipeline.governance.runs import (
     timestamp,
     trainer_logs,
 )
+from pipeline.metadata import artifact_files
 from pipeline.metadata import store as metadata_store
 
 # ML Metadata's ids are 64-bit signed integers; a larger number makes its client raise ValueError.
 MAX_ID = 2**63 - 1
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # ------------------------------------------------------------------------------------- argument types
@@ -98,21 +107,24 @@ def non_empty(text: str) -> str:
 
 
 def store_file(text: str) -> str:
-    """An existing SQLite ML Metadata store: reading never creates one."""
-    if not os.path.exists(text):
-        raise argparse.ArgumentTypeError(f"no ML Metadata store at {text}")
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"{text} is a directory, not an SQLite ML Metadata store")
-    with open(text, "rb") as f:
-        header = f.read(len(_SQLITE_HEADER))
-    if header and header != _SQLITE_HEADER:
-        raise argparse.ArgumentTypeError(f"{text} is not an SQLite database, so not an ML Metadata store")
+    """An existing SQLite ML Metadata store: reading never creates one, nor turns another file into one."""
+    try:
+        metadata_store.check_sqlite_store(text)
+    except (metadata_store.StoreMissing, metadata_store.NotAStore) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
 def existing_dir(text: str) -> str:
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"no directory {text}" if not os.path.exists(text) else f"{text} is a file")
+    return text
+
+
+def serving_target(text: str) -> str:
+    """A serving directory to publish into: a directory, or a path where one can be created."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a serving directory")
     return text
 
 
@@ -245,12 +257,53 @@ def _config(args) -> configs.PipelineConfig:
 
 
 def open_store(config: configs.PipelineConfig):
-    """The configured store, or a one-line error: a file that is not a store makes ML Metadata raise."""
+    """The configured store, or a one-line error: a path that is not a store is refused before ML Metadata
+    opens it (it would write its tables into it); anything else ML Metadata refuses is said in one line."""
     try:
         return metadata_store.open_store(config)
+    except metadata_store.NotAStore as error:
+        raise BadArgument(str(error)) from None
     except RuntimeError as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise GovernanceError(f"cannot open the ML Metadata store {config.metadata_path}: {first_line}") from error
+
+
+def check_writable(path: str) -> None:
+    """Stop before any work, with one line, when `path` cannot be written (a directory that takes no
+    files, such as /proc, passes the parser's check); leaves the file as it was, or absent."""
+    try:
+        if os.path.exists(path):
+            with open(path, "a", encoding="utf-8"):
+                pass
+        else:
+            with open(path, "x", encoding="utf-8"):
+                pass
+            os.remove(path)
+    except OSError as error:
+        raise BadArgument(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def check_address(host: str | None, port: int | None) -> None:
+    """Stop with one line before TensorBoard starts when it could not serve: a host that does not resolve
+    or is not this machine's (exit 2), a port already taken (exit 1). TensorBoard's own error for these is
+    a block of text, printed twice."""
+    shown = host or "localhost"
+    try:
+        addresses = socket.getaddrinfo(shown, port or 0, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise BadArgument(f"cannot serve on host {shown}: {error.strerror}") from None
+    unusable = []
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as TensorBoard's server binds
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise GovernanceError(f"cannot serve on port {port} of {shown}: it is already in use") from None
+                unusable.append(error)
+    if host and len(unusable) == len(addresses):
+        raise BadArgument(f"cannot serve on host {host}: {unusable[0].strerror}")
 
 
 def cmd_runs(args) -> int:
@@ -281,6 +334,8 @@ def cmd_runs(args) -> int:
 
 
 def cmd_lineage(args) -> int:
+    if args.output:
+        check_writable(args.output)
     config = _config(args)
     store = open_store(config)
     pipeline_context(store, config.pipeline_name)
@@ -321,13 +376,14 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_blessing(args) -> int:
-    from pipeline.governance import blessing  # Imports TFDV and TFMA: slow, needed only here.
-
+    summary_file = args.summary_file or os.environ.get("GITHUB_STEP_SUMMARY")
+    for path in (summary_file, os.environ.get("GITHUB_OUTPUT")):
+        if path:
+            check_writable(path)
     config = _config(args)
     found = blessing.verdict(open_store(config), config, args.run)
     text = blessing.markdown(found)
     print(text, end="")
-    summary_file = args.summary_file or os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         with open(summary_file, "a", encoding="utf-8") as f:
             f.write(text + "\n")
@@ -356,8 +412,8 @@ def cmd_promote(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipeline.governance import report  # Imports TFDV and TFMA: slow, needed only here.
-
+    if args.output:
+        check_writable(args.output)
     config = _config(args)
     store = open_store(config)
     output = report.write_report(store, config, args.run, args.output)
@@ -366,6 +422,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_tensorboard(args) -> int:
+    check_address(args.host, args.port)
     if args.logdir:
         log_dir = args.logdir
         print(f"TensorBoard on {log_dir}", flush=True)
@@ -432,28 +489,28 @@ def build_parser() -> argparse.ArgumentParser:
                                "`promote` publishes, instead of the Pusher's")
     rollback.set_defaults(func=cmd_rollback)
 
-    report = sub.add_parser(
+    report_parser = sub.add_parser(
         "report", parents=[common], help="one self-contained HTML report of a run",
         description="Statistics, anomalies, schema, eval metrics per slice, blessing and lineage of a "
                     "run, in one HTML file that opens without network access.",
     )
-    report.add_argument("run", type=run_reference, help="run name (as `runs` shows), run context id, or `latest`")
-    report.add_argument("--output", "-o", type=output_file,
+    report_parser.add_argument("run", type=run_reference, help="run name (as `runs` shows), run context id, or `latest`")
+    report_parser.add_argument("--output", "-o", type=output_file,
                         help="HTML file to write (default: report-<run>.html here)")
-    report.set_defaults(func=cmd_report)
+    report_parser.set_defaults(func=cmd_report)
 
-    blessing = sub.add_parser(
+    blessing_parser = sub.add_parser(
         "blessing", parents=[common], help="whether a run's model was blessed, as Markdown; exit 3 when not",
         description="The Evaluator's verdict on a run's model: each threshold against the model's metrics "
                     "(and the blessed baseline's), and why it was not blessed, as Markdown for a CI job's "
                     "summary. Exits 0 when blessed and 3 when not blessed or no model was evaluated. In a "
                     "GitHub Actions step it also sets the step's outputs `run` and `blessed` ($GITHUB_OUTPUT).",
     )
-    blessing.add_argument("run", nargs="?", default="latest", type=run_reference,
+    blessing_parser.add_argument("run", nargs="?", default="latest", type=run_reference,
                           help="run name (as `runs` shows), run context id, or `latest` (default)")
-    blessing.add_argument("--summary-file", type=output_file, help="also append the Markdown to this file (default: "
+    blessing_parser.add_argument("--summary-file", type=output_file, help="also append the Markdown to this file (default: "
                                                  "$GITHUB_STEP_SUMMARY when set, as in a GitHub Actions job)")
-    blessing.set_defaults(func=cmd_blessing)
+    blessing_parser.set_defaults(func=cmd_blessing)
 
     promote_parser = sub.add_parser(
         "promote", parents=[common], help="publish a run's blessed model for production",
@@ -464,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote_parser.add_argument("run", nargs="?", default="latest", type=run_reference,
                                 help="run name (as `runs` shows), run context id, or `latest` (default)")
-    promote_parser.add_argument("--to", type=non_empty, help="serving directory to publish into (default: production_model_dir)")
+    promote_parser.add_argument("--to", type=serving_target, help="serving directory to publish into (default: production_model_dir)")
     promote_parser.add_argument("--reason", default="", help="why, recorded with the promotion")
     promote_parser.set_defaults(func=cmd_promote)
 
@@ -489,8 +546,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         logs.configure(configs.environ_value("LOG_LEVEL"))  # Answers, errors and actionable warnings only.
-        return args.func(args)
-    except (GovernanceError, configs.ConfigError, FileNotFoundError, LookupError) as error:
+        status = args.func(args)
+        sys.stdout.flush()  # Here, not at exit, so that a reader that stopped is handled below.
+        return status
+    except BrokenPipeError:
+        # The reader stopped (`| head`): say nothing more, and keep Python from failing again when it
+        # flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except BadArgument as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (GovernanceError, configs.ConfigError, OSError, LookupError, artifact_files.UnreadableArtifact) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -3,7 +3,8 @@
 Everything is inline (styles, tables, images as base64), so the file opens in a browser without
 network access and can be attached to a review or an audit ticket. TFDV's Facets statistics view
 loads its code from the internet, so statistics are shown as TFDV's numbers in a plain table instead;
-anomalies and schema use TFDV's own table views.
+anomalies and schema in the columns of TFDV's own table views. Everything is read with protobuf alone
+(pipeline/metadata/artifact_files.py), without TensorFlow, TFDV or TFMA.
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ import os
 import shutil
 import subprocess
 
-import tensorflow_model_analysis as tfma
+from google.protobuf import text_format
 from ml_metadata import metadata_store
-from tensorflow_data_validation.utils import display_util
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.utils import io_utils
 
 from pipeline import configs
 from pipeline.governance.lineage import lineage_dot, model_lineage
-from pipeline.governance.runs import ROLLBACK_TYPE, find_run, property_value
+from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, find_run, property_value
 from pipeline.metadata import artifact_files, run_summary
 
 _STYLE = """
@@ -150,28 +149,86 @@ def statistics_section(statistics_uri: str) -> str:
             "feature with no values); a share marked ~ is estimated.</p>" + "".join(parts))
 
 
+def _quoted(name: str) -> str:
+    return f"'{name}'"
+
+
+def _joined_reasons(short: str, long: str, reasons) -> tuple[str, str]:
+    """An anomaly's short and long description, from its reasons when not given (as TFDV's view shows them)."""
+    return (short or "; ".join(r.short_description for r in reasons),
+            long or "; ".join(r.description for r in reasons))
+
+
 def anomalies_section(anomalies_uri: str) -> str:
     parts = []
     for split, anomalies in artifact_files.load_anomalies(anomalies_uri).items():
-        frame = display_util.get_anomalies_dataframe(anomalies)
+        rows = [
+            [_quoted(feature), *_joined_reasons(info.short_description, info.description, info.reason)]
+            for feature, info in anomalies.anomaly_info.items()
+        ]
+        if anomalies.HasField("dataset_anomaly_info"):
+            info = anomalies.dataset_anomaly_info
+            rows.append(["[dataset anomaly]", *_joined_reasons(info.short_description, info.description, info.reason)])
         parts.append(f"<h3>{html.escape(split)}</h3>")
-        if frame.empty:
+        if not rows:
             parts.append('<p class="ok">No anomalies against the curated schema.</p>')
         else:
-            parts.append(frame.to_html(classes="anomalies"))
+            parts.append(_table(["Feature name", "Anomaly short description", "Anomaly long description"], rows))
     return "".join(parts) or "<p>No validation recorded.</p>"
 
 
+def _min_max(low: str | None, high: str | None) -> str:
+    return "; ".join(part for part in (low, high) if part is not None) or "-"
+
+
+def _domain(feature, domain_rows: list[list[str]]) -> str:
+    """A feature's domain as TFDV's schema view shows it; a string domain's values go to `domain_rows`."""
+    if feature.HasField("domain"):
+        return _quoted(feature.domain)
+    if feature.HasField("int_domain"):
+        bounds = feature.int_domain
+        return _min_max(f"min: {bounds.min}" if bounds.HasField("min") else None,
+                        f"max: {bounds.max}" if bounds.HasField("max") else None)
+    if feature.HasField("float_domain"):
+        bounds = feature.float_domain
+        low = f"min: {bounds.min:f}" if bounds.HasField("min") else None if bounds.disallow_inf else "min: -inf"
+        high = f"max: {bounds.max:f}" if bounds.HasField("max") else None if bounds.disallow_inf else "max: inf"
+        return _min_max(low, high)
+    if feature.HasField("string_domain"):
+        name = _quoted(feature.string_domain.name or feature.name + "_domain")
+        domain_rows.append([name, ", ".join(_quoted(v) for v in feature.string_domain.value)])
+        return name
+    return "-"
+
+
 def schema_section(schema_uri: str) -> str:
-    schema = io_utils.parse_pbtxt_file(os.path.join(schema_uri, "schema.pbtxt"), schema_pb2.Schema())
-    features, domains = display_util.get_schema_dataframe(schema)
-    return features.to_html() + (domains.to_html() if not domains.empty else "")
+    """The curated schema in the columns of TFDV's schema view: each feature, then each string domain."""
+    with open(os.path.join(schema_uri, "schema.pbtxt"), encoding="utf-8") as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    domain_rows = [[_quoted(d.name), ", ".join(_quoted(v) for v in d.value)] for d in schema.string_domain]
+    feature_rows = []
+    for feature in schema.feature:
+        presence = ("required" if feature.presence.min_fraction == 1.0 else "optional") if feature.HasField(
+            "presence") else ""
+        valency = ""
+        if feature.HasField("value_count"):
+            counts = feature.value_count
+            valency = "single" if counts.min == counts.max == 1 else (
+                f"[{counts.min if counts.HasField('min') else 0},"
+                f"{f'{counts.max}]' if counts.HasField('max') else 'inf)'}"
+            )
+        kind = schema_pb2.FeatureType.Name(feature.type)
+        if kind == "BYTES" and (feature.HasField("domain") or feature.HasField("string_domain")):
+            kind = "STRING"
+        feature_rows.append([_quoted(feature.name), kind, presence, valency, _domain(feature, domain_rows)])
+    return _table(["Feature name", "Type", "Presence", "Valency", "Domain"], feature_rows) + (
+        _table(["Domain", "Values"], domain_rows) if domain_rows else "")
 
 
 def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """The candidate's metrics per slice ("Overall", "<feature> = <value>", ...)."""
     found: dict[str, dict[str, float]] = {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
+    for slice_metrics in artifact_files.load_metrics(evaluation_uri):
         keys = slice_metrics.slice_key.single_slice_keys
         name = " & ".join(
             f"{k.column} = {k.bytes_value.decode() if k.HasField('bytes_value') else k.int64_value if k.HasField('int64_value') else k.float_value}"
@@ -179,7 +236,7 @@ def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
         ) or "Overall"
         for key_and_value in slice_metrics.metric_keys_and_values:
             key = key_and_value.key
-            if key.is_diff or key.model_name == tfma.BASELINE_KEY:
+            if key.is_diff or key.model_name == artifact_files.BASELINE_KEY:
                 continue
             if key_and_value.value.HasField("double_value"):
                 found.setdefault(name, {})[artifact_files.metric_name(key)] = key_and_value.value.double_value.value
@@ -318,7 +375,7 @@ def blessing_section(store, evaluator: run_summary.ComponentRun | None, record: 
     evaluation = evaluator.output("evaluation")
     if evaluation is not None:
         try:
-            validation = tfma.load_validation_result(evaluation.uri)
+            validation = artifact_files.load_validation_result(evaluation.uri)
         except Exception as error:  # noqa: BLE001  (an old or partial evaluation: say so, go on)
             parts.append(f"<p>Validation result unreadable: {html.escape(str(error))}</p>")
         else:
@@ -475,7 +532,10 @@ def write_report(store, config: configs.PipelineConfig, run: str, output: str | 
         output = f"report-{name}.html"
     output = os.path.abspath(output)
     partial = output + ".partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(partial, output)
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(partial, output)
+    except OSError as error:
+        raise BadArgument(f"cannot write {output}: {error.strerror or error}") from None
     return output

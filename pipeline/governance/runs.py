@@ -24,6 +24,12 @@ class GovernanceError(Exception):
     """A question the store cannot answer as asked; the message says why."""
 
 
+class BadArgument(GovernanceError):
+    """A well-formed argument that names something unusable (an output file that cannot be written, a
+    host name that does not resolve, a file that is not a store): the `pipeline` command exits 2 on it, as
+    on a malformed one."""
+
+
 def producing_execution(store, artifact_id: int) -> metadata_store_pb2.Execution | None:
     """The execution that first output the artifact (later cached executions reuse it)."""
     return events.producer(store, artifact_id)

@@ -1,13 +1,33 @@
 """What TFX's artifacts hold, read from their files: statistics, anomalies, evaluation metrics and the
 Evaluator's reasons. Every reader of artifact contents (the closing summary, the data gate, the report,
-the notebook) goes through here."""
+the notebook, the `pipeline` command) goes through here.
+
+Nothing here imports TensorFlow, TFDV or TFMA: the files are protobufs (TFMA's in TFRecord files), read
+with protobuf alone, so that a command that only shows them starts in a second, not ten.
+"""
 
 from __future__ import annotations
 
+import functools
+import glob
+import importlib
+import importlib.util
 import os
+import struct
+import sys
+import types
 
+import google_crc32c
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+
+# TFMA's name for the baseline model's metrics in an evaluation with a baseline (tfma.BASELINE_KEY).
+BASELINE_KEY = "baseline"
+_TFMA = "tensorflow_model_analysis"
+
+
+class UnreadableArtifact(ValueError):
+    """An artifact file that is not what its producer writes (truncated, corrupted, or missing)."""
 
 
 def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | None:
@@ -79,18 +99,89 @@ def metric_name(key) -> str:
     return key.name
 
 
+@functools.cache
+def tfma_protos() -> types.SimpleNamespace:
+    """TFMA's config, metrics and validation-result proto modules, without importing TFMA.
+
+    `import tensorflow_model_analysis.proto.x_pb2` runs TFMA's package `__init__`, which imports all of TFMA
+    and TensorFlow; the `*_pb2` modules need protobuf only. When TFMA is not loaded, they are loaded
+    under stand-ins for its two packages, which are dropped again, so a later real import of TFMA runs
+    as usual (protobuf accepts the same file descriptor twice).
+    """
+    names = ("config_pb2", "metrics_for_slice_pb2", "validation_result_pb2")
+    if _TFMA in sys.modules:
+        return types.SimpleNamespace(**{n: importlib.import_module(f"{_TFMA}.proto.{n}") for n in names})
+    package_dir = os.path.dirname(importlib.util.find_spec(_TFMA).origin)
+    for name, path in ((_TFMA, package_dir), (f"{_TFMA}.proto", os.path.join(package_dir, "proto"))):
+        stand_in = types.ModuleType(name)
+        stand_in.__path__ = [path]
+        sys.modules[name] = stand_in
+    try:
+        return types.SimpleNamespace(**{n: importlib.import_module(f"{_TFMA}.proto.{n}") for n in names})
+    finally:
+        for name in [m for m in sys.modules if m == _TFMA or m.startswith(_TFMA + ".")]:
+            del sys.modules[name]
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecords(path: str):
+    """The records of an uncompressed TFRecord file (as TFMA writes them), each checked against its CRCs.
+
+    The framing is a little-endian uint64 length, the length's masked CRC-32C, the data, the data's masked
+    CRC-32C (TensorFlow's record_writer).
+    """
+    with open(path, "rb") as f:
+        while header := f.read(12):
+            if len(header) < 12:
+                raise UnreadableArtifact(f"{path}: truncated TFRecord header")
+            length, length_crc = struct.unpack("<QI", header)
+            if _masked_crc(header[:8]) != length_crc:
+                raise UnreadableArtifact(f"{path}: not a TFRecord file (the length's checksum is wrong)")
+            data = f.read(length)
+            footer = f.read(4)
+            if len(data) < length or len(footer) < 4:
+                raise UnreadableArtifact(f"{path}: truncated TFRecord")
+            if _masked_crc(data) != struct.unpack("<I", footer)[0]:
+                raise UnreadableArtifact(f"{path}: a TFRecord's checksum is wrong")
+            yield data
+
+
+def _evaluation_records(evaluation_uri: str, kind: str) -> list[bytes]:
+    """The records of TFMA's `kind` files (metrics, validations) in an evaluation, as its loaders find
+    them: `<kind>*.tfrecord`, else `<kind>*` (files written without the suffix)."""
+    prefix = os.path.join(glob.escape(evaluation_uri), kind)
+    paths = sorted(glob.glob(prefix + "*.tfrecord")) or sorted(glob.glob(prefix + "*"))
+    return [record for path in paths for record in tfrecords(path)]
+
+
+def load_metrics(evaluation_uri: str) -> list:
+    """TFMA's MetricsForSlice of each slice in an evaluation (what `tfma.load_metrics` reads)."""
+    message = tfma_protos().metrics_for_slice_pb2.MetricsForSlice
+    return [message.FromString(record) for record in _evaluation_records(evaluation_uri, "metrics")]
+
+
+def load_validation_result(evaluation_uri: str):
+    """TFMA's ValidationResult of an evaluation (what `tfma.load_validation_result` reads)."""
+    records = _evaluation_records(evaluation_uri, "validations")
+    if len(records) != 1:
+        raise UnreadableArtifact(f"{evaluation_uri}: expected one validation result, found {len(records)}")
+    return tfma_protos().validation_result_pb2.ValidationResult.FromString(records[0])
+
+
 def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
     """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
-    import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
-
     metrics = {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
+    for slice_metrics in load_metrics(evaluation_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue
         for key_and_value in slice_metrics.metric_keys_and_values:
             key = key_and_value.key
             # With a baseline, TFMA also records the baseline's metrics and the differences.
-            if key.is_diff or (key.model_name == tfma.BASELINE_KEY) != baseline:
+            if key.is_diff or (key.model_name == BASELINE_KEY) != baseline:
                 continue
             if not key_and_value.value.HasField("double_value"):
                 continue
@@ -100,9 +191,7 @@ def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, fl
 
 def blessing_failures(evaluation_uri: str) -> list[str]:
     """Each threshold the candidate missed, from TFMA's validation result: metric, value, threshold, baseline."""
-    import tensorflow_model_analysis as tfma  # Slow to import; loaded only when a run evaluated.
-
-    result = tfma.load_validation_result(evaluation_uri)
+    result = load_validation_result(evaluation_uri)
     if result.validation_ok:
         return []
     candidate = overall_metrics(evaluation_uri)
@@ -119,7 +208,8 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
             threshold = failure.metric_threshold
             if threshold.HasField("change_threshold"):
                 change = threshold.change_threshold
-                bound = "no less" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "no more"
+                higher_is_better = tfma_protos().config_pb2.MetricDirection.HIGHER_IS_BETTER
+                bound = "no less" if change.direction == higher_is_better else "no more"
                 lines.append(
                     f"{name} ({where}) {candidate.get(name, float('nan')):.4f} against the blessed "
                     f"baseline's {baseline.get(name, float('nan')):.4f}: a change of {value:+.4f}, the "

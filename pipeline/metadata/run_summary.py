@@ -15,6 +15,10 @@ from pipeline.configs import PipelineConfig
 from pipeline.metadata import artifact_files, events
 from pipeline.metadata.store import open_store
 
+# The data gate's node id (pipeline/components/data_gate.py), here so that readers of a run recognise a
+# validation run without importing the component (TFX and TFDV).
+DATA_GATE_ID = "DataGate"
+
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "executed",
     metadata_store_pb2.Execution.CACHED: "cached",

@@ -3,8 +3,11 @@ way every part of the project opens it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
+import urllib.parse
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -15,8 +18,39 @@ from pipeline.metadata import mysql
 _TRANSIENT = ("database is locked", "Concurrent", "subset of tables")
 
 
+# A few of the tables ML Metadata creates in a SQLite store; a database with none of them is not one.
+_MLMD_TABLES = ("MLMDEnv", "Type", "Artifact", "Execution", "Context")
+
+
 class StoreMissing(FileNotFoundError):
     """The configuration's SQLite store does not exist (yet): nothing has run against it."""
+
+
+class NotAStore(ValueError):
+    """A path that exists but is not an SQLite ML Metadata store: opening it would turn it into one."""
+
+
+def check_sqlite_store(path: str) -> None:
+    """Raise StoreMissing or NotAStore unless `path` is an SQLite ML Metadata store, reading it only.
+
+    ML Metadata opened on any other file (an empty one, the store's `.lock`, another SQLite database)
+    writes its tables into it; this looks first, through a read-only SQLite connection. A store that a
+    run is creating right now already has some of the tables and passes (its open is retried below).
+    """
+    if not os.path.exists(path):
+        raise StoreMissing(f"no ML Metadata store at {path} (has the pipeline run?)")
+    if not os.path.isfile(path):
+        raise NotAStore(f"{path} is a directory, not an SQLite ML Metadata store")
+    if os.path.getsize(path) == 0:
+        raise NotAStore(f"{path} is an empty file, not an ML Metadata store")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise NotAStore(f"{path} is not an SQLite database, so not an ML Metadata store ({error})") from None
+    if not tables & set(_MLMD_TABLES):
+        raise NotAStore(f"{path} is an SQLite database without ML Metadata's tables, not an ML Metadata store")
 
 
 def connection_config(
@@ -40,17 +74,18 @@ def connection_config(
 def open_store(
     source: PipelineConfig | metadata_store_pb2.ConnectionConfig, readonly: bool = False
 ) -> metadata_store.MetadataStore:
-    """A store that must already exist: reading never creates an empty SQLite file by accident.
+    """A store that must already exist: reading never creates a store, or turns another file into one.
 
-    Raises StoreMissing when a SQLite store is not there. A SQLite store being created or written by a run
-    can refuse a connection for a moment: that is retried.
+    Raises StoreMissing when a SQLite store is not there and NotAStore when its path holds something else
+    (check_sqlite_store). A SQLite store being created or written by a run can refuse a connection for a
+    moment: that is retried.
     """
     if isinstance(source, metadata_store_pb2.ConnectionConfig):
         connection = source
     else:
         connection = connection_config(source, readonly=readonly, create=False)
-    if connection.HasField("sqlite") and not os.path.exists(connection.sqlite.filename_uri):
-        raise StoreMissing(f"no ML Metadata store at {connection.sqlite.filename_uri} (has the pipeline run?)")
+    if connection.HasField("sqlite"):
+        check_sqlite_store(connection.sqlite.filename_uri)
     for attempt in range(5):
         try:
             return metadata_store.MetadataStore(connection)

@@ -43,6 +43,10 @@ ALLOWED = {
         _BENCH,
     ("bench/README.md", ".venv/bin/python -m bench.payload --examples <a run's CsvExampleGen/examples/<id>>"):
         _BENCH + "; it takes a run written as tf.Examples, which the pipeline no longer writes",
+    ("bench/README.md", ".venv/bin/python -m bench.cli --before /path/to/other/checkout --reps 5"):
+        "the `pipeline` command's benchmark: a store of real runs (`make run`), two checkouts, a few minutes of "
+        "calls that would time the suite's load rather than the code; it writes bench/results/cli.json, a "
+        "committed measurement. tests/pipeline/governance/test_cli.py runs each command it times",
 }
 
 

@@ -152,6 +152,39 @@ def test_read_commands_fail_clearly_and_create_nothing(store, tmp_path):
     assert result.returncode == 1 and "has never run against this store" in result.stderr
 
 
+# Loaded only by `pipeline tensorboard`: the other commands read protobufs with protobuf alone.
+_HEAVY = {"tensorflow", "tensorflow_model_analysis", "tensorflow_data_validation", "tfx"}
+
+
+def test_read_commands_load_neither_tensorflow_nor_tfma(store, tmp_path):
+    """Structural, not timed: every module each command imports, from `python -X importtime`."""
+    env, _, _ = store
+    for command in (["runs"], ["lineage", "serving"], ["lineage", "serving", "--format", "json"],
+                    ["blessing", "latest"], ["report", "latest", "-o", str(tmp_path / "run.html")],
+                    ["promote", "no-such-run", "--to", str(tmp_path / "production")], ["rollback", "987654"]):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.governance.cli", *command],
+                                env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode in (0, 1, 3) and "Traceback" not in result.stderr, (command, result.stderr[-2000:])
+        imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+                    if line.startswith("import time:") and "|" in line}
+        assert "pipeline.governance.cli" in imported or "pipeline.governance" in imported, command
+        assert not imported & _HEAVY, (command, sorted(imported & _HEAVY))
+    assert (tmp_path / "run.html").is_file()
+
+
+def test_output_cut_short_by_a_reader_that_stopped_ends_quietly(store):
+    env, _, _ = store
+    # The reader is gone before the first line is written: every write fails (EPIPE).
+    process = subprocess.Popen([CLI, "runs"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0 and err == ""
+    # As a user pipes it; with pipefail the shell reports the command's own status.
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {CLI} runs | head -2"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "" and len(result.stdout.splitlines()) == 2
+
+
 def test_rollback_refuses_a_model_that_was_never_blessed(store, tmp_path):
     env, config, _ = store
     from ml_metadata.proto import metadata_store_pb2

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import re
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -183,3 +184,44 @@ def test_the_change_threshold_shows_the_configured_decrease(max_decrease, shown)
 def test_the_change_threshold_of_a_run_without_a_record_reads_the_eval_config():
     page = report.blessing_section(None, _evaluator(configs.load_config(blessing_max_decrease=0.0)))
     assert "no decrease against the baseline (blessing_max_decrease 0)" in page and "e-10" not in page
+
+
+# --------------------------------------------------------------------------------- anomalies and schema
+
+
+def _table_rows(page: str) -> list[list[str]]:
+    return [[html.unescape(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", page)]
+
+
+def _frame_rows(frame) -> list[list[str]]:
+    """TFDV's table view as rows: its index's name and columns, then each row with its index first."""
+    return [[frame.index.name, *frame.columns]] + [[str(i), *map(str, row)] for i, row in frame.iterrows()]
+
+
+def test_the_curated_schema_is_shown_as_tfdvs_schema_view_shows_it(tmp_path):
+    from tensorflow_data_validation.utils import display_util
+
+    shutil.copy(configs.load_config().schema_path, tmp_path / "schema.pbtxt")
+    features, domains = display_util.get_schema_dataframe(tfdv.load_schema_text(str(tmp_path / "schema.pbtxt")))
+    assert _table_rows(report.schema_section(str(tmp_path))) == _frame_rows(features) + _frame_rows(domains)
+
+
+def test_anomalies_are_shown_as_tfdvs_anomalies_view_shows_them(tmp_path):
+    from tensorflow_data_validation.utils import display_util
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    anomalies = anomalies_pb2.Anomalies()
+    anomalies.anomaly_info["fare"].short_description = "Out-of-range values"
+    anomalies.anomaly_info["fare"].description = "Unexpectedly large value: 1e9."
+    tips = anomalies.anomaly_info["tips"]  # descriptions only in its reasons, as TFDV sometimes writes them
+    tips.reason.add(short_description="Missing column", description="Column dropped")
+    tips.reason.add(short_description="Type mismatch", description="Expected FLOAT")
+    anomalies.dataset_anomaly_info.reason.add(short_description="Low row count", description="Only 3 rows")
+    (tmp_path / "Split-eval").mkdir()
+    (tmp_path / "Split-eval" / "SchemaDiff.pb").write_bytes(anomalies.SerializeToString())
+    (tmp_path / "Split-train").mkdir()
+    (tmp_path / "Split-train" / "SchemaDiff.pb").write_bytes(anomalies_pb2.Anomalies().SerializeToString())
+    page = report.anomalies_section(str(tmp_path))
+    assert _table_rows(page) == _frame_rows(display_util.get_anomalies_dataframe(anomalies))
+    assert "<h3>train</h3><p class=\"ok\">No anomalies against the curated schema.</p>" in page
