@@ -82,14 +82,17 @@ def latest_run_context(
     raise LookupError(f"no execution of {pipeline_name!r} belongs to a pipeline run")
 
 
-def _node_ids(store: metadata_store.MetadataStore, execution_ids: list[int], pipeline_name: str):
+def node_ids(
+    store: metadata_store.MetadataStore, execution_ids, pipeline_name: str
+) -> dict[int, str]:
+    """{execution id: the id of the pipeline node it ran} (`Trainer`...), for executions of a node."""
     node_type = store.get_context_type("node")
-    node_ids = {}
+    found = {}
     for execution_id in execution_ids:
         for context in store.get_contexts_by_execution(execution_id):
             if context.type_id == node_type.id:
-                node_ids[execution_id] = context.name.removeprefix(pipeline_name + ".")
-    return node_ids
+                found[execution_id] = context.name.removeprefix(pipeline_name + ".")
+    return found
 
 
 def component_runs(
@@ -100,7 +103,7 @@ def component_runs(
         store.get_executions_by_context(run_context.id),
         key=lambda e: (e.create_time_since_epoch, e.id),
     )
-    node_ids = _node_ids(store, [e.id for e in executions], pipeline_name)
+    nodes = node_ids(store, [e.id for e in executions], pipeline_name)
     output_events = events.outputs(store, [e.id for e in executions])
     artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in output_events})}
     outputs: dict[int, dict[str, list]] = {e.id: {} for e in executions}
@@ -108,7 +111,7 @@ def component_runs(
         outputs[event.execution_id].setdefault(events.key(event), []).append(artifacts[event.artifact_id])
     return [
         ComponentRun(
-            node_id=node_ids.get(execution.id, "?"),
+            node_id=nodes.get(execution.id, "?"),
             state=_STATE_NAMES.get(execution.last_known_state, "unknown"),
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch)
             / 1000.0,

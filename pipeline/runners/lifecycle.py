@@ -2,10 +2,10 @@
 
 The input check (and a line naming the files the run reads), the engine check, the upstream patches
 (pipeline/upstream), the store's run lock (pipeline/guards/store_lock.py), the clean-up after a run killed
-earlier, the run itself, the run record, the closing summary and the rows-in/rows-out check. A runner whose
-run is one process (local, Beam, and the scheduler, which starts the Beam runner) hands `run` its TFX DAG
-runner. An orchestrator that runs each node as its own task (Airflow, Luigi) runs the same steps as
-tasks: `begin_tasks` first, `node_task` for each node, `end_tasks` last, whatever came before.
+earlier and of recorded outputs whose files are gone, the run itself, the run record, the closing summary
+and the rows-in/rows-out check. A runner whose run is one process (local, Beam, and the scheduler, which
+starts the Beam runner) hands `run` its TFX DAG runner. An orchestrator that runs each node as its own
+task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node, `end_tasks` last, whatever came before.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def run(
 
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
-    run_lock_timeout_s. A run killed earlier is cleaned up first, and a failed run is retried
+    run_lock_timeout_s. A run killed earlier, and recorded outputs whose files are gone, are cleaned up
+    first, and a failed run is retried
     (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
     DataGateError raised: that is the user's data to fix, never retried.
     """
@@ -94,7 +95,7 @@ def run(
     run_input = check_input(config, runner)
     record = run_record.collect(config, runner=runner)
     with store_lock.hold(config, runner):
-        recovery.clean_up_interrupted_runs(config)
+        recovery.clean_up_before_run(config)
         tracker, rejected = recovery.call_with_retries(
             lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s
         )
@@ -130,7 +131,7 @@ def begin_tasks(
     (refused with LockBusy, naming the holder, while another run holds the store)."""
     run_input = check_input(config, runner if log_to_file else None)
     if store_lock.claim(config, runner, run_id):
-        recovery.clean_up_interrupted_runs(config)
+        recovery.clean_up_before_run(config)
     return run_input
 
 
@@ -138,7 +139,7 @@ def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id:
     """One node's task: its launch for `run_id`, renewing the run's lease on the store while it runs."""
     with store_lock.renewing(config, runner, run_id) as fresh:
         if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
-            recovery.clean_up_interrupted_runs(config)
+            recovery.clean_up_before_run(config)
         upstream.install()  # in this task's process, as in the in-process runners'
         node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
 
