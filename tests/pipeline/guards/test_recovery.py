@@ -5,14 +5,18 @@ One sequence of real runs on the sample feeds every test:
 2. a re-run, killed while Trainer executes;
 3. a re-run whose Trainer fails once on purpose and is retried; while it holds the store, a reader
    queries the store, a run allowed to wait 1 s gives up, and a run allowed to wait long waits;
-4. that waiting run then re-runs unchanged, so its blessed model is the one already serving.
+4. that waiting run then re-runs unchanged, so its blessed model is the one already serving;
+5. a clean-up job empties the folder of the data gate's last output (the next gate's drift baseline) and
+   a lost write empties a file of StatisticsGen's cached statistics; a re-run notices both first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +32,7 @@ from pipeline import configs
 from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
 from pipeline.guards import recovery, serving_dir, store_lock
-from pipeline.metadata import run_summary
+from pipeline.metadata import events, run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import FAIL_ONCE, FAIL_ONCE_ENV, PROJECT_ROOT, copy_modules, small_run_env
 
@@ -119,6 +123,21 @@ class Story:
     runs: dict[str, PipelineProcess]
     codes: dict[str, int]
     reader: subprocess.CompletedProcess
+    # The artifacts whose files the fifth run found gone, by what they were: "statistics", "baseline".
+    vanished: dict[str, metadata_store_pb2.Artifact]
+
+
+def lose_files(config: configs.PipelineConfig) -> dict[str, metadata_store_pb2.Artifact]:
+    """What a clean-up job and a lost disk do to the newest run's outputs: the data gate's validated
+    statistics (what the next gate compares with) keep their folder but lose every file in it; one split
+    of StatisticsGen's statistics (cached in that run) is left an empty file."""
+    summary = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name)
+    statistics = summary.component("StatisticsGen").output("statistics")
+    baseline = summary.component(data_gate.DATA_GATE_ID).output(data_gate.VALIDATED_STATISTICS_KEY)
+    for child in Path(baseline.uri).iterdir():
+        shutil.rmtree(child)
+    Path(statistics.uri, "Split-eval", "FeatureStats.pb").write_bytes(b"")
+    return {"statistics": statistics, "baseline": baseline}
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +170,17 @@ def story(tmp_path_factory, sample_data_dir) -> Story:
     for name in ("third", "patient"):
         proc = {"third": third, "patient": patient}[name]
         assert codes[name] == 0, f"{name} run failed:\n{proc.output[-8000:]}"
+    vanished = lose_files(config)
+    after_loss = PipelineProcess(env)
+    codes["after_loss"] = after_loss.finish()
     return Story(
         config=config,
         killed={"Transform": killed_transform, "Trainer": killed_trainer},
         runs={"first": first, "second": second, "third": third, "impatient": impatient,
-              "patient": patient},
+              "patient": patient, "after_loss": after_loss},
         codes=codes,
         reader=reader,
+        vanished=vanished,
     )
 
 
@@ -214,7 +237,9 @@ def test_store_is_consistent_after_the_kills(story):
     }
     inputs = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.INPUT}
     assert inputs <= produced_by_complete
-    for artifact in store.get_artifacts_by_id(inputs):
+    # Live, but for those the last run found without their files (test_outputs_whose_files_are_gone...).
+    lost = {a.id for a in story.vanished.values()}
+    for artifact in store.get_artifacts_by_id(inputs - lost):
         assert artifact.state == metadata_store_pb2.Artifact.LIVE
     with sqlite3.connect(f"file:{story.config.metadata_path}?mode=ro", uri=True) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -222,7 +247,8 @@ def test_store_is_consistent_after_the_kills(story):
 
 def test_reruns_reuse_everything_cached_upstream(story):
     runs = _runs_in_order(_store(story.config), story.config)
-    assert len(runs) == 5  # killed, killed, failed attempt, its retry, the patient run
+    # killed, killed, failed attempt, its retry, the patient run, the run after files were lost
+    assert len(runs) == 6
     completed: set[str] = set()
     # Up to the retry; the patient run is checked below.
     for earlier, later in zip(runs[:3], runs[1:4]):
@@ -301,3 +327,42 @@ def test_configuration_errors_are_never_retried():
     with pytest.raises(configs.ConfigError):
         recovery.call_with_retries(attempt, retries=3, backoff_s=0)
     assert calls == [1]
+
+
+def test_outputs_whose_files_are_gone_are_made_again_before_anything_uses_them(story):
+    output = story.runs["after_loss"].output
+    assert story.codes["after_loss"] == 0, output[-8000:]
+    statistics, baseline = story.vanished["statistics"], story.vanished["baseline"]
+    # One line per artifact: the node that wrote it, its type, its URI and what is wrong.
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Recorded outputs whose files are gone"))
+    assert lines[header] == (
+        "Recorded outputs whose files are gone, empty or changed; marked deleted in ML Metadata, so the "
+        "components that wrote them run again, and so does every component that reads their new outputs:"
+    )
+    # Only these two: nothing the earlier runs left whole is reported.
+    assert list(itertools.takewhile(lambda line: line.startswith("  "), lines[header + 1:])) == [
+        f"  StatisticsGen: ExampleStatistics {statistics.uri} (Split-eval/FeatureStats.pb is empty)",
+        f"  DataGate: ExampleStatistics {baseline.uri} (Split-train/FeatureStats.pb is missing)",
+    ]
+    store = _store(story.config)
+    for artifact in store.get_artifacts_by_id([statistics.id, baseline.id]):
+        assert artifact.state == metadata_store_pb2.Artifact.DELETED
+        assert "marked by a later run" in artifact.custom_properties[recovery.VANISHED_PROPERTY].string_value
+    runs = _runs_in_order(store, story.config)
+    states = _states(runs[-1])
+    # StatisticsGen runs again and so does every node that reads statistics; the nodes upstream of it,
+    # and those that read none (Transform onwards: examples, schema, graph and model are intact), do not.
+    assert {n: states[n] for n in ("StatisticsGen", "SchemaGen", "ExampleValidator", data_gate.DATA_GATE_ID)} == {
+        n: "executed" for n in ("StatisticsGen", "SchemaGen", "ExampleValidator", data_gate.DATA_GATE_ID)}
+    cached = {"CsvExampleGen", "CuratedSchemaImporter", "Transform", "Trainer", "Evaluator", "Pusher"}
+    assert {n: states[n] for n in cached} == {n: "cached" for n in cached}
+    gate = next(c for c in runs[-1] if c.node_id == data_gate.DATA_GATE_ID).execution
+    read = {events.key(e): e.artifact_id for e in events.inputs(store, [gate.id])}
+    # The gate compared with the newest baseline that still has its files, and read the new statistics.
+    assert read["baseline_statistics"] not in (baseline.id, statistics.id)
+    assert read["statistics"] != statistics.id
+    [used] = store.get_artifacts_by_id([read["baseline_statistics"]])
+    assert used.state == metadata_store_pb2.Artifact.LIVE
+    # A further run would find nothing more to retire.
+    assert recovery.retire_vanished_outputs(store, story.config.pipeline_name) == []
