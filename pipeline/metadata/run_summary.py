@@ -66,7 +66,8 @@ def latest_run_context(
     """The newest `pipeline_run` context that holds executions of `pipeline_name`.
 
     Rollbacks and promotions are executions of the pipeline outside any run, so the newest execution
-    need not be in a run: the newest one that is decides.
+    need not be in a run: the newest one that is decides. Newest by id, which grows with each write:
+    execution times follow the clock, which can step back.
     """
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_context is None:
@@ -75,7 +76,7 @@ def latest_run_context(
     executions = store.get_executions_by_context(pipeline_context.id)
     if not executions:
         raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
-    for execution in sorted(executions, key=lambda e: (e.create_time_since_epoch, e.id), reverse=True):
+    for execution in sorted(executions, key=lambda e: e.id, reverse=True):
         for context in store.get_contexts_by_execution(execution.id):
             if context.type_id == run_type.id:
                 return context
@@ -98,11 +99,8 @@ def node_ids(
 def component_runs(
     store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context, pipeline_name: str
 ) -> list[ComponentRun]:
-    """One entry per execution in the run, in the order they started."""
-    executions = sorted(
-        store.get_executions_by_context(run_context.id),
-        key=lambda e: (e.create_time_since_epoch, e.id),
-    )
+    """One entry per execution in the run, in the order they started (by id, as the clock can step back)."""
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
     nodes = node_ids(store, [e.id for e in executions], pipeline_name)
     output_events = events.outputs(store, [e.id for e in executions])
     artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in output_events})}

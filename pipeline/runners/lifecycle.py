@@ -21,7 +21,7 @@ from pipeline import configs, inputs, logs, upstream
 from pipeline.beam import profiles
 from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
-from pipeline.metadata import run_record, run_summary
+from pipeline.metadata import run_names, run_record, run_summary
 from pipeline.runners import node_launch, progress
 from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import artifact_files
@@ -167,17 +167,33 @@ def end_tasks(config: configs.PipelineConfig, runner: str, run_id: str) -> run_s
 def _run_once(
     dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput, stop_after: str | None = None
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
+    run_id = run_names.new_run_id(config)
     with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
         try:
             definition = pipeline_definition.create_pipeline(config, run_input=run_input)
-            if stop_after:
-                dag_runner.run(definition, run_options=tfx_pipeline.RunOptions(to_nodes=[stop_after]))
-            else:
-                dag_runner.run(definition)
+            run_options = tfx_pipeline.RunOptions(to_nodes=[stop_after]) if stop_after else None
+            _run_named(dag_runner, run_id, definition, run_options)
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error
     return tracker, None
+
+
+def _run_named(dag_runner, run_id: str, definition, run_options) -> None:
+    """dag_runner.run(definition) as the run `run_id` (pipeline/metadata/run_names.py).
+
+    TFX's LocalDagRunner and BeamDagRunner name the run from the clock inside `run_with_ir`, where the IR
+    still holds the run id as a runtime parameter; they are handed an IR already bound to `run_id`. The
+    call stays `run`, which `tfx pipeline create` intercepts to read the pipeline without running it.
+    """
+    run_with_ir = dag_runner.run_with_ir
+    dag_runner.run_with_ir = lambda ir, run_options=None, **kwargs: run_with_ir(
+        node_launch.for_run(ir, run_id), run_options=run_options, **kwargs
+    )
+    try:
+        dag_runner.run(definition, run_options=run_options)
+    finally:
+        del dag_runner.run_with_ir
 
 
 def parse_args(argv: Sequence[str], description: str) -> argparse.Namespace:
