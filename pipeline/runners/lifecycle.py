@@ -5,7 +5,8 @@ The input check (and a line naming the files the run reads), the engine check, t
 earlier and of recorded outputs whose files are gone, the run itself, the run record, the closing summary
 and the rows-in/rows-out check. A runner whose run is one process (local, Beam, and the scheduler, which
 starts the Beam runner) hands `run` its TFX DAG runner. An orchestrator that runs each node as its own
-task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node, `end_tasks` last, whatever came before.
+task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node,
+`end_tasks` last, whatever came before.
 """
 
 from __future__ import annotations

@@ -414,4 +414,5 @@ def test_a_run_started_when_the_clock_stepped_back_has_its_own_name_and_is_the_n
     # The run's record went onto its own context, not onto the first run's (killed: never recorded).
     assert run_record.read_record(contexts[-1])["runner"] == "local"
     assert not run_record.read_record(contexts[0])
-    assert run_summary.summarize_latest_run(connection_config(story.config), story.config.pipeline_name).run_id == names[-1]
+    newest = run_summary.summarize_latest_run(connection_config(story.config), story.config.pipeline_name)
+    assert newest.run_id == names[-1]
