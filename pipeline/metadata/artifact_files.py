@@ -38,8 +38,9 @@ _PAYLOADS: dict[str, tuple[tuple[str, ...], ...]] = {
     "ModelBlessing": (("BLESSED", "NOT_BLESSED"),),
 }
 _EMPTY_BY_DESIGN = {"ModelBlessing"}
-# Recorded on the curated schema's artifact (pipeline/components/curated_schema.py): its file's SHA-256.
-_SCHEMA_SHA256 = "schema_sha256"
+# The Schema artifact property CuratedSchemaImporter writes: its file's SHA-256
+# (curated_schema.SCHEMA_SHA256_KEY; that module loads TFX, which readers of the store never need).
+SCHEMA_SHA256_PROPERTY = "schema_sha256"
 _SCHEMA_FILE = "schema.pbtxt"
 
 
@@ -73,8 +74,8 @@ def unusable(artifact: metadata_store_pb2.Artifact, type_name: str) -> str | Non
                 empty = [path for path in found if fileio.stat(path).length == 0]
                 if empty:
                     return f"{os.path.relpath(empty[0], uri)} is empty"
-    if _SCHEMA_SHA256 in artifact.custom_properties:
-        recorded = artifact.custom_properties[_SCHEMA_SHA256].string_value
+    if SCHEMA_SHA256_PROPERTY in artifact.custom_properties:
+        recorded = artifact.custom_properties[SCHEMA_SHA256_PROPERTY].string_value
         with fileio.open(os.path.join(uri, _SCHEMA_FILE), "rb") as f:
             now = hashlib.sha256(f.read()).hexdigest()
         if now != recorded:

@@ -3,8 +3,9 @@
 A run's name is its `pipeline_run` context in ML Metadata: two runs with one name would be one run there,
 their executions mixed. TFX's runners name a run by the clock alone (the local runner
 `2026-12-06T20:01:12.205971`, the Beam runner `20261206-200156.873884`), so a clock stepped back (NTP, a
-restored VM) can give a name already taken. Every runner here names its runs with `new_run_id`: the local
-runner's form, with `_2`, `_3`... added when the name is taken in the store or in this process. Which run
+restored VM) can give a name already taken. The local, Beam and Luigi runners name their runs with
+`new_run_id` (Airflow's run ids are Airflow's, unique per DAG): the local runner's form, with `_2`,
+`_3`... added when the name is taken in the store or in this process. Which run
 is newest is never read from names or times but from MLMD's ids, which grow with each write whatever the
 clock does (pipeline/governance/runs.py).
 """
