@@ -9,8 +9,8 @@ executions FAILED, with the reason, and deletes the half-written output folders.
 
 Outputs recorded as complete can lose their files later (a clean-up job, a lost disk). TFX's cache checks
 only that a cached output's folder exists, and its input resolution none of that, so an emptied folder
-was handed downstream and a later component failed on a missing file. The same run, before anything
-starts, checks every live output of the pipeline (pipeline/metadata/artifact_files.py's `unusable`)
+was handed downstream and a later component failed on a missing file. The next run, before anything
+starts, checks every live output of the pipeline's nodes (pipeline/metadata/artifact_files.py's `unusable`)
 and marks those it cannot use DELETED: TFX then takes neither as a cache hit nor as a resolver's input,
 so the component that made one runs again, and so does every component that reads its new output.
 
@@ -98,18 +98,20 @@ def retire_vanished_outputs(store: metadata_store.MetadataStore, pipeline_name: 
     """Mark DELETED the pipeline's live outputs whose files are gone, empty or changed, so that no run
     takes them from the cache or resolves them as inputs again.
 
-    Call only while holding the run lock (no run is writing outputs). Returns one line per artifact:
+    Only the outputs of the pipeline's nodes, the ones TFX caches and resolves: a rollback's or promotion's
+    record points into a serving directory, whose versions come and go by retention. Call only while
+    holding the run lock (no run is writing outputs). Returns one line per artifact:
     "<node>: <type> <uri> (<what is wrong>)", the node being the one that first wrote it.
     """
-    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_context is None:
-        return []
-    finished = [
-        e.id for e in store.get_executions_by_context(pipeline_context.id)
-        if e.last_known_state in (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-    ]
+    prefix = pipeline_name + "."
+    node_of = {
+        execution.id: context.name.removeprefix(prefix)
+        for context in store.get_contexts_by_type("node") if context.name.startswith(prefix)
+        for execution in store.get_executions_by_context(context.id)
+        if execution.last_known_state in (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+    }
     live = [
-        a for a in store.get_artifacts_by_id({e.artifact_id for e in events.outputs(store, finished)})
+        a for a in store.get_artifacts_by_id({e.artifact_id for e in events.outputs(store, node_of)})
         if a.state == metadata_store_pb2.Artifact.LIVE
     ]
     type_names = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in live}))}
@@ -117,13 +119,12 @@ def retire_vanished_outputs(store: metadata_store.MetadataStore, pipeline_name: 
     if not gone:
         return []
     producers = events.producers(store, [a.id for a, _ in gone])
-    nodes = run_summary.node_ids(store, set(producers.values()), pipeline_name)
     noticed = _noticed()
     found = []
     for artifact, why in sorted(gone, key=lambda item: item[0].id):
         artifact.state = metadata_store_pb2.Artifact.DELETED
         artifact.custom_properties[VANISHED_PROPERTY].string_value = f"{why}; {noticed}"
-        node_id = nodes.get(producers.get(artifact.id), "?")
+        node_id = node_of.get(producers.get(artifact.id), "?")
         found.append(f"{node_id}: {type_names[artifact.type_id]} {artifact.uri} ({why})")
     store.put_artifacts([artifact for artifact, _ in gone])
     return found
