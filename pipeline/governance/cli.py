@@ -158,9 +158,10 @@ def _who(record: dict) -> str:
 
 
 def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo], promotions: list[RollbackInfo] = ()) -> str:
-    entries = [(r.started_ms, "run", r) for r in runs] + [
-        (r.execution.create_time_since_epoch, "rollback", r) for r in rollbacks
-    ] + [(p.execution.create_time_since_epoch, "promotion", p) for p in promotions]
+    # Newest first by MLMD's execution ids (pipeline/governance/runs.py), not by the clock.
+    entries = [(r.first_execution_id, "run", r) for r in runs] + [
+        (r.execution.id, "rollback", r) for r in rollbacks
+    ] + [(p.execution.id, "promotion", p) for p in promotions]
     lines = []
     for _, kind, item in sorted(entries, key=lambda e: e[0], reverse=True):
         if kind == "run":

@@ -1,7 +1,9 @@
 """Which runs happened and what each did, and the rollbacks between them: read from ML Metadata.
 
 Everything in governance/ is read from the store and the serving directory, never from a runner's
-memory, so the answers are the same whichever orchestrator wrote the store.
+memory, so the answers are the same whichever orchestrator wrote the store. What came first is read from
+MLMD's execution ids, which grow with each write, never from clock times or run names: a clock stepped
+back, or two runs started in one millisecond, leave the newest run first.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class RunInfo:
     name: str
     context_id: int
     started_ms: int
+    # The id of its first execution: orders runs, rollbacks and promotions by when they started.
+    first_execution_id: int
     seconds: float
     status: str
     components: list[run_summary.ComponentRun]
@@ -124,6 +128,7 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
                 name=context.name,
                 context_id=context.id,
                 started_ms=start,
+                first_execution_id=min(c.execution.id for c in components),
                 seconds=(end - start) / 1000.0,
                 status=status,
                 components=components,
@@ -132,7 +137,7 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
                 pushed_version=pushed_version,
             )
         )
-    return sorted(runs, key=lambda r: r.started_ms, reverse=True)
+    return sorted(runs, key=lambda r: r.first_execution_id, reverse=True)
 
 
 def list_rollbacks(store: metadata_store.MetadataStore, type_name: str = ROLLBACK_TYPE) -> list[RollbackInfo]:
@@ -146,7 +151,7 @@ def list_rollbacks(store: metadata_store.MetadataStore, type_name: str = ROLLBAC
         pushed_id = next((e.artifact_id for e in events.outputs(store, [execution.id])), None)
         pushed = store.get_artifacts_by_id([pushed_id])[0] if pushed_id else None
         found.append(RollbackInfo(execution, model_id, pushed))
-    return sorted(found, key=lambda r: r.execution.create_time_since_epoch, reverse=True)
+    return sorted(found, key=lambda r: r.execution.id, reverse=True)
 
 
 def _has_execution_type(store, name: str) -> bool:

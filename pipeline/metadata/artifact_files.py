@@ -1,17 +1,21 @@
 """What TFX's artifacts hold, read from their files: statistics, anomalies, evaluation metrics and the
-Evaluator's reasons. Every reader of artifact contents (the closing summary, the data gate, the report,
-the notebook, the `pipeline` command) goes through here.
+Evaluator's reasons; and whether a recorded output's files can still be used (`unusable`). Every reader of
+artifact contents (the closing summary, the data gate, the report, the notebook, the `pipeline` command)
+goes through here.
 
-Nothing here imports TensorFlow, TFDV or TFMA: the files are protobufs (TFMA's in TFRecord files), read
-with protobuf alone, so that a command that only shows them starts in a second, not ten.
+What the `pipeline` command reads imports neither TensorFlow, TFDV nor TFMA: the files are protobufs
+(TFMA's in TFRecord files), read with protobuf alone, so that a command that only shows them starts in a
+second, not ten. Only `unusable`, which a run calls, loads TensorFlow's file systems (for gs:// and such).
 """
 
 from __future__ import annotations
 
 import functools
 import glob
+import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import struct
 import sys
@@ -37,6 +41,78 @@ def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> int | None
         if name in properties:
             return properties[name].int_value
     return None
+
+
+# What an artifact of each type cannot be used without, relative to its URI: each entry lists the paths
+# (globs) of which one must match, and every file matched must be non-empty. `{split}` stands for each
+# split the artifact records (its `split_names`). A type not listed needs its URI to exist, no more.
+_PAYLOADS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Examples": (("Split-{split}/*",),),
+    "ExampleStatistics": (("Split-{split}/FeatureStats.pb",),),
+    "ExampleAnomalies": (("Split-{split}/SchemaDiff.pb",),),
+    "Schema": (("schema.pbtxt",),),
+    "TransformGraph": (("transform_fn/saved_model.pb",), ("transformed_metadata/schema.pbtxt",)),
+    "Model": (("Format-Serving/saved_model.pb",),),
+    "ModelEvaluation": (("eval_config.json",),),
+    # A model the Pusher pushed is copied here too; one it did not push leaves the folder empty.
+    "PushedModel": (("saved_model.pb",),),
+    # The Evaluator's verdict is the name of an empty file.
+    "ModelBlessing": (("BLESSED", "NOT_BLESSED"),),
+}
+_EMPTY_BY_DESIGN = {"ModelBlessing"}
+# The Schema artifact property CuratedSchemaImporter writes: its file's SHA-256
+# (curated_schema.SCHEMA_SHA256_KEY; that module loads TFX, which readers of the store never need).
+SCHEMA_SHA256_PROPERTY = "schema_sha256"
+_SCHEMA_FILE = "schema.pbtxt"
+
+
+def unusable(artifact: metadata_store_pb2.Artifact, type_name: str) -> str | None:
+    """Why the artifact's files can no longer be used (gone, empty, or not what was recorded), or None.
+
+    Cheap by design, as it runs before every run on every recorded output: the URI exists, the files its
+    type needs exist and are non-empty (_PAYLOADS), and where the artifact records a hash (the curated
+    schema's `schema_sha256`), the file still has it. A file cut short but not empty, in an artifact with
+    no recorded hash, passes: reading every byte of every output before each run would cost more than
+    the run.
+    """
+    from tfx.dsl.io import fileio  # Loads TensorFlow's file systems (gs://...): only runs need it.
+
+    uri = artifact.uri
+    if not uri or not fileio.exists(uri):
+        return "its folder is gone"
+    if type_name == "PushedModel" and int_property(artifact, "pushed") != 1:
+        return None
+    splits = _split_names(artifact)
+    for alternatives in _PAYLOADS.get(type_name, ()):
+        for split in splits if any("{split}" in a for a in alternatives) else [None]:
+            patterns = [a.format(split=split) if split else a for a in alternatives]
+            found = [
+                path for pattern in patterns for path in fileio.glob(os.path.join(uri, pattern))
+                if not fileio.isdir(path)
+            ]
+            if not found:
+                return f"{' or '.join(patterns)} is missing"
+            if type_name not in _EMPTY_BY_DESIGN:
+                empty = [path for path in found if fileio.stat(path).length == 0]
+                if empty:
+                    return f"{os.path.relpath(empty[0], uri)} is empty"
+    if SCHEMA_SHA256_PROPERTY in artifact.custom_properties:
+        recorded = artifact.custom_properties[SCHEMA_SHA256_PROPERTY].string_value
+        with fileio.open(os.path.join(uri, _SCHEMA_FILE), "rb") as f:
+            now = hashlib.sha256(f.read()).hexdigest()
+        if now != recorded:
+            return f"{_SCHEMA_FILE} changed since it was recorded (sha256 {recorded[:12]} then, {now[:12]} now)"
+    return None
+
+
+def _split_names(artifact: metadata_store_pb2.Artifact) -> list[str]:
+    """The splits the artifact records (TFX's `split_names`, a JSON list); ["*"] when it records none."""
+    for properties in (artifact.properties, artifact.custom_properties):
+        if "split_names" in properties:
+            names = json.loads(properties["split_names"].string_value or "[]")
+            if names:
+                return names
+    return ["*"]
 
 
 def _per_split(uri: str, file_name: str, message_type):

@@ -30,9 +30,7 @@ from pipeline.metadata.store import open_store
 
 # Every recorded property starts with this prefix, apart from TFX's own.
 PREFIX = "record_"
-# The Schema artifact property CuratedSchemaImporter writes (curated_schema.SCHEMA_SHA256_KEY; that module
-# loads TFX, which readers of the store such as `pipeline` never need).
-SCHEMA_SHA256_PROPERTY = "schema_sha256"
+SCHEMA_SHA256_PROPERTY = artifact_files.SCHEMA_SHA256_PROPERTY
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -70,7 +70,8 @@ def latest_run_context(
     """The newest `pipeline_run` context that holds executions of `pipeline_name`.
 
     Rollbacks and promotions are executions of the pipeline outside any run, so the newest execution
-    need not be in a run: the newest one that is decides.
+    need not be in a run: the newest one that is decides. Newest by id, which grows with each write:
+    execution times follow the clock, which can step back.
     """
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_context is None:
@@ -79,32 +80,32 @@ def latest_run_context(
     executions = store.get_executions_by_context(pipeline_context.id)
     if not executions:
         raise LookupError(f"pipeline {pipeline_name!r} has no recorded run")
-    for execution in sorted(executions, key=lambda e: (e.create_time_since_epoch, e.id), reverse=True):
+    for execution in sorted(executions, key=lambda e: e.id, reverse=True):
         for context in store.get_contexts_by_execution(execution.id):
             if context.type_id == run_type.id:
                 return context
     raise LookupError(f"no execution of {pipeline_name!r} belongs to a pipeline run")
 
 
-def _node_ids(store: metadata_store.MetadataStore, execution_ids: list[int], pipeline_name: str):
+def node_ids(
+    store: metadata_store.MetadataStore, execution_ids, pipeline_name: str
+) -> dict[int, str]:
+    """{execution id: the id of the pipeline node it ran} (`Trainer`...), for executions of a node."""
     node_type = store.get_context_type("node")
-    node_ids = {}
+    found = {}
     for execution_id in execution_ids:
         for context in store.get_contexts_by_execution(execution_id):
             if context.type_id == node_type.id:
-                node_ids[execution_id] = context.name.removeprefix(pipeline_name + ".")
-    return node_ids
+                found[execution_id] = context.name.removeprefix(pipeline_name + ".")
+    return found
 
 
 def component_runs(
     store: metadata_store.MetadataStore, run_context: metadata_store_pb2.Context, pipeline_name: str
 ) -> list[ComponentRun]:
-    """One entry per execution in the run, in the order they started."""
-    executions = sorted(
-        store.get_executions_by_context(run_context.id),
-        key=lambda e: (e.create_time_since_epoch, e.id),
-    )
-    node_ids = _node_ids(store, [e.id for e in executions], pipeline_name)
+    """One entry per execution in the run, in the order they started (by id, as the clock can step back)."""
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
+    nodes = node_ids(store, [e.id for e in executions], pipeline_name)
     output_events = events.outputs(store, [e.id for e in executions])
     artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in output_events})}
     outputs: dict[int, dict[str, list]] = {e.id: {} for e in executions}
@@ -112,7 +113,7 @@ def component_runs(
         outputs[event.execution_id].setdefault(events.key(event), []).append(artifacts[event.artifact_id])
     return [
         ComponentRun(
-            node_id=node_ids.get(execution.id, "?"),
+            node_id=nodes.get(execution.id, "?"),
             state=_STATE_NAMES.get(execution.last_known_state, "unknown"),
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch)
             / 1000.0,

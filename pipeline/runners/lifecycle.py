@@ -2,10 +2,11 @@
 
 The input check (and a line naming the files the run reads), the engine check, the upstream patches
 (pipeline/upstream), the store's run lock (pipeline/guards/store_lock.py), the clean-up after a run killed
-earlier, the run itself, the run record, the closing summary and the rows-in/rows-out check. A runner whose
-run is one process (local, Beam, and the scheduler, which starts the Beam runner) hands `run` its TFX DAG
-runner. An orchestrator that runs each node as its own task (Airflow, Luigi) runs the same steps as
-tasks: `begin_tasks` first, `node_task` for each node, `end_tasks` last, whatever came before.
+earlier and of recorded outputs whose files are gone, the run itself, the run record, the closing summary
+and the rows-in/rows-out check. A runner whose run is one process (local, Beam, and the scheduler, which
+starts the Beam runner) hands `run` its TFX DAG runner. An orchestrator that runs each node as its own
+task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node,
+`end_tasks` last, whatever came before.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pipeline import configs, inputs, logs, upstream
 from pipeline.beam import profiles
 from pipeline.components import data_gate
 from pipeline.guards import input_checks, recovery, store_lock
-from pipeline.metadata import run_record, run_summary
+from pipeline.metadata import run_names, run_record, run_summary
 from pipeline.runners import node_launch, progress
 from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import artifact_files
@@ -86,7 +87,8 @@ def run(
 
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
-    run_lock_timeout_s. A run killed earlier is cleaned up first, and a failed run is retried
+    run_lock_timeout_s. A run killed earlier, and recorded outputs whose files are gone, are cleaned up
+    first, and a failed run is retried
     (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
     DataGateError raised: that is the user's data to fix, never retried.
     """
@@ -94,7 +96,7 @@ def run(
     run_input = check_input(config, runner)
     record = run_record.collect(config, runner=runner)
     with store_lock.hold(config, runner):
-        recovery.clean_up_interrupted_runs(config)
+        recovery.clean_up_before_run(config)
         tracker, rejected = recovery.call_with_retries(
             lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s
         )
@@ -130,7 +132,7 @@ def begin_tasks(
     (refused with LockBusy, naming the holder, while another run holds the store)."""
     run_input = check_input(config, runner if log_to_file else None)
     if store_lock.claim(config, runner, run_id):
-        recovery.clean_up_interrupted_runs(config)
+        recovery.clean_up_before_run(config)
     return run_input
 
 
@@ -138,7 +140,7 @@ def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id:
     """One node's task: its launch for `run_id`, renewing the run's lease on the store while it runs."""
     with store_lock.renewing(config, runner, run_id) as fresh:
         if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
-            recovery.clean_up_interrupted_runs(config)
+            recovery.clean_up_before_run(config)
         upstream.install()  # in this task's process, as in the in-process runners'
         node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
 
@@ -166,17 +168,33 @@ def end_tasks(config: configs.PipelineConfig, runner: str, run_id: str) -> run_s
 def _run_once(
     dag_runner, config: configs.PipelineConfig, run_input: inputs.RunInput, stop_after: str | None = None
 ) -> tuple[progress.ComponentProgress, data_gate.DataGateError | None]:
+    run_id = run_names.new_run_id(config)
     with progress.component_progress(interval_s=config.progress_interval_s) as tracker:
         try:
             definition = pipeline_definition.create_pipeline(config, run_input=run_input)
-            if stop_after:
-                dag_runner.run(definition, run_options=tfx_pipeline.RunOptions(to_nodes=[stop_after]))
-            else:
-                dag_runner.run(definition)
+            run_options = tfx_pipeline.RunOptions(to_nodes=[stop_after]) if stop_after else None
+            _run_named(dag_runner, run_id, definition, run_options)
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error
     return tracker, None
+
+
+def _run_named(dag_runner, run_id: str, definition, run_options) -> None:
+    """dag_runner.run(definition) as the run `run_id` (pipeline/metadata/run_names.py).
+
+    TFX's LocalDagRunner and BeamDagRunner name the run from the clock inside `run_with_ir`, where the IR
+    still holds the run id as a runtime parameter; they are handed an IR already bound to `run_id`. The
+    call stays `run`, which `tfx pipeline create` intercepts to read the pipeline without running it.
+    """
+    run_with_ir = dag_runner.run_with_ir
+    dag_runner.run_with_ir = lambda ir, run_options=None, **kwargs: run_with_ir(
+        node_launch.for_run(ir, run_id), run_options=run_options, **kwargs
+    )
+    try:
+        dag_runner.run(definition, run_options=run_options)
+    finally:
+        del dag_runner.run_with_ir
 
 
 def parse_args(argv: Sequence[str], description: str) -> argparse.Namespace:

@@ -27,7 +27,7 @@ import luigi
 
 from pipeline import configs, logs
 from pipeline.guards import store_lock
-from pipeline.metadata import run_record
+from pipeline.metadata import run_names, run_record
 from pipeline.metadata.store import connection_config, open_store
 from pipeline.runners import lifecycle, node_launch, progress
 # isort: on
@@ -90,7 +90,7 @@ class Pipeline(luigi.Task):
 
     task_namespace = "tfx"
     # A fresh id per process; pass the id of an unfinished run to resume it.
-    run_id = luigi.Parameter(default=node_launch.new_run_id())
+    run_id = luigi.Parameter(default=run_names.new_run_id())
 
     def requires(self):
         node_ids = node_launch.upstream_node_ids(node_launch.compile_pipeline(_config()))
@@ -124,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id")
     run_id = parser.parse_known_args(argv)[0].run_id
     if run_id is None:
-        run_id = node_launch.new_run_id()
+        run_id = run_names.new_run_id(config)
         argv += ["--run-id", run_id]
     # The CheckInput task's work, done here so that bad input or a busy store stops the command with one
     # line before Luigi starts; the task is then complete (`luigi --module` runs do it in the task).

@@ -12,7 +12,6 @@ the record) is pipeline/runners/lifecycle.py's.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import os
 
@@ -31,11 +30,6 @@ from pipeline.metadata.store import open_store
 
 # Execution states that mean "this node is done for the run" (a cache hit is done too).
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-
-
-def new_run_id() -> str:
-    """A run id in the local runner's form (an ISO timestamp), unique per second or better."""
-    return datetime.datetime.now().isoformat()
 
 
 @functools.lru_cache(maxsize=4)

@@ -62,8 +62,9 @@ def recorded_runs(config: configs.PipelineConfig) -> list[dict]:
         if not record.get("config"):
             continue
         if json.loads(record["config"]).get("pipeline_name") == config.pipeline_name:
-            records.append({**record, "_created": context.create_time_since_epoch})
-    return sorted(records, key=lambda r: r["_created"])
+            records.append({**record, "_context_id": context.id})
+    # Oldest first, by MLMD's ids: they grow with each write, whatever the clock does.
+    return sorted(records, key=lambda r: r["_context_id"])
 
 
 def new_data(config: configs.PipelineConfig) -> tuple[bool, inputs.RunInput | None]:

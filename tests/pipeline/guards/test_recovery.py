@@ -5,14 +5,20 @@ One sequence of real runs on the sample feeds every test:
 2. a re-run, killed while Trainer executes;
 3. a re-run whose Trainer fails once on purpose and is retried; while it holds the store, a reader
    queries the store, a run allowed to wait 1 s gives up, and a run allowed to wait long waits;
-4. that waiting run then re-runs unchanged, so its blessed model is the one already serving.
+4. that waiting run then re-runs unchanged, so its blessed model is the one already serving;
+5. a clean-up job empties the folder of the data gate's last output (the next gate's drift baseline) and
+   a lost write empties a file of StatisticsGen's cached statistics; a re-run notices both first;
+6. the clock steps back to the very microsecond the first run started, and a run starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import itertools
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +34,7 @@ from pipeline import configs
 from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
 from pipeline.guards import recovery, serving_dir, store_lock
-from pipeline.metadata import run_summary
+from pipeline.metadata import events, run_record, run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import FAIL_ONCE, FAIL_ONCE_ENV, PROJECT_ROOT, copy_modules, small_run_env
 
@@ -42,12 +48,26 @@ UPSTREAM_OF_TRAINER = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "CuratedSc
                        "ExampleValidator", "Transform"}
 
 
-class PipelineProcess:
-    """The local runner as a user starts it, with its output collected line by line."""
+# The local runner, its clock for run names (pipeline/metadata/run_names.py) stopped at an instant.
+RUNNER_AT_INSTANT = """
+import datetime, sys
+from pipeline.metadata import run_names
+run_names.now = lambda: datetime.datetime.fromisoformat(sys.argv[1])
+from pipeline.runners import local_runner
+sys.exit(local_runner.main([]))
+"""
 
-    def __init__(self, env: dict[str, str]) -> None:
+
+class PipelineProcess:
+    """The local runner as a user starts it, with its output collected line by line; with `clock`, at
+    that instant."""
+
+    def __init__(self, env: dict[str, str], clock: str | None = None) -> None:
+        command = [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")]
+        if clock is not None:
+            command = [sys.executable, "-c", RUNNER_AT_INSTANT, clock]
         self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")],
+            command,
             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
@@ -119,6 +139,24 @@ class Story:
     runs: dict[str, PipelineProcess]
     codes: dict[str, int]
     reader: subprocess.CompletedProcess
+    # The artifacts whose files the fifth run found gone, by what they were: "statistics", "baseline".
+    vanished: dict[str, metadata_store_pb2.Artifact]
+    # The name of the first run, whose start the clock stepped back to, and `pipeline runs` after that.
+    first_run_name: str
+    listed: subprocess.CompletedProcess
+
+
+def lose_files(config: configs.PipelineConfig) -> dict[str, metadata_store_pb2.Artifact]:
+    """What a clean-up job and a lost disk do to the newest run's outputs: the data gate's validated
+    statistics (what the next gate compares with) keep their folder but lose every file in it; one split
+    of StatisticsGen's statistics (cached in that run) is left an empty file."""
+    summary = run_summary.summarize_latest_run(connection_config(config), config.pipeline_name)
+    statistics = summary.component("StatisticsGen").output("statistics")
+    baseline = summary.component(data_gate.DATA_GATE_ID).output(data_gate.VALIDATED_STATISTICS_KEY)
+    for child in Path(baseline.uri).iterdir():
+        shutil.rmtree(child)
+    Path(statistics.uri, "Split-eval", "FeatureStats.pb").write_bytes(b"")
+    return {"statistics": statistics, "baseline": baseline}
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +189,25 @@ def story(tmp_path_factory, sample_data_dir) -> Story:
     for name in ("third", "patient"):
         proc = {"third": third, "patient": patient}[name]
         assert codes[name] == 0, f"{name} run failed:\n{proc.output[-8000:]}"
+    vanished = lose_files(config)
+    after_loss = PipelineProcess(env)
+    codes["after_loss"] = after_loss.finish()
+    store = open_store(connection_config(config))
+    first_run_name = min(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id).name
+    stepped_back = PipelineProcess(env, clock=first_run_name)
+    codes["stepped_back"] = stepped_back.finish()
+    listed = subprocess.run([CLI, "runs", "--format", "json"], env=env, capture_output=True, text=True,
+                            timeout=600)
     return Story(
         config=config,
         killed={"Transform": killed_transform, "Trainer": killed_trainer},
         runs={"first": first, "second": second, "third": third, "impatient": impatient,
-              "patient": patient},
+              "patient": patient, "after_loss": after_loss, "stepped_back": stepped_back},
         codes=codes,
         reader=reader,
+        vanished=vanished,
+        first_run_name=first_run_name,
+        listed=listed,
     )
 
 
@@ -214,7 +264,9 @@ def test_store_is_consistent_after_the_kills(story):
     }
     inputs = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.INPUT}
     assert inputs <= produced_by_complete
-    for artifact in store.get_artifacts_by_id(inputs):
+    # Live, but for those the last run found without their files (test_outputs_whose_files_are_gone...).
+    lost = {a.id for a in story.vanished.values()}
+    for artifact in store.get_artifacts_by_id(inputs - lost):
         assert artifact.state == metadata_store_pb2.Artifact.LIVE
     with sqlite3.connect(f"file:{story.config.metadata_path}?mode=ro", uri=True) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -222,7 +274,9 @@ def test_store_is_consistent_after_the_kills(story):
 
 def test_reruns_reuse_everything_cached_upstream(story):
     runs = _runs_in_order(_store(story.config), story.config)
-    assert len(runs) == 5  # killed, killed, failed attempt, its retry, the patient run
+    # killed, killed, failed attempt, its retry, the patient run, the run after files were lost, the run
+    # after the clock stepped back
+    assert len(runs) == 7
     completed: set[str] = set()
     # Up to the retry; the patient run is checked below.
     for earlier, later in zip(runs[:3], runs[1:4]):
@@ -301,3 +355,64 @@ def test_configuration_errors_are_never_retried():
     with pytest.raises(configs.ConfigError):
         recovery.call_with_retries(attempt, retries=3, backoff_s=0)
     assert calls == [1]
+
+
+def test_outputs_whose_files_are_gone_are_made_again_before_anything_uses_them(story):
+    output = story.runs["after_loss"].output
+    assert story.codes["after_loss"] == 0, output[-8000:]
+    statistics, baseline = story.vanished["statistics"], story.vanished["baseline"]
+    # One line per artifact: the node that wrote it, its type, its URI and what is wrong.
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Recorded outputs whose files are gone"))
+    assert lines[header] == (
+        "Recorded outputs whose files are gone, empty or changed; marked deleted in ML Metadata, so the "
+        "components that wrote them run again, and so does every component that reads their new outputs:"
+    )
+    # Only these two: nothing the earlier runs left whole is reported.
+    assert list(itertools.takewhile(lambda line: line.startswith("  "), lines[header + 1:])) == [
+        f"  StatisticsGen: ExampleStatistics {statistics.uri} (Split-eval/FeatureStats.pb is empty)",
+        f"  DataGate: ExampleStatistics {baseline.uri} (Split-train/FeatureStats.pb is missing)",
+    ]
+    store = _store(story.config)
+    for artifact in store.get_artifacts_by_id([statistics.id, baseline.id]):
+        assert artifact.state == metadata_store_pb2.Artifact.DELETED
+        assert "marked by a later run" in artifact.custom_properties[recovery.VANISHED_PROPERTY].string_value
+    runs = _runs_in_order(store, story.config)
+    states = _states(runs[-2])
+    # StatisticsGen runs again and so does every node that reads statistics; the nodes upstream of it,
+    # and those that read none (Transform onwards: examples, schema, graph and model are intact), do not.
+    assert {n: states[n] for n in ("StatisticsGen", "SchemaGen", "ExampleValidator", data_gate.DATA_GATE_ID)} == {
+        n: "executed" for n in ("StatisticsGen", "SchemaGen", "ExampleValidator", data_gate.DATA_GATE_ID)}
+    cached = {"CsvExampleGen", "CuratedSchemaImporter", "Transform", "Trainer", "Evaluator", "Pusher"}
+    assert {n: states[n] for n in cached} == {n: "cached" for n in cached}
+    gate = next(c for c in runs[-2] if c.node_id == data_gate.DATA_GATE_ID).execution
+    read = {events.key(e): e.artifact_id for e in events.inputs(store, [gate.id])}
+    # The gate compared with the newest baseline that still has its files, and read the new statistics.
+    assert read["baseline_statistics"] not in (baseline.id, statistics.id)
+    assert read["statistics"] != statistics.id
+    [used] = store.get_artifacts_by_id([read["baseline_statistics"]])
+    assert used.state == metadata_store_pb2.Artifact.LIVE
+    # The next run found nothing more to retire.
+    assert "Recorded outputs whose files are gone" not in story.runs["stepped_back"].output
+
+
+def test_a_run_started_when_the_clock_stepped_back_has_its_own_name_and_is_the_newest(story):
+    output = story.runs["stepped_back"].output
+    assert story.codes["stepped_back"] == 0, output[-8000:]
+    store = _store(story.config)
+    contexts = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    names = [c.name for c in contexts]
+    assert len(set(names)) == len(names) == 7
+    # Every run's name is its start in the local runner's form; the clock read the first run's very
+    # microsecond again, so the last run's name is that one, numbered.
+    assert all(datetime.datetime.fromisoformat(name.split("_")[0]) for name in names)
+    assert names[-1] == f"{story.first_run_name}_2"
+    # `pipeline runs` lists runs newest first, whatever their names and clock times say.
+    assert story.listed.returncode == 0, story.listed.stderr
+    listed = [run["run"] for run in json.loads(story.listed.stdout)["runs"]]
+    assert listed == names[::-1]
+    # The run's record went onto its own context, not onto the first run's (killed: never recorded).
+    assert run_record.read_record(contexts[-1])["runner"] == "local"
+    assert not run_record.read_record(contexts[0])
+    newest = run_summary.summarize_latest_run(connection_config(story.config), story.config.pipeline_name)
+    assert newest.run_id == names[-1]

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
 from pipeline.metadata import mysql, run_record
@@ -120,7 +122,9 @@ def test_an_sqlite_path_given_with_a_mysql_store_configured_is_refused(mysql_run
     """Which store the command reads must not be a guess: SQLite named on the command line, MySQL configured."""
     env, _ = mysql_run
     sqlite = tmp_path / "metadata.db"
-    sqlite.write_bytes(b"")
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(sqlite)
+    metadata_store.MetadataStore(connection)  # An SQLite store of its own (an empty file is not one).
     refused = subprocess.run([CLI, "runs", "--metadata-path", str(sqlite)], env=env, capture_output=True,
                              text=True, timeout=300)
     assert refused.returncode == 1
