@@ -49,12 +49,17 @@ from pipeline.governance.runs import (
     pipeline_context,
     timestamp,
     trainer_logs,
+    with_blessing_metric,
 )
 from pipeline.metadata import artifact_files
 from pipeline.metadata import store as metadata_store
 
 # ML Metadata's ids are 64-bit signed integers; a larger number makes its client raise ValueError.
 MAX_ID = 2**63 - 1
+# The shape of `runs --format json` and `lineage --format json` (docs/runs-lineage-reports.md), their
+# top-level "format_version": 2 since the run record's config, task_files, input_files and spans are JSON
+# values, not JSON text inside a string (1, unmarked, before).
+JSON_FORMAT_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------- argument types
@@ -166,8 +171,12 @@ def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo], promotions: 
     for _, kind, item in sorted(entries, key=lambda e: e[0], reverse=True):
         if kind == "run":
             pushed = item.pushed_version or "no"
+            metric = ""
+            if item.blessing_metric:
+                name, value = item.blessing_metric
+                metric = f"{name} {'-' if value is None else format(value, '.4f')}  "
             lines.append(
-                f"run {item.name}  {item.status}  {item.seconds:.1f}s  "
+                f"run {item.name}  {item.status}  {item.seconds:.1f}s  {metric}"
                 f"blessed: {_yes_no(item.blessed)}  pushed: {pushed}"
             )
             lines.append(f"  by {_who(item.record)}")
@@ -199,7 +208,7 @@ def format_lineage(story: dict) -> str:
         for name in ("transform_module", "trainer_module"):
             if f"{name}_sha256" in record:
                 lines.append(f"  {name + '.py':<22} sha256 {record[name + '_sha256']}")
-        task_files = json.loads(record.get("task_files") or "{}")
+        task_files = record.get("task_files") or {}
         if task_files:
             lines.append(f"  task {record.get('task')}:")
         for name, digest in sorted(task_files.items()):
@@ -214,7 +223,7 @@ def format_lineage(story: dict) -> str:
         )
         if "input_fingerprint" in props:
             lines.append(f"    input fingerprint: {props['input_fingerprint']}")
-    for name, info in json.loads(record.get("input_files") or "{}").items():
+    for name, info in (record.get("input_files") or {}).items():
         lines.append(f"  input file {name}: sha256 {info['sha256']}, {info['bytes']:,} bytes")
     lines.append("Chain (producer -> artifact):")
     graph = story["graph"]
@@ -310,12 +319,13 @@ def check_address(host: str | None, port: int | None) -> None:
 def cmd_runs(args) -> int:
     config = _config(args)
     store = open_store(config)
-    runs = list_runs(store, config.pipeline_name)[: args.limit]
+    runs = [with_blessing_metric(run, config) for run in list_runs(store, config.pipeline_name)[: args.limit]]
     rollbacks = list_rollbacks(store)
     promotions = list_rollbacks(store, PROMOTION_TYPE)
     if args.format == "json":
         print(json.dumps(
             {
+                "format_version": JSON_FORMAT_VERSION,
                 "runs": [r.as_dict() for r in runs],
                 **{
                     key: [
@@ -342,7 +352,7 @@ def cmd_lineage(args) -> int:
     pipeline_context(store, config.pipeline_name)
     story = model_lineage(store, config.serving_model_dir, args.model)
     if args.format == "json":
-        text = json.dumps(story, indent=2, default=str)
+        text = json.dumps({"format_version": JSON_FORMAT_VERSION, **story}, indent=2, default=str)
     elif args.format == "dot":
         text = lineage_dot(story)
     else:

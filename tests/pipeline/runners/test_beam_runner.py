@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +77,7 @@ def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
     record = run_record.read_record(run_summary.latest_run_context(store, beam_run.config.pipeline_name))
     assert record["runner"] == "beam"
     # The default profile, auto, runs a small input in memory.
-    assert json.loads(record["config"])["beam_profile"] == "auto"
+    assert record["config"]["beam_profile"] == "auto"
     assert profiles.resolved_beam_profile(beam_run.config) == "in_memory"
     # The run let go of the store.
     assert store_lock.busy(beam_run.config) is None
