@@ -145,6 +145,9 @@ class PipelineConfig:
     pipeline_root: str = ""
     metadata_path: str = ""
     serving_model_dir: str = ""
+    # Where `pipeline report RUN` writes without -o (report_file): never the current directory, which may
+    # be the repository's root.
+    reports_dir: str = ""
     # Train/eval split of the input by hash buckets.
     train_hash_buckets: int = 3
     eval_hash_buckets: int = 1
@@ -295,6 +298,7 @@ class PipelineConfig:
             "metadata_path": out / "metadata" / self.pipeline_name / "metadata.db",
             "serving_model_dir": out / "serving_model" / self.pipeline_name,
             "production_model_dir": out / "production_model" / self.pipeline_name,
+            "reports_dir": out / "reports" / self.pipeline_name,
         }
         for name, default in defaults.items():
             if not getattr(self, name):
@@ -328,6 +332,10 @@ class PipelineConfig:
         if not ok:
             label, given = setting_source(name, getattr(self, name))
             raise ConfigError(f"{label} must be {form or value_form(name)}, got {given}")
+
+    def report_file(self, run_name: str) -> str:
+        """Where the HTML report of a run goes unless told otherwise: report-<run>.html in reports_dir."""
+        return os.path.join(self.reports_dir, f"report-{run_name.replace(':', '-')}.html")
 
     @property
     def task_spec(self) -> Task:

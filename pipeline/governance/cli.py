@@ -507,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_parser.add_argument("run", type=run_reference, help="run name (as `runs` shows), run context id, or `latest`")
     report_parser.add_argument("--output", "-o", type=output_file,
-                        help="HTML file to write (default: report-<run>.html here)")
+                        help="HTML file to write (default: report-<run>.html in reports_dir, "
+                             "<output_root>/reports/<pipeline>/)")
     report_parser.set_defaults(func=cmd_report)
 
     blessing_parser = sub.add_parser(

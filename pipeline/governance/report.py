@@ -528,11 +528,11 @@ def write_report(store, config: configs.PipelineConfig, run: str, output: str | 
     """Render the report and write it atomically; returns its path."""
     page = render_report(store, config, run)
     if output is None:
-        name = find_run(store, config.pipeline_name, run).name.replace(":", "-")
-        output = f"report-{name}.html"
+        output = config.report_file(find_run(store, config.pipeline_name, run).name)
     output = os.path.abspath(output)
     partial = output + ".partial"
     try:
+        os.makedirs(os.path.dirname(output), exist_ok=True)
         with open(partial, "w", encoding="utf-8") as f:
             f.write(page)
         os.replace(partial, output)
