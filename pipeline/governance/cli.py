@@ -7,6 +7,7 @@
     pipeline blessing latest           the run's metrics against the thresholds, as Markdown; exit 3 if not blessed
     pipeline promote latest            publish the run's blessed model into the production serving directory
     pipeline tensorboard latest        TensorBoard on the Trainer's logs of a run (`make tensorboard`)
+    eval "$(pipeline env)"             quiet TensorFlow's start-up lines in a shell, for the tfx CLI
 
 Paths default to the pipeline's configuration (PIPELINE_* variables apply), so the commands read the
 same store and serving directory as `make run`; --metadata-path and --serving-model-dir point them
@@ -451,6 +452,12 @@ def cmd_tensorboard(args) -> int:
     return 0
 
 
+def cmd_env(args) -> int:
+    # The tfx CLI loads TensorFlow before any of our code runs: only its shell's environment quiets it.
+    print(logs.shell_exports())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="pipeline",
@@ -551,6 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="port to serve on (default: TensorBoard's, 6006 or the next free one; 0: any)")
     tensorboard.add_argument("--host", type=non_empty, help="address to serve on (default: localhost only)")
     tensorboard.set_defaults(func=cmd_tensorboard)
+
+    env = sub.add_parser(
+        "env", help="the shell settings that quiet TensorFlow's start-up lines: eval \"$(pipeline env)\"",
+        description="Print an `export` line with what every run of the pipeline sets for itself (TensorFlow's "
+                    "C++ log level, the Google clients' import warnings, from PIPELINE_LOG_LEVEL), for commands "
+                    "that load TensorFlow before any of the project's code runs, such as the tfx CLI.",
+    )
+    env.set_defaults(func=cmd_env)
     return parser
 
 

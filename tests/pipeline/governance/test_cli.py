@@ -56,7 +56,8 @@ def store(local_runs):
 
 
 def test_every_command_has_help():
-    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"], ["tensorboard"]):
+    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"], ["tensorboard"],
+                    ["env"]):
         result = subprocess.run([CLI, *command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "usage: pipeline" in result.stdout
@@ -179,7 +180,7 @@ def test_read_commands_load_neither_tensorflow_nor_tfma(store, tmp_path):
     env, _, _ = store
     for command in (["runs"], ["lineage", "serving"], ["lineage", "serving", "--format", "json"],
                     ["blessing", "latest"], ["report", "latest", "-o", str(tmp_path / "run.html")],
-                    ["promote", "no-such-run", "--to", str(tmp_path / "production")], ["rollback", "987654"]):
+                    ["promote", "no-such-run", "--to", str(tmp_path / "production")], ["rollback", "987654"], ["env"]):
         result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.governance.cli", *command],
                                 env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode in (0, 1, 3) and "Traceback" not in result.stderr, (command, result.stderr[-2000:])
