@@ -163,13 +163,20 @@ def record_run(
     values = dict(record or collect(config, runner))
     values[PREFIX + "spans"] = json.dumps(spans(store, context))
     values.update({PREFIX + key: value for key, value in run_inputs(store, context, config).items()})
+    write_record(store, context, values)
+    return context
+
+
+def write_record(
+    store: metadata_store.MetadataStore, context: metadata_store_pb2.Context, values: dict[str, str | int]
+) -> None:
+    """Put record values (prefixed names, JSON_FIELDS as JSON text) onto a run's context."""
     for key, value in values.items():
         if isinstance(value, int):
             context.custom_properties[key].int_value = value
         else:
             context.custom_properties[key].string_value = str(value)
     store.put_contexts([context])
-    return context
 
 
 def read_record(context: metadata_store_pb2.Context) -> dict:

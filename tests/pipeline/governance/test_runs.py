@@ -25,14 +25,8 @@ def test_the_run_started_last_is_newest_whatever_its_name_and_time():
 
 
 def _record(store, context_name: str, record: dict) -> None:
-    """`record` on a run's context, property by property, as run_record.record_run writes it."""
-    [context] = [c for c in store.get_contexts_by_type("pipeline_run") if c.name == context_name]
-    for key, value in record.items():
-        if isinstance(value, int):
-            context.custom_properties[key].int_value = value
-        else:
-            context.custom_properties[key].string_value = str(value)
-    store.put_contexts([context])
+    """`record` on a run's context, as run_record.record_run writes it."""
+    run_record.write_record(store, store.get_context_by_type_and_name("pipeline_run", context_name), record)
 
 
 def test_a_runs_record_reads_back_as_json_values_not_json_text():
