@@ -324,7 +324,8 @@ class PipelineConfig:
             low = 0.0 if bounded or name == "blessing_max_decrease" else float("-inf")
             self._check(name, low <= value <= (1.0 if bounded else float("inf")), blessing_form(name, metric))
         if self.metadata_mysql_url:
-            for name, value in parse_metadata_mysql_url(self.metadata_mysql_url).items():
+            label, _ = setting_source("metadata_mysql_url", self.metadata_mysql_url)
+            for name, value in parse_metadata_mysql_url(self.metadata_mysql_url, label).items():
                 object.__setattr__(self, name, value)
 
     def _check(self, name: str, ok: bool, form: str | None = None) -> None:
@@ -417,23 +418,25 @@ LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
 JOB_SERVICE_PROFILES = ("flink", "spark", "portable")
 
 
-def parse_metadata_mysql_url(url: str) -> dict:
-    """The connection fields of `mysql://user@host:port/database`; a password in it is refused."""
+def parse_metadata_mysql_url(url: str, label: str = "metadata_mysql_url") -> dict:
+    """The connection fields of `mysql://user@host:port/database`; a password in it is refused. Errors name
+    the setting as `label` (its variable, when it came from the environment) and never repeat the URL,
+    which may hold a password."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("mysql", "mariadb"):
-        raise ConfigError(f"metadata_mysql_url must start with mysql://, got {parsed.scheme or 'no'} scheme")
+        raise ConfigError(f"{label} must start with mysql://, got {parsed.scheme or 'no'} scheme")
     if parsed.password is not None:
         raise ConfigError(
-            "metadata_mysql_url may not contain a password (it would be recorded with the run); set "
+            f"{label} may not contain a password (it would be recorded with the run); set "
             f"{METADATA_MYSQL_PASSWORD_ENV} or metadata_mysql_password_file instead"
         )
     database = parsed.path.lstrip("/")
     if not parsed.hostname or not database:
-        raise ConfigError("metadata_mysql_url needs a host and a database: mysql://user@host:port/database")
+        raise ConfigError(f"{label} needs a host and a database: mysql://user@host:port/database")
     try:
         port = parsed.port or 3306
     except ValueError as error:
-        raise ConfigError(f"metadata_mysql_url has a bad port: {error}") from None
+        raise ConfigError(f"{label} has a bad port: {error}") from None
     return {
         "metadata_mysql_host": parsed.hostname,
         "metadata_mysql_port": port,

@@ -90,6 +90,14 @@ BAD_ENVIRONMENT = {
     "PIPELINE_NUMERIC_DRIFT_MIN_DISTANCE=0": (
         "PIPELINE_NUMERIC_DRIFT_MIN_DISTANCE must be a number above 0 and at most 1, got '0'"
     ),
+    "PIPELINE_METADATA_MYSQL_URL=postgres://db/mlmd": (
+        "PIPELINE_METADATA_MYSQL_URL must start with mysql://, got postgres scheme"
+    ),
+    # The URL is never repeated: it may hold a password.
+    "PIPELINE_METADATA_MYSQL_URL=mysql://taxi:hunter2@db/mlmd": (
+        "PIPELINE_METADATA_MYSQL_URL may not contain a password (it would be recorded with the run); set "
+        "PIPELINE_METADATA_MYSQL_PASSWORD or metadata_mysql_password_file instead"
+    ),
     "PIPELINE_BEAM_PIPELINE_ARGS=--labels='a": (
         "PIPELINE_BEAM_PIPELINE_ARGS must be Beam flags as a shell splits them, e.g. --direct_num_workers=2, "
         "got \"--labels='a\""
