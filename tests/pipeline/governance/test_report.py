@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 import shutil
@@ -174,7 +173,7 @@ def _evaluator(config: configs.PipelineConfig) -> run_summary.ComponentRun:
 ])
 def test_the_change_threshold_shows_the_configured_decrease(max_decrease, shown):
     config = configs.load_config(blessing_max_decrease=max_decrease, blessing_lower_bound=0.65)
-    record = {"config": json.dumps({"blessing_max_decrease": max_decrease})}
+    record = {"config": {"blessing_max_decrease": max_decrease}}  # as run_record.read_record gives it
     page = report.blessing_section(None, _evaluator(config), record)
     metric = config.task_spec.blessing_metric
     assert _row(page, metric)[1:] == ["overall", "at least 0.65", shown]
