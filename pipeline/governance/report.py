@@ -164,7 +164,8 @@ def anomalies_section(anomalies_uri: str) -> str:
     for split, anomalies in artifact_files.load_anomalies(anomalies_uri).items():
         rows = [
             [_quoted(feature), *_joined_reasons(info.short_description, info.description, info.reason)]
-            for feature, info in anomalies.anomaly_info.items()
+            # By name: a protobuf map's order is unspecified (TFDV's view shows it unsorted).
+            for feature, info in sorted(anomalies.anomaly_info.items())
         ]
         if anomalies.HasField("dataset_anomaly_info"):
             info = anomalies.dataset_anomaly_info
