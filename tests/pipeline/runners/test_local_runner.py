@@ -258,8 +258,9 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
         assert blessed == ["BLESSED"], variant
 
 
-def test_a_rollback_stays_through_an_unchanged_rerun(runs):
-    """A rollback withdraws a blessed model; the next run with nothing changed must not push it back."""
+def test_a_rollback_stays_through_an_unchanged_rerun(runs, tmp_path):
+    """A rollback withdraws a blessed model; the next run with nothing changed must not push it back,
+    through `tfx run create` as through `make run`."""
     config, name = runs.config, runs.config.pipeline_name
     # The Pusher's cache key holds the serving path, so this runs in the shared store's own folder, on a
     # copy put there, and the shared store is put back after (other tests read it as the fixture left it).
@@ -277,7 +278,10 @@ def test_a_rollback_stays_through_an_unchanged_rerun(runs):
         cli = str(Path(sys.executable).parent / "pipeline")
         run_command([cli, "rollback", str(target), "--reason", "test"], runs.env)
         versions = sorted(p.name for p in Path(config.serving_model_dir).iterdir())
-        run_local_pipeline(runs.env)
+        tfx_env = {**runs.env, "LOCAL_HOME": str(tmp_path / "local_home")}
+        run_together([documented("docs/runners.md", 'eval "$(pipeline env)"'), documented(
+            "docs/runners.md", "tfx pipeline create --engine local --pipeline_path pipeline/runners/local_runner.py"
+        ), documented("docs/runners.md", "tfx run create --engine local --pipeline_name chicago-taxi")], tfx_env)
         rerun = states(_summary(config))
         assert {node: rerun[node] for node in CACHED_WHEN_UNCHANGED} == {
             node: "cached" for node in CACHED_WHEN_UNCHANGED
