@@ -176,9 +176,30 @@ class _LogFile(logging.FileHandler):
     Beam and TensorFlow log, burying the one line that says the disk is full."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], OSError) and sys.exc_info()[1].errno == errno.ENOSPC:
-            return
-        super().handleError(record)
+        if not _disk_full(sys.exc_info()[1]):
+            super().handleError(record)
+
+    def flush(self) -> None:
+        with _unless_disk_full():
+            super().flush()
+
+    def close(self) -> None:
+        with _unless_disk_full():
+            super().close()
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
+
+
+@contextlib.contextmanager
+def _unless_disk_full():
+    """Lets an OSError through unless it is a full disk."""
+    try:
+        yield
+    except OSError as error:
+        if not _disk_full(error):
+            raise
 
 
 class _Handlers:

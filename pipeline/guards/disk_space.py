@@ -126,14 +126,16 @@ def _failed_path(error: BaseException) -> tuple[bool, str | None]:
 
 
 def out_of_space(
-    error: BaseException, config: configs.PipelineConfig, run_input: inputs.RunInput | None
+    error: BaseException, config: configs.PipelineConfig, run_input: inputs.RunInput | None,
+    node_ids: list[str] | tuple[str, ...] = (),
 ) -> OutOfSpace | None:
-    """OutOfSpace saying in one line which write found its disk full, the space free there now and what a
-    run on this input needs (space_needed); None when the error is something else."""
+    """OutOfSpace saying in one line which write found its disk full (where the error names no file, the
+    output folder of the node that was running, `node_ids`), the space free there now and what a run on
+    this input needs (space_needed); None when the error is something else."""
     full, path = _failed_path(error)
     if not full:
         return None
-    path = path or config.pipeline_root
+    path = path or os.path.join(config.pipeline_root, *node_ids[:1])
     size = input_bytes(run_input) if run_input is not None else None
     needed = (
         f"a run on this input needs about {_mb(space_needed(size))} there ({_rule(size)})"

@@ -152,17 +152,20 @@ def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id:
         if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
             recovery.clean_up_before_run(config)
         upstream.install()  # in this task's process, as in the in-process runners'
-        with _explaining_full_disk(config, None):
+        with _explaining_full_disk(config, None, lambda: [node_id]):
             node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
 
 
 @contextlib.contextmanager
-def _explaining_full_disk(config: configs.PipelineConfig, run_input: inputs.RunInput | None) -> Iterator[None]:
-    """A component's write that found its disk full, whatever library raised it, as one OutOfSpace."""
+def _explaining_full_disk(
+    config: configs.PipelineConfig, run_input: inputs.RunInput | None, running: Callable[[], list[str]]
+) -> Iterator[None]:
+    """A component's write that found its disk full, whatever library raised it, as one OutOfSpace
+    (naming the output folder of the node `running` says, when the error names no file)."""
     try:
         yield
     except Exception as error:
-        full = disk_space.out_of_space(error, config, run_input or inputs.resolve_for(config))
+        full = disk_space.out_of_space(error, config, run_input or inputs.resolve_for(config), running())
         if full is None:
             raise
         raise full from error
@@ -196,7 +199,7 @@ def _run_once(
         try:
             definition = pipeline_definition.create_pipeline(config, run_input=run_input)
             run_options = tfx_pipeline.RunOptions(to_nodes=[stop_after]) if stop_after else None
-            with _explaining_full_disk(config, run_input):
+            with _explaining_full_disk(config, run_input, tracker.unfinished):
                 _run_named(dag_runner, run_id, definition, run_options)
         except data_gate.DataGateError as error:
             tracker.report_failure()
