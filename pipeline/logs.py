@@ -323,12 +323,14 @@ def report_failure(error: BaseException, stream: TextIO | None = None, explained
     user's code it was raised, and where the full log is. Without a log file, the traceback is printed.
     An `explained` error (one whose message says what happened and what to do, such as a full disk) is
     shown as its message alone, its traceback kept for the log file all the same."""
-    if log_file() is None and not explained:
-        traceback.print_exception(type(error), error, error.__traceback__, file=stream or sys.stderr)
-        return
-    logging.getLogger(__name__).error(
-        "The run failed", exc_info=(type(error), error, error.__traceback__), extra={_FILE_ONLY: True}
-    )
+    if log_file() is None:
+        if not explained:
+            traceback.print_exception(type(error), error, error.__traceback__, file=stream or sys.stderr)
+            return
+    else:
+        logging.getLogger(__name__).error(
+            "The run failed", exc_info=(type(error), error, error.__traceback__), extra={_FILE_ONLY: True}
+        )
     stream = stream or sys.stderr
     if explained:
         stream.write(f"error: {error}\n")

@@ -1,9 +1,11 @@
 """One run of the pipeline, the same on every runner: its lifecycle, step by step.
 
-The input check (and a line naming the files the run reads), the engine check, the upstream patches
+The input check (and a line naming the files the run reads; a warning when the filesystem the outputs go to
+has clearly too little free space for them), the engine check, the upstream patches
 (pipeline/upstream), the store's run lock (pipeline/guards/store_lock.py), the clean-up after a run killed
 earlier and of recorded outputs whose files are gone, the run itself, the run record, the closing summary
-and the rows-in/rows-out check. A runner whose run is one process (local, Beam, and the scheduler, which
+and the rows-in/rows-out check; a write that finds the disk full stops the run with one line
+(pipeline/guards/disk_space.py). A runner whose run is one process (local, Beam, and the scheduler, which
 starts the Beam runner) hands `run` its TFX DAG runner. An orchestrator that runs each node as its own
 task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node,
 `end_tasks` last, whatever came before.
