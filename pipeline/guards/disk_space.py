@@ -1,10 +1,10 @@
 """A full disk: the pre-flight warning when the outputs' filesystem has clearly too little free space for
 the input, and the one line a run stops with when a write finds no space left.
 
-How much a run writes was measured on the taxi task (docs/failures-and-recovery.md): the examples are
-Parquet, about a fifth of the CSV's bytes; the rest (statistics, schemas, the transform graph, the model
-three times over: the Trainer's, the Pusher's copy and the serving version, the store, the log) hardly
-grows with the input, about 5 MB. The rule, `space_needed`, is twice the input's bytes plus 16 MB: room for
+How much a run writes was measured on the default task (docs/failures-and-recovery.md): the examples
+are Parquet, about a fifth of the CSV's bytes; the rest (statistics, schemas, the transform graph, the
+model three times over: the Trainer's, the Pusher's copy and the serving version, the store, the log)
+hardly grows with the input, about 5 MB. The rule, `space_needed`, is twice the input's bytes plus 16 MB: room for
 examples that compress worse and for a task with a larger model. It is an estimate for a run from nothing;
 a run that takes components from the cache writes less.
 
