@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -53,6 +54,9 @@ REDUNDANT = (
     ("absl", "Execution %d failed."),  # TFX's launcher.
     ("luigi-interface", "[pid %s] Worker %s failed    %s"),  # Luigi's worker, with the whole traceback.
 )
+# Beam's DoFn runner logs the exception of a failed step (the record's message is the exception itself)
+# as it raises it on: the run reports the same error.
+_BEAM_RERAISE = "apache_beam.runners.common"
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s"
 _CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Python's own modules: records logged from there are a library's too.
@@ -123,6 +127,8 @@ class _ConsoleFilter(logging.Filter):
             record.name == name and record.msg == msg for name, msg in REDUNDANT
         ):
             return False
+        if record.name == _BEAM_RERAISE and isinstance(record.msg, BaseException):
+            return False  # Beam logs the error of a step with its traceback, then raises it to the run.
         if record.levelno >= logging.ERROR or not from_library(record.pathname):
             return True
         return any(record.name == name and str(record.msg).startswith(start) for name, start in ACTIONABLE)
@@ -162,6 +168,38 @@ class _Console(logging.StreamHandler):
         if self._follow:
             self.stream = sys.stderr
         super().emit(record)
+
+
+class _LogFile(logging.FileHandler):
+    """The run's log file; a record that cannot be written for want of space is dropped without a word.
+    Logging's default prints a traceback per record to stderr: on a full disk, one for every record TFX,
+    Beam and TensorFlow log, burying the one line that says the disk is full."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not _disk_full(sys.exc_info()[1]):
+            super().handleError(record)
+
+    def flush(self) -> None:
+        with _unless_disk_full():
+            super().flush()
+
+    def close(self) -> None:
+        with _unless_disk_full():
+            super().close()
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
+
+
+@contextlib.contextmanager
+def _unless_disk_full():
+    """Lets an OSError through unless it is a full disk."""
+    try:
+        yield
+    except OSError as error:
+        if not _disk_full(error):
+            raise
 
 
 class _Handlers:
@@ -229,7 +267,7 @@ def configure(level: str | None, log_file: str | Path | None = None, stream: Tex
     if log_file is not None:
         path = Path(log_file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _LogFile(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FILE_FORMAT))
         handler.setLevel(min(numeric, logging.INFO))
         handler.addFilter(_MaskSecrets())
@@ -280,16 +318,24 @@ def _users_frame(error: BaseException) -> traceback.FrameSummary | None:
     return frames[-1] if frames else None
 
 
-def report_failure(error: BaseException, stream: TextIO | None = None) -> None:
+def report_failure(error: BaseException, stream: TextIO | None = None, explained: bool = False) -> None:
     """An unexpected failure: its traceback into the log file; on the console the error, where in the
-    user's code it was raised, and where the full log is. Without a log file, the traceback is printed."""
+    user's code it was raised, and where the full log is. Without a log file, the traceback is printed.
+    An `explained` error (one whose message says what happened and what to do, such as a full disk) is
+    shown as its message alone, its traceback kept for the log file all the same."""
     if log_file() is None:
-        traceback.print_exception(type(error), error, error.__traceback__, file=stream or sys.stderr)
-        return
-    logging.getLogger(__name__).error(
-        "The run failed", exc_info=(type(error), error, error.__traceback__), extra={_FILE_ONLY: True}
-    )
+        if not explained:
+            traceback.print_exception(type(error), error, error.__traceback__, file=stream or sys.stderr)
+            return
+    else:
+        logging.getLogger(__name__).error(
+            "The run failed", exc_info=(type(error), error, error.__traceback__), extra={_FILE_ONLY: True}
+        )
     stream = stream or sys.stderr
+    if explained:
+        stream.write(f"error: {error}\n")
+        name_log_file(stream)
+        return
     lines = str(error).strip().splitlines() or [""]
     # Beam appends the whole worker traceback to the message; its first lines say what went wrong.
     shown = lines[:8] + (["  ..."] if len(lines) > 8 else [])

@@ -61,6 +61,7 @@ SLOWEST_FIRST = (
     "tests/notebooks/test_pipeline_walkthrough.py",
     "tests/pipeline/runners/test_beam_runner.py",
     "tests/pipeline/guards/test_recovery.py",
+    "tests/pipeline/guards/test_disk_space.py",
 )
 
 

@@ -66,10 +66,11 @@ class Executor(pusher_executor.Executor):
             model_push.set_string_custom_property(ALREADY_SERVING_DESTINATION, serving)
             return
 
+        # Like TFX's Pusher: the pushed artifact keeps its own copy, for rollback after retention. Made
+        # first, so that a push that fails (a full disk) has published no serving version.
+        io_utils.copy_dir(model_path, model_push.uri)
         target = serving_dir.publish(model_path, base)
         logging.info("Model written to serving path %s.", target)
-        # Like TFX's Pusher: the pushed artifact keeps its own copy, for rollback after retention.
-        io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(
             model_push, pushed_destination=target, pushed_version=os.path.basename(target)
         )

@@ -1,9 +1,11 @@
 """One run of the pipeline, the same on every runner: its lifecycle, step by step.
 
-The input check (and a line naming the files the run reads), the engine check, the upstream patches
+The input check (and a line naming the files the run reads; a warning when the filesystem the outputs go to
+has clearly too little free space for them), the engine check, the upstream patches
 (pipeline/upstream), the store's run lock (pipeline/guards/store_lock.py), the clean-up after a run killed
 earlier and of recorded outputs whose files are gone, the run itself, the run record, the closing summary
-and the rows-in/rows-out check. A runner whose run is one process (local, Beam, and the scheduler, which
+and the rows-in/rows-out check; a write that finds the disk full stops the run with one line
+(pipeline/guards/disk_space.py). A runner whose run is one process (local, Beam, and the scheduler, which
 starts the Beam runner) hands `run` its TFX DAG runner. An orchestrator that runs each node as its own
 task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node,
 `end_tasks` last, whatever came before.
@@ -12,16 +14,17 @@ task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from pipeline import configs, inputs, logs, upstream
 from pipeline.beam import profiles
 from pipeline.components import data_gate
-from pipeline.guards import input_checks, recovery, store_lock
+from pipeline.guards import disk_space, input_checks, recovery, store_lock
 from pipeline.metadata import run_names, run_record, run_summary
 from pipeline.runners import node_launch, progress
 from pipeline import pipeline as pipeline_definition
@@ -74,6 +77,7 @@ def check_input(config: configs.PipelineConfig, runner: str | None = None) -> in
     # the pipeline needs on other versions stops the run here.
     upstream.install()
     progress.report_input(run_input, input_checks.count_rows(run_input.files))
+    disk_space.warn_if_short(config, run_input)
     return run_input
 
 
@@ -98,7 +102,9 @@ def run(
     with store_lock.hold(config, runner):
         recovery.clean_up_before_run(config)
         tracker, rejected = recovery.call_with_retries(
-            lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s
+            lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s,
+            # A full disk stays full until someone frees space: a retry would fail the same way.
+            never_retry=(configs.ConfigError, disk_space.OutOfSpace),
         )
         if not tracker.started:
             return None
@@ -148,7 +154,23 @@ def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id:
         if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
             recovery.clean_up_before_run(config)
         upstream.install()  # in this task's process, as in the in-process runners'
-        node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+        with _explaining_full_disk(config, None, lambda: [node_id]):
+            node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+
+
+@contextlib.contextmanager
+def _explaining_full_disk(
+    config: configs.PipelineConfig, run_input: inputs.RunInput | None, running: Callable[[], list[str]]
+) -> Iterator[None]:
+    """A component's write that found its disk full, whatever library raised it, as one OutOfSpace
+    (naming the output folder of the node `running` says, when the error names no file)."""
+    try:
+        yield
+    except Exception as error:
+        full = disk_space.out_of_space(error, config, run_input or inputs.resolve_for(config), running())
+        if full is None:
+            raise
+        raise full from error
 
 
 def end_tasks(config: configs.PipelineConfig, runner: str, run_id: str) -> run_summary.RunSummary:
@@ -179,7 +201,8 @@ def _run_once(
         try:
             definition = pipeline_definition.create_pipeline(config, run_input=run_input)
             run_options = tfx_pipeline.RunOptions(to_nodes=[stop_after]) if stop_after else None
-            _run_named(dag_runner, run_id, definition, run_options)
+            with _explaining_full_disk(config, run_input, tracker.unfinished):
+                _run_named(dag_runner, run_id, definition, run_options)
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error
@@ -240,6 +263,9 @@ def main(run_once: Callable[[], object]) -> int:
     except (RowCountMismatch, data_gate.DataGateError, RunNotFinished) as error:
         print(f"error: {error}", file=sys.stderr)
         logs.name_log_file()
+        return 1
+    except disk_space.OutOfSpace as error:
+        logs.report_failure(error, explained=True)
         return 1
     except Exception as error:  # noqa: BLE001  (a component failed: the error, where, and the full log)
         logs.report_failure(error)

@@ -108,6 +108,35 @@ def test_a_failure_names_the_users_line_and_the_full_log(tmp_path, restore_loggi
     assert failure.getvalue().splitlines()[1:] == [f"The full log: {path}"]
 
 
+def test_beams_echo_of_a_failed_step_goes_to_the_file_only(tmp_path, restore_logging):
+    error = OSError(28, "No space left on device [while running 'Write']")
+    console, full = _console_and_file(
+        "WARNING", tmp_path, lambda: logging.getLogger("apache_beam.runners.common").error(error))
+    assert console == "" and "[while running 'Write']" in full
+
+
+def test_an_explained_failure_is_its_message_alone_and_its_traceback_goes_to_the_file(tmp_path, restore_logging):
+    path = logs.configure("WARNING", tmp_path / "run.log", stream=io.StringIO())
+    try:
+        raise RuntimeError("out of disk space: writing /x failed; ...")
+    except RuntimeError as error:
+        failure = io.StringIO()
+        logs.report_failure(error, failure, explained=True)
+    assert failure.getvalue().splitlines() == [
+        "error: out of disk space: writing /x failed; ...", f"The full log: {path}"]
+    assert "Traceback (most recent call last)" in path.read_text()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a file every write to fails with ENOSPC")
+def test_a_log_file_on_a_full_disk_loses_its_records_without_a_word(restore_logging, capfd):
+    console = io.StringIO()
+    logs.configure("WARNING", "/dev/full", stream=console)
+    for number in range(3):
+        logging.getLogger("pipeline.example").warning("record %d", number)
+    assert console.getvalue().splitlines() == [f"WARNING pipeline.example: record {n}" for n in range(3)]
+    assert "Logging error" not in capfd.readouterr().err
+
+
 def test_a_registered_secret_is_masked_on_the_console_and_in_the_file(tmp_path, restore_logging):
     logs.mask_secret("s3cr3t-pw")
     console, full = _console_and_file(

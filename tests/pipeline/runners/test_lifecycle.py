@@ -13,9 +13,10 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
 from pipeline.components import data_gate
+from pipeline.guards import disk_space
 from pipeline.metadata import run_summary
 from pipeline.runners import lifecycle
-from tests.conftest import LOCAL_RUNNER, copy_modules, small_run_env
+from tests.conftest import LOCAL_RUNNER, copy_modules, small_run_env, tiny_input
 
 
 def _summary_with_rows(rows_per_split: dict[str, int], span: int = 0) -> run_summary.RunSummary:
@@ -52,6 +53,25 @@ def test_validate_only_stops_a_run_after_the_data_gate():
     with pytest.raises(SystemExit) as exited:
         lifecycle.parse_args(["--validate"], "r")
     assert exited.value.code == 2
+
+
+def test_a_write_on_a_full_disk_stops_the_run_with_one_line(tmp_path, capsys):
+    config = configs.load_config(data_root=tiny_input(tmp_path, 2**20), output_root=str(tmp_path / "out"))
+    with pytest.raises(disk_space.OutOfSpace) as stopped:
+        with lifecycle._explaining_full_disk(config, None, lambda: ["Transform"]):
+            raise RuntimeError("Arrow's write failed: [Errno 28] No space left on device [while running 'Write']")
+    # The error names no file: the line names the folder of the component that was running.
+    assert str(stopped.value).startswith(
+        f"out of disk space: writing {config.pipeline_root}/Transform failed; {disk_space.mount_point(str(tmp_path))} has ")
+    with pytest.raises(KeyError):  # Anything else goes on as it was.
+        with lifecycle._explaining_full_disk(config, None, lambda: ["Transform"]):
+            raise KeyError("x")
+
+    def run_once():
+        raise stopped.value
+
+    assert lifecycle.main(run_once) == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {stopped.value}"]
 
 
 @pytest.mark.e2e
