@@ -9,7 +9,9 @@ INFO records, deprecation notices, Beam's and TensorFlow's warnings) goes only t
 
 TensorFlow's C++ logging can only be set by level, through TF_CPP_MIN_LOG_LEVEL, read once when TensorFlow
 loads: `set_process_defaults` (called by the package's __init__, before any TensorFlow import) sets it
-from the same setting, and child processes inherit it. Level 2 (errors only) is not enough: TensorFlow
+from the same setting, and child processes inherit it; ML Metadata's C++ logging (glog) likewise through
+GLOG_minloglevel (a MySQL server that stops answering made it print an error line per connection attempt,
+ten per TFX connection, each also raised as the Python exception that says it). Level 2 (errors only) is not enough: TensorFlow
 2.16 logs three errors at import ("Unable to register cuFFT/cuDNN/cuBLAS factory") on every machine, so
 the default is 3 (fatal only). A failing TensorFlow operation still raises its Python exception with the
 message, and a fatal error still prints; what level 3 drops is C++ errors a Python exception does not
@@ -65,19 +67,25 @@ _SECRETS: set[str] = set()
 _FILE_ONLY = "pipeline_file_only"
 
 
+# The C++ libraries' minimum log levels, read once as each loads: TensorFlow's, ML Metadata's (glog's). Both
+# count 0 (INFO) to 3 (FATAL).
+NATIVE_LOG_LEVELS = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")
+
+
 def native_log_level(level: str | None) -> str:
-    """TF_CPP_MIN_LOG_LEVEL for a log level setting: everything at INFO and DEBUG, fatal errors only else
+    """NATIVE_LOG_LEVELS for a log level setting: everything at INFO and DEBUG, fatal errors only else
     (an unknown level is reported where the run reads its configuration)."""
     return "0" if (level or "").strip().upper() in ("DEBUG", "INFO") else "3"
 
 
 def set_process_defaults(environ: dict[str, str] | None = None) -> None:
-    """What must be set before TensorFlow and the Google clients load, here and in the processes this one
-    starts (Beam's workers, a scheduler's runs): TensorFlow's C++ log level from PIPELINE_LOG_LEVEL unless
-    the user set TF_CPP_MIN_LOG_LEVEL, and, below INFO, QUIET_AT_IMPORT ignored (PYTHONWARNINGS)."""
+    """What must be set before TensorFlow, ML Metadata and the Google clients load, here and in the processes
+    this one starts (Beam's workers, a scheduler's runs): the C++ log levels (NATIVE_LOG_LEVELS) from
+    PIPELINE_LOG_LEVEL unless the user set them, and, below INFO, QUIET_AT_IMPORT ignored (PYTHONWARNINGS)."""
     environ = os.environ if environ is None else environ
     level = configs.environ_value("LOG_LEVEL", environ)
-    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", native_log_level(level))
+    for name in NATIVE_LOG_LEVELS:
+        environ.setdefault(name, native_log_level(level))
     if native_log_level(level) == "0":
         return
     for category, module in QUIET_AT_IMPORT:
@@ -92,7 +100,7 @@ def shell_exports(environ: dict[str, str] | None = None) -> str:
     any of our code runs, such as the tfx CLI (`eval "$(pipeline env)"`, docs/runners.md)."""
     environ = dict(os.environ if environ is None else environ)
     set_process_defaults(environ)
-    names = [name for name in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS") if environ.get(name)]
+    names = [name for name in (*NATIVE_LOG_LEVELS, "PYTHONWARNINGS") if environ.get(name)]
     return "export " + " ".join(f"{name}={shlex.quote(environ[name])}" for name in names)
 
 
@@ -297,6 +305,16 @@ def report_failure(error: BaseException, stream: TextIO | None = None) -> None:
     frame = _users_frame(error)
     if frame is not None:
         stream.write(f"  at {frame.filename}, line {frame.lineno}, in {frame.name}\n")
+    name_log_file(stream)
+
+
+def report_error(error: BaseException, stream: TextIO | None = None) -> None:
+    """A failure whose message says it all: `error: <message>` on the console, its traceback and the errors
+    behind it in the log file, and where that is."""
+    logging.getLogger(__name__).error(
+        "The run failed", exc_info=(type(error), error, error.__traceback__), extra={_FILE_ONLY: True}
+    )
+    (stream or sys.stderr).write(f"error: {error}\n")
     name_log_file(stream)
 
 
