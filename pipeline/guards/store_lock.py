@@ -154,9 +154,13 @@ class _MySQLMutex:
         return True
 
     def release(self) -> None:
+        import pymysql  # only for MySQL stores, as above
+
         with self._guard:
             connection, self._connection = self._connection, None
-        with contextlib.closing(connection):
+        # A server that went away took the lock with the connection: nothing is left to release, and the
+        # run's own error (the store lost) is the one to report.
+        with contextlib.closing(connection), contextlib.suppress(pymysql.MySQLError):
             self._query(connection, "SELECT RELEASE_LOCK(%s)", self.name)
 
     def read(self) -> Holder | None:

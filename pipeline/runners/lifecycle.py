@@ -25,7 +25,7 @@ from pipeline.guards import input_checks, recovery, store_lock
 from pipeline.metadata import run_names, run_record, run_summary
 from pipeline.runners import node_launch, progress
 from pipeline import pipeline as pipeline_definition
-from pipeline.metadata import artifact_files
+from pipeline.metadata import artifact_files, store
 from pipeline.metadata.store import connection_config
 
 # What `--validate-only` runs: the pipeline up to and including this node (TFX's partial run), so the
@@ -87,7 +87,7 @@ def run(
 
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
-    run_lock_timeout_s. A run killed earlier, and recorded outputs whose files are gone, are cleaned up
+    run_lock_timeout_s, and store.StoreUnreachable when a MySQL store stops answering during the run. A run killed earlier, and recorded outputs whose files are gone, are cleaned up
     first, and a failed run is retried
     (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
     DataGateError raised: that is the user's data to fix, never retried.
@@ -95,7 +95,8 @@ def run(
     config = config or configs.load_config()
     run_input = check_input(config, runner)
     record = run_record.collect(config, runner=runner)
-    with store_lock.hold(config, runner):
+    # The store lost once the lock is held (a server that went away) stops the run with one line.
+    with store_lock.hold(config, runner), store.reached(config):
         recovery.clean_up_before_run(config)
         tracker, rejected = recovery.call_with_retries(
             lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s
@@ -240,6 +241,10 @@ def main(run_once: Callable[[], object]) -> int:
     except (RowCountMismatch, data_gate.DataGateError, RunNotFinished) as error:
         print(f"error: {error}", file=sys.stderr)
         logs.name_log_file()
+        return 1
+    except store.StoreUnreachable as error:
+        # One line naming the store; TFX's and MySQL's errors behind it go to the log file.
+        logs.report_error(error)
         return 1
     except Exception as error:  # noqa: BLE001  (a component failed: the error, where, and the full log)
         logs.report_failure(error)
