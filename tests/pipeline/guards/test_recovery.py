@@ -357,6 +357,20 @@ def test_configuration_errors_are_never_retried():
     assert calls == [1]
 
 
+def test_a_lost_mysql_store_is_never_retried():
+    """Its run lock went with the server's connection: a retry could run beside another run."""
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise RuntimeError("Failed to establish connection to Metadata storage with error: mysql_real_connect "
+                           "failed: errno: , error: ")
+
+    with pytest.raises(RuntimeError, match="mysql_real_connect"):
+        recovery.call_with_retries(attempt, retries=3, backoff_s=0)
+    assert calls == [1]
+
+
 def test_outputs_whose_files_are_gone_are_made_again_before_anything_uses_them(story):
     output = story.runs["after_loss"].output
     assert story.codes["after_loss"] == 0, output[-8000:]
