@@ -10,10 +10,10 @@ INFO records, deprecation notices, Beam's and TensorFlow's warnings) goes only t
 TensorFlow's C++ logging can only be set by level, through TF_CPP_MIN_LOG_LEVEL, read once when TensorFlow
 loads: `set_process_defaults` (called by the package's __init__, before any TensorFlow import) sets it
 from the same setting, and child processes inherit it; ML Metadata's C++ logging (glog) likewise through
-GLOG_minloglevel (a MySQL server that stops answering made it print an error line per connection attempt,
-ten per TFX connection, each also raised as the Python exception that says it). Level 2 (errors only) is not enough: TensorFlow
-2.16 logs three errors at import ("Unable to register cuFFT/cuDNN/cuBLAS factory") on every machine, so
-the default is 3 (fatal only). A failing TensorFlow operation still raises its Python exception with the
+GLOG_minloglevel (a MySQL server that stops answering gets an error line for each of TFX's ten attempts
+to connect, which then raise the Python exception that says it). Level 2 (errors only) is not enough:
+TensorFlow 2.16 logs three errors at import ("Unable to register cuFFT/cuDNN/cuBLAS factory") on every
+machine, so the default is 3 (fatal only). A failing TensorFlow operation still raises its Python exception with the
 message, and a fatal error still prints; what level 3 drops is C++ errors a Python exception does not
 carry, which PIPELINE_LOG_LEVEL=INFO shows again.
 """
