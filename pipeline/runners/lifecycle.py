@@ -87,9 +87,9 @@ def run(
 
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
-    run_lock_timeout_s, and store.StoreUnreachable when a MySQL store stops answering during the run. A run killed earlier, and recorded outputs whose files are gone, are cleaned up
-    first, and a failed run is retried
-    (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
+    run_lock_timeout_s, and store.StoreUnreachable when a MySQL store stops answering during the run. A
+    run killed earlier, and recorded outputs whose files are gone, are cleaned up first, and a failed run
+    is retried unless it lost the store (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
     DataGateError raised: that is the user's data to fix, never retried.
     """
     config = config or configs.load_config()
