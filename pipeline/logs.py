@@ -9,9 +9,11 @@ INFO records, deprecation notices, Beam's and TensorFlow's warnings) goes only t
 
 TensorFlow's C++ logging can only be set by level, through TF_CPP_MIN_LOG_LEVEL, read once when TensorFlow
 loads: `set_process_defaults` (called by the package's __init__, before any TensorFlow import) sets it
-from the same setting, and child processes inherit it. Level 2 (errors only) is not enough: TensorFlow
-2.16 logs three errors at import ("Unable to register cuFFT/cuDNN/cuBLAS factory") on every machine, so
-the default is 3 (fatal only). A failing TensorFlow operation still raises its Python exception with the
+from the same setting, and child processes inherit it; ML Metadata's C++ logging (glog) likewise through
+GLOG_minloglevel (a MySQL server that stops answering gets an error line for each of TFX's ten attempts
+to connect, which then raise the Python exception that says it). Level 2 (errors only) is not enough:
+TensorFlow 2.16 logs three errors at import ("Unable to register cuFFT/cuDNN/cuBLAS factory") on every
+machine, so the default is 3 (fatal only). A failing TensorFlow operation still raises its Python exception with the
 message, and a fatal error still prints; what level 3 drops is C++ errors a Python exception does not
 carry, which PIPELINE_LOG_LEVEL=INFO shows again.
 """
@@ -53,6 +55,8 @@ QUIET_AT_IMPORT = (
 REDUNDANT = (
     ("absl", "Execution %d failed."),  # TFX's launcher.
     ("luigi-interface", "[pid %s] Worker %s failed    %s"),  # Luigi's worker, with the whole traceback.
+    # Beam's runner, when a worker's data stream breaks: the component then fails (pipeline/beam/worker_loss.py).
+    ("apache_beam.runners.worker.data_plane", "Failed to read inputs in the data plane."),
 )
 # Beam's DoFn runner logs the exception of a failed step (the record's message is the exception itself)
 # as it raises it on: the run reports the same error.
@@ -69,19 +73,25 @@ _SECRETS: set[str] = set()
 _FILE_ONLY = "pipeline_file_only"
 
 
+# The C++ libraries' minimum log levels, read once as each loads: TensorFlow's, ML Metadata's (glog's). Both
+# count 0 (INFO) to 3 (FATAL).
+NATIVE_LOG_LEVELS = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")
+
+
 def native_log_level(level: str | None) -> str:
-    """TF_CPP_MIN_LOG_LEVEL for a log level setting: everything at INFO and DEBUG, fatal errors only else
+    """NATIVE_LOG_LEVELS for a log level setting: everything at INFO and DEBUG, fatal errors only else
     (an unknown level is reported where the run reads its configuration)."""
     return "0" if (level or "").strip().upper() in ("DEBUG", "INFO") else "3"
 
 
 def set_process_defaults(environ: dict[str, str] | None = None) -> None:
-    """What must be set before TensorFlow and the Google clients load, here and in the processes this one
-    starts (Beam's workers, a scheduler's runs): TensorFlow's C++ log level from PIPELINE_LOG_LEVEL unless
-    the user set TF_CPP_MIN_LOG_LEVEL, and, below INFO, QUIET_AT_IMPORT ignored (PYTHONWARNINGS)."""
+    """What must be set before TensorFlow, ML Metadata and the Google clients load, here and in the processes
+    this one starts (Beam's workers, a scheduler's runs): the C++ log levels (NATIVE_LOG_LEVELS) from
+    PIPELINE_LOG_LEVEL unless the user set them, and, below INFO, QUIET_AT_IMPORT ignored (PYTHONWARNINGS)."""
     environ = os.environ if environ is None else environ
     level = configs.environ_value("LOG_LEVEL", environ)
-    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", native_log_level(level))
+    for name in NATIVE_LOG_LEVELS:
+        environ.setdefault(name, native_log_level(level))
     if native_log_level(level) == "0":
         return
     for category, module in QUIET_AT_IMPORT:
@@ -96,7 +106,7 @@ def shell_exports(environ: dict[str, str] | None = None) -> str:
     any of our code runs, such as the tfx CLI (`eval "$(pipeline env)"`, docs/runners.md)."""
     environ = dict(os.environ if environ is None else environ)
     set_process_defaults(environ)
-    names = [name for name in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS") if environ.get(name)]
+    names = [name for name in (*NATIVE_LOG_LEVELS, "PYTHONWARNINGS") if environ.get(name)]
     return "export " + " ".join(f"{name}={shlex.quote(environ[name])}" for name in names)
 
 
@@ -318,19 +328,22 @@ def _users_frame(error: BaseException) -> traceback.FrameSummary | None:
     return frames[-1] if frames else None
 
 
-def report_failure(error: BaseException, stream: TextIO | None = None, explained: bool = False) -> None:
-    """An unexpected failure: its traceback into the log file; on the console the error, where in the
-    user's code it was raised, and where the full log is. Without a log file, the traceback is printed.
-    An `explained` error (one whose message says what happened and what to do, such as a full disk) is
-    shown as its message alone, its traceback kept for the log file all the same."""
+class ExplainedFailure(RuntimeError):
+    """A failure whose message says what happened and what to change (a full disk, a lost store or Beam
+    worker), the error behind it chained: report_failure shows the message alone."""
+
+
+def report_failure(error: BaseException, stream: TextIO | None = None) -> None:
+    """A failed run: its traceback into the log file; on the console an ExplainedFailure's message, any
+    other error with where in the user's code it was raised; then where the full log is. Without a log
+    file, an unexplained error's traceback is printed."""
+    explained = isinstance(error, ExplainedFailure)
     if log_file() is None:
         if not explained:
             traceback.print_exception(type(error), error, error.__traceback__, file=stream or sys.stderr)
             return
     else:
-        logging.getLogger(__name__).error(
-            "The run failed", exc_info=(type(error), error, error.__traceback__), extra={_FILE_ONLY: True}
-        )
+        to_file_only(logging.getLogger(__name__), "The run failed", exc_info=(type(error), error, error.__traceback__))
     stream = stream or sys.stderr
     if explained:
         stream.write(f"error: {error}\n")
@@ -344,6 +357,11 @@ def report_failure(error: BaseException, stream: TextIO | None = None, explained
     if frame is not None:
         stream.write(f"  at {frame.filename}, line {frame.lineno}, in {frame.name}\n")
     name_log_file(stream)
+
+
+def to_file_only(logger: logging.Logger, msg: str, *args, exc_info=None) -> None:
+    """An error record for the log file alone: one the console already says in other words."""
+    logger.error(msg, *args, exc_info=exc_info, extra={_FILE_ONLY: True})
 
 
 def name_log_file(stream: TextIO | None = None) -> None:

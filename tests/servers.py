@@ -42,8 +42,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-    if process.poll() is not None:
+def _stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    if process is None or process.poll() is not None:
         return
     process.send_signal(sig)
     try:
@@ -71,10 +71,35 @@ class MariaDB:
     database: str
     user: str
     password_file: Path
+    # How the server was started, to start it again on the same data and port (`stop`, `start`).
+    command: list[str] = dataclasses.field(repr=False, default_factory=list)
+    client: list[str] = dataclasses.field(repr=False, default_factory=list)
+    log: Path | None = None
+    process: subprocess.Popen | None = dataclasses.field(repr=False, default=None)
 
     def url(self) -> str:
         """The ML Metadata URL (PIPELINE_METADATA_MYSQL_URL): no password, which comes from password_file."""
         return f"mysql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def stop(self) -> None:
+        """Stop the server by its process id (SIGTERM: a clean shutdown that ends every connection)."""
+        _stop(self.process)
+
+    def start(self) -> None:
+        """Start the server again on its data and port, and wait until it answers."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.process = _start(self.command)
+        _wait_until(lambda: self.sql("SELECT 1"), self.process, "MariaDB", self.log)
+
+    def sql(self, statements: str) -> str | None:
+        """Run `statements` as root over the server's socket: None when they succeeded, else the error."""
+        result = subprocess.run([*self.client, "-e", statements], capture_output=True, text=True, check=False)
+        return None if result.returncode == 0 else result.stderr
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @contextlib.contextmanager
@@ -90,31 +115,24 @@ def mariadb(root: Path, password: str, database: str = "mlmd", user: str = "taxi
         check=True, capture_output=True, timeout=120,
     )
     port, sock, log = free_port(), root / "mysqld.sock", root / "error.log"
-    process = subprocess.Popen(
-        [server, "--no-defaults", *user_flag, f"--datadir={root / 'data'}", f"--socket={sock}",
-         f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={root / 'mysqld.pid'}",
-         f"--log-error={log}", "--skip-name-resolve", "--innodb-buffer-pool-size=32M"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    command = [server, "--no-defaults", *user_flag, f"--datadir={root / 'data'}", f"--socket={sock}",
+               f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={root / 'mysqld.pid'}",
+               f"--log-error={log}", "--skip-name-resolve", "--innodb-buffer-pool-size=32M"]
+    password_file = root / "password"
+    found = MariaDB(port=port, database=database, user=user, password_file=password_file, command=command,
+                    client=[client, "--no-defaults", f"--socket={sock}", "-uroot"], log=log,
+                    process=_start(command))
     try:
-        sql = (
+        _wait_until(lambda: found.sql(
             f"CREATE DATABASE {database}; "
             f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
             f"GRANT ALL ON {database}.* TO '{user}'@'127.0.0.1';"
-        )
-
-        def ready():
-            result = subprocess.run([client, "--no-defaults", f"--socket={sock}", "-uroot", "-e", sql],
-                                    capture_output=True, text=True, check=False)
-            return None if result.returncode == 0 else result.stderr
-
-        _wait_until(ready, process, "MariaDB", log)
-        password_file = root / "password"
+        ), found.process, "MariaDB", log)
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
-        yield MariaDB(port=port, database=database, user=user, password_file=password_file)
+        yield found
     finally:
-        _stop(process)
+        found.stop()
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 
-from pipeline import configs, inputs
+from pipeline import configs, inputs, logs
 
 NEEDED_PER_INPUT_BYTE = 2
 NEEDED_FIXED_BYTES = 16 * 2**20
@@ -35,7 +35,7 @@ _FULL_TEXTS = (os.strerror(errno.ENOSPC), "database or disk is full")
 _PATH_IN_TEXT = re.compile(r"(/[^\s;:'\"\]]+)")
 
 
-class OutOfSpace(RuntimeError):
+class OutOfSpace(logs.ExplainedFailure):
     """A write of the run failed because its filesystem is full; the message says where and how much."""
 
 

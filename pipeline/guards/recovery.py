@@ -16,7 +16,8 @@ so the component that made one runs again, and so does every component that read
 
 LocalDagRunner has no per-component retries (TFX honours NodeExecutionOptions.max_execution_retries only
 in its asynchronous orchestrator), so a failed run is run again: the cache serves every component that
-completed, so only the failed component and those after it execute again.
+completed, so only the failed component and those after it execute again. A run that lost its MySQL store
+is not: the store's run lock went with the server's connection, so a retry could run beside another run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
 from pipeline.metadata import artifact_files, events, run_summary
-from pipeline.metadata.store import StoreMissing, open_store
+from pipeline.metadata.store import StoreMissing, open_store, unreachable
 
 T = TypeVar("T")
 ABANDONED_PROPERTY = "abandoned"
@@ -162,7 +163,8 @@ def call_with_retries(
 ) -> T:
     """attempt(), and again up to `retries` times after a failure, waiting backoff_s, doubling each time.
 
-    Errors in `never_retry` (the user's to fix) are raised at once.
+    Errors in `never_retry` (the user's to fix) are raised at once, and so is the loss of a MySQL store
+    (the run lock went with its connection).
     """
     for number in range(retries + 1):
         try:
@@ -170,7 +172,7 @@ def call_with_retries(
         except never_retry:
             raise
         except Exception as error:
-            if number >= retries:
+            if number >= retries or unreachable(error):
                 raise
             wait = backoff_s * 2**number
             say(

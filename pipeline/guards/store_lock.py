@@ -7,7 +7,8 @@ holder), plus a record of who holds the store, for the message a refused run pri
 
 - beside a SQLite store, an `fcntl.flock` on `<store>.lock`, the record being the file's text;
 - on MySQL, the server's `GET_LOCK` on a connection of the holder (runs on other machines see it too),
-  the record a row of the `tfx_run_lock` table in the store's database.
+  the record a row of the `tfx_run_lock` table in the store's database. A server that restarts drops it
+  with the connection: the holder takes it again on a new one (`keep`, every KEEP_EVERY_S).
 
 A runner whose whole run is one process (local, Beam, the scheduler's runs) holds the mutex for the run.
 A run whose nodes are separate task processes (Airflow, Luigi) cannot: its first task claims a lease in
@@ -36,6 +37,9 @@ from pipeline.metadata.store import connection_config
 EXIT_BUSY = 75
 # The MySQL table holding the record, one row per lock name.
 MYSQL_TABLE = "tfx_run_lock"
+# How often a run checks that it still holds the store: a MySQL server that restarts drops its lock, which
+# the run takes again (another run could take the store in between, for at most this long).
+KEEP_EVERY_S = 5.0
 
 
 class LockBusy(RuntimeError):
@@ -112,8 +116,8 @@ class _FileMutex:
         self._handle.write(holder.dumps() if holder else "")
         self._handle.flush()
 
-    def ping(self) -> None:
-        pass
+    def keep(self, holder: Holder, say: Callable[[str], None]) -> None:
+        pass  # The system keeps an flock for as long as its process lives.
 
 
 class _MySQLMutex:
@@ -125,6 +129,7 @@ class _MySQLMutex:
         self.name = f"tfx_run_lock.{config.metadata_mysql_database}"[:64]
         self._guard = threading.Lock()  # one connection, used by the run and its keep-alive thread
         self._connection = None
+        self._lost = False  # another run took the lock this run's connection lost (said once)
 
     def _connect(self):
         import pymysql  # only for MySQL stores: a SQLite run never loads the driver
@@ -154,23 +159,31 @@ class _MySQLMutex:
         return True
 
     def release(self) -> None:
+        import pymysql  # only for MySQL stores, as above
+
         with self._guard:
             connection, self._connection = self._connection, None
-        with contextlib.closing(connection):
+        # A server that went away took the lock with the connection: nothing is left to release, and the
+        # run's own error (the store lost) is the one to report.
+        with contextlib.closing(connection), contextlib.suppress(pymysql.MySQLError):
             self._query(connection, "SELECT RELEASE_LOCK(%s)", self.name)
 
     def read(self) -> Holder | None:
-        import pymysql  # only for MySQL stores, as above
-
         connection = self._connection or self._connect()
         try:
             with self._guard:
-                row = self._query(connection, f"SELECT holder FROM {MYSQL_TABLE} WHERE name = %s", self.name)
-        except pymysql.MySQLError:  # No table yet: no run has taken this lock.
-            return None
+                return self.read_on(connection)
         finally:
             if connection is not self._connection:
                 connection.close()
+
+    def read_on(self, connection) -> Holder | None:
+        import pymysql  # only for MySQL stores, as above
+
+        try:
+            row = self._query(connection, f"SELECT holder FROM {MYSQL_TABLE} WHERE name = %s", self.name)
+        except pymysql.MySQLError:  # No table yet: no run has taken this lock.
+            return None
         return Holder.parse(row[0]) if row else None
 
     def write(self, holder: Holder | None) -> None:
@@ -178,11 +191,44 @@ class _MySQLMutex:
             self._query(self._connection, f"REPLACE INTO {MYSQL_TABLE} (name, holder) VALUES (%s, %s)",
                         self.name, holder.dumps() if holder else "")
 
-    def ping(self) -> None:
-        """Keeps a lock held for hours from the server's idle timeout, which would drop it."""
+    def keep(self, holder: Holder, say: Callable[[str], None]) -> None:
+        """Keeps the lock: from the server's idle timeout, which would drop a lock held for hours, by using
+        its connection; after the server dropped it with the connection (a restart), by taking it again
+        on a new one, unless another run took it meanwhile (said once). While the server does not answer,
+        raises LockBusy: the next beat tries again."""
+        import pymysql  # only for MySQL stores, as above
+
         with self._guard:
-            if self._connection is not None:
-                self._query(self._connection, "SELECT 1")
+            connection = self._connection
+            if connection is None:  # Released.
+                return
+            try:
+                self._query(connection, "SELECT 1")
+                return
+            except pymysql.MySQLError:
+                pass  # The connection is gone, and the lock with it.
+        fresh = self._connect()
+        if self._query(fresh, "SELECT GET_LOCK(%s, 0)", self.name)[0] != 1:
+            taken = self.read_on(fresh)
+            fresh.close()
+            if not self._lost:
+                self._lost = True
+                say(f"The ML Metadata store {mysql.describe(self.config)} dropped this run's lock with its "
+                    f"connection (a server restart?), and another run took the store: "
+                    f"{taken.describe() if taken else 'another process'}. Both runs now write it.")
+            return
+        with self._guard:
+            if self._connection is not connection:  # Released meanwhile: give the new lock back.
+                with contextlib.closing(fresh):
+                    self._query(fresh, "SELECT RELEASE_LOCK(%s)", self.name)
+                return
+            self._connection = fresh
+        with contextlib.suppress(pymysql.MySQLError):
+            connection.close()
+        self.write(holder)
+        self._lost = False
+        say(f"The ML Metadata store {mysql.describe(self.config)} dropped this run's lock with its connection "
+            "(a server restart?); the run took it again.")
 
 
 def _mutex(config: configs.PipelineConfig):
@@ -270,8 +316,9 @@ def hold(config: configs.PipelineConfig, runner: str, say: Callable[[str], None]
     is still busy after run_lock_timeout_s."""
     mutex, _ = _acquire(config, "", say)
     try:
-        mutex.write(Holder.me(runner))
-        with _keeping(mutex.ping, 60.0):
+        holder = Holder.me(runner)
+        mutex.write(holder)
+        with _keeping(lambda: mutex.keep(holder, say), KEEP_EVERY_S):
             yield
     finally:
         with contextlib.suppress(Exception):

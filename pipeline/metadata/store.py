@@ -8,14 +8,24 @@ import os
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Iterator
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import logs
 from pipeline.configs import PipelineConfig
 from pipeline.metadata import mysql
 
 _TRANSIENT = ("database is locked", "Concurrent", "subset of tables")
+# What ML Metadata's MySQL source (directly or through TFX, which wraps it) and the run lock's driver say
+# when the server behind a MySQL store stops answering, and what that means.
+_UNREACHABLE = (
+    ("Lost connection to MySQL server", "the server closed the connection"),
+    ("MySQL server has gone away", "the server closed the connection"),
+    ("mysql_real_connect failed", "the server refuses connections"),
+    ("Can't connect to MySQL server", "the server refuses connections"),
+)
 
 
 # A few of the tables ML Metadata creates in a SQLite store; a database with none of them is not one.
@@ -28,6 +38,43 @@ class StoreMissing(FileNotFoundError):
 
 class NotAStore(ValueError):
     """A path that exists but is not an SQLite ML Metadata store: opening it would turn it into one."""
+
+
+class StoreUnreachable(logs.ExplainedFailure):
+    """The configuration's MySQL store stopped answering during a run; the message names it and says what
+    to do, the errors behind it are chained (for the run's log file)."""
+
+
+def unreachable(error: BaseException | None) -> str | None:
+    """What happened when `error`, or an error it was raised from or while handling, says the MySQL server
+    behind a store stopped answering (`_UNREACHABLE`); None for any other error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        meaning = next((meaning for marker, meaning in _UNREACHABLE if marker in str(error)), None)
+        if meaning is not None:
+            return meaning
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def reached(config: PipelineConfig) -> Iterator[None]:
+    """The block, with the loss of the config's MySQL store raised as StoreUnreachable: one message naming
+    the store (never the password) instead of TFX's and MySQL's errors."""
+    try:
+        yield
+    except StoreUnreachable:
+        raise
+    except Exception as error:
+        meaning = unreachable(error) if config.metadata_mysql_host else None
+        if meaning is None:
+            raise
+        raise StoreUnreachable(
+            f"lost the ML Metadata store {mysql.describe(config)} during the run ({meaning}). Once it answers "
+            "again, run again: the next run marks what this one left unfinished as failed and takes what it "
+            "finished from the cache."
+        ) from error
 
 
 def check_sqlite_store(path: str) -> None:

@@ -4,8 +4,9 @@ The input check (and a line naming the files the run reads; a warning when the f
 has clearly too little free space for them), the engine check, the upstream patches
 (pipeline/upstream), the store's run lock (pipeline/guards/store_lock.py), the clean-up after a run killed
 earlier and of recorded outputs whose files are gone, the run itself, the run record, the closing summary
-and the rows-in/rows-out check; a write that finds the disk full stops the run with one line
-(pipeline/guards/disk_space.py). A runner whose run is one process (local, Beam, and the scheduler, which
+and the rows-in/rows-out check. A failure whose cause it can name stops the run with one line saying what
+to change: a full disk (pipeline/guards/disk_space.py), a Beam worker lost mid-bundle
+(pipeline/beam/worker_loss.py), the MySQL store gone (pipeline/metadata/store.py). A runner whose run is one process (local, Beam, and the scheduler, which
 starts the Beam runner) hands `run` its TFX DAG runner. An orchestrator that runs each node as its own
 task (Airflow, Luigi) runs the same steps as tasks: `begin_tasks` first, `node_task` for each node,
 `end_tasks` last, whatever came before.
@@ -22,13 +23,13 @@ from typing import Callable, Iterator, Sequence
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from pipeline import configs, inputs, logs, upstream
-from pipeline.beam import profiles
+from pipeline.beam import profiles, worker_loss
 from pipeline.components import data_gate
 from pipeline.guards import disk_space, input_checks, recovery, store_lock
 from pipeline.metadata import run_names, run_record, run_summary
 from pipeline.runners import node_launch, progress
 from pipeline import pipeline as pipeline_definition
-from pipeline.metadata import artifact_files
+from pipeline.metadata import artifact_files, store
 from pipeline.metadata.store import connection_config
 
 # What `--validate-only` runs: the pipeline up to and including this node (TFX's partial run), so the
@@ -91,15 +92,17 @@ def run(
 
     Returns None when the run was only being compiled (`tfx pipeline create` executes the runner file
     to read the pipeline). Raises store_lock.LockBusy when another run holds the store past
-    run_lock_timeout_s. A run killed earlier, and recorded outputs whose files are gone, are cleaned up
-    first, and a failed run is retried
-    (pipeline/guards/recovery.py). A run the data gate stopped is summarized and recorded, then its
-    DataGateError raised: that is the user's data to fix, never retried.
+    run_lock_timeout_s, and store.StoreUnreachable when a MySQL store stops answering during the run. A
+    run killed earlier, and recorded outputs whose files are gone, are cleaned up first, and a failed run
+    is retried unless it lost the store or found the disk full (pipeline/guards/recovery.py). A run the
+    data gate stopped is summarized and recorded, then its DataGateError raised: that is the user's data
+    to fix, never retried.
     """
     config = config or configs.load_config()
     run_input = check_input(config, runner)
     record = run_record.collect(config, runner=runner)
-    with store_lock.hold(config, runner):
+    # The store lost once the lock is held (a server that went away) stops the run with one line.
+    with store_lock.hold(config, runner), store.reached(config):
         recovery.clean_up_before_run(config)
         tracker, rejected = recovery.call_with_retries(
             lambda: _run_once(dag_runner, config, run_input, stop_after), config.retries, config.retry_backoff_s,
@@ -154,23 +157,27 @@ def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id:
         if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
             recovery.clean_up_before_run(config)
         upstream.install()  # in this task's process, as in the in-process runners'
-        with _explaining_full_disk(config, None, lambda: [node_id]):
+        with _explaining(config, None, lambda: [node_id]):
             node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
 
 
 @contextlib.contextmanager
-def _explaining_full_disk(
+def _explaining(
     config: configs.PipelineConfig, run_input: inputs.RunInput | None, running: Callable[[], list[str]]
 ) -> Iterator[None]:
-    """A component's write that found its disk full, whatever library raised it, as one OutOfSpace
-    (naming the output folder of the node `running` says, when the error names no file)."""
-    try:
-        yield
-    except Exception as error:
-        full = disk_space.out_of_space(error, config, run_input or inputs.resolve_for(config), running())
-        if full is None:
-            raise
-        raise full from error
+    """A component's failure whose cause a run can name, whatever library raised it, as one error saying
+    what happened and what to change: a write that found its disk full (naming the output folder of the
+    node `running` says, when the error names no file), a Beam worker process lost mid-bundle."""
+    with worker_loss.watching() as worker_exits:
+        try:
+            yield
+        except Exception as error:
+            explained = disk_space.out_of_space(error, config, run_input or inputs.resolve_for(config), running())
+            if explained is None:
+                explained = worker_loss.explain(error, config, running(), worker_exits, run_input)
+            if explained is None:
+                raise
+            raise explained from error
 
 
 def end_tasks(config: configs.PipelineConfig, runner: str, run_id: str) -> run_summary.RunSummary:
@@ -201,7 +208,7 @@ def _run_once(
         try:
             definition = pipeline_definition.create_pipeline(config, run_input=run_input)
             run_options = tfx_pipeline.RunOptions(to_nodes=[stop_after]) if stop_after else None
-            with _explaining_full_disk(config, run_input, tracker.unfinished):
+            with _explaining(config, run_input, tracker.unfinished):
                 _run_named(dag_runner, run_id, definition, run_options)
         except data_gate.DataGateError as error:
             tracker.report_failure()
@@ -264,8 +271,9 @@ def main(run_once: Callable[[], object]) -> int:
         print(f"error: {error}", file=sys.stderr)
         logs.name_log_file()
         return 1
-    except disk_space.OutOfSpace as error:
-        logs.report_failure(error, explained=True)
+    except logs.ExplainedFailure as error:
+        # A full disk, a lost store or Beam worker: one line saying what to do; what lies behind it, in the log file.
+        logs.report_failure(error)
         return 1
     except Exception as error:  # noqa: BLE001  (a component failed: the error, where, and the full log)
         logs.report_failure(error)

@@ -26,7 +26,7 @@ import pipeline  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlo
 import luigi
 
 from pipeline import configs, logs
-from pipeline.guards import disk_space, store_lock
+from pipeline.guards import store_lock
 from pipeline.metadata import run_names, run_record
 from pipeline.metadata.store import connection_config, open_store
 from pipeline.runners import lifecycle, node_launch, progress
@@ -148,8 +148,8 @@ def run(argv: list[str] | None = None) -> int:
     if succeeded:
         return 0
     if _FAILURES:
-        # A node task's full disk is one line already (lifecycle.node_task).
-        logs.report_failure(_FAILURES[0], explained=isinstance(_FAILURES[0], disk_space.OutOfSpace))
+        # A node task's failure with a known cause is one line already (lifecycle.node_task).
+        logs.report_failure(_FAILURES[0])
     else:
         print(f"error: the Luigi run did not finish ({result.one_line_summary})", file=sys.stderr)
         logs.name_log_file()

@@ -77,6 +77,12 @@ PATCHES = (
           "TFMA's metrics fed groups of examples that share their slices instead of one example at a time",
           "tests/pipeline/upstream/test_slice_groups.py",
           "TFMA combines metrics per slice a batch at a time", on_demand=True),
+    Patch("lost_workers", ("apache-beam",),
+          "Beam's `SubprocessSdkWorkerHandler.start_worker`",
+          "a multi_processing worker process that dies mid-bundle fails the bundle; Beam's runner otherwise "
+          "waits for its answer forever (apache/beam#19674)",
+          "tests/pipeline/upstream/test_lost_workers.py",
+          "Beam aborts a dead worker process's instructions, as it does a stopped Docker container's"),
 )
 BY_NAME = {patch.name: patch for patch in PATCHES}
 

@@ -118,10 +118,10 @@ def test_beams_echo_of_a_failed_step_goes_to_the_file_only(tmp_path, restore_log
 def test_an_explained_failure_is_its_message_alone_and_its_traceback_goes_to_the_file(tmp_path, restore_logging):
     path = logs.configure("WARNING", tmp_path / "run.log", stream=io.StringIO())
     try:
-        raise RuntimeError("out of disk space: writing /x failed; ...")
+        raise logs.ExplainedFailure("out of disk space: writing /x failed; ...")
     except RuntimeError as error:
         failure = io.StringIO()
-        logs.report_failure(error, failure, explained=True)
+        logs.report_failure(error, failure)
     assert failure.getvalue().splitlines() == [
         "error: out of disk space: writing /x failed; ...", f"The full log: {path}"]
     assert "Traceback (most recent call last)" in path.read_text()
@@ -166,38 +166,40 @@ def test_a_bad_log_level_is_named():
     assert configs.load_config(log_level=" info").log_level == "INFO"
 
 
-def test_tensorflows_cpp_level_and_child_warnings_follow_the_log_level():
+def test_the_cpp_levels_and_child_warnings_follow_the_log_level():
     quiet = {}
     logs.set_process_defaults(quiet)
-    assert quiet["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert quiet["TF_CPP_MIN_LOG_LEVEL"] == quiet["GLOG_minloglevel"] == "3"
     assert "ignore::FutureWarning:google.api_core._python_version_support" in quiet["PYTHONWARNINGS"]
     logs.set_process_defaults(quiet)  # Idempotent: entries are not added twice.
     assert quiet["PYTHONWARNINGS"].count("google.api_core") == 1
     for level in ("INFO", "debug"):
         loud = {"TAXI_LOG_LEVEL": level}
         logs.set_process_defaults(loud)
-        assert loud["TF_CPP_MIN_LOG_LEVEL"] == "0" and "PYTHONWARNINGS" not in loud
-    mine = {"TF_CPP_MIN_LOG_LEVEL": "1", "PYTHONWARNINGS": "error"}
+        assert loud["TF_CPP_MIN_LOG_LEVEL"] == loud["GLOG_minloglevel"] == "0" and "PYTHONWARNINGS" not in loud
+    mine = {"TF_CPP_MIN_LOG_LEVEL": "1", "GLOG_minloglevel": "2", "PYTHONWARNINGS": "error"}
     logs.set_process_defaults(mine)
     assert mine["TF_CPP_MIN_LOG_LEVEL"] == "1" and mine["PYTHONWARNINGS"].startswith("error,ignore::")
+    assert mine["GLOG_minloglevel"] == "2"
 
 
 def test_a_shell_gets_the_same_defaults_as_an_export_line():
     """`eval "$(pipeline env)"`, for the tfx CLI, which loads TensorFlow before any of our code runs."""
     assert logs.shell_exports({}) == (
-        "export TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::FutureWarning:google.api_core._python_version_support,"
+        "export TF_CPP_MIN_LOG_LEVEL=3 GLOG_minloglevel=3 "
+        "PYTHONWARNINGS=ignore::FutureWarning:google.api_core._python_version_support,"
         "ignore::FutureWarning:google.auth.transport.grpc"
     )
-    assert logs.shell_exports({"PIPELINE_LOG_LEVEL": "INFO"}) == "export TF_CPP_MIN_LOG_LEVEL=0"
+    assert logs.shell_exports({"PIPELINE_LOG_LEVEL": "INFO"}) == "export TF_CPP_MIN_LOG_LEVEL=0 GLOG_minloglevel=0"
     # What the user set stays, quoted for the shell.
     assert logs.shell_exports({"TF_CPP_MIN_LOG_LEVEL": "1", "PYTHONWARNINGS": "error::x y"}).startswith(
-        "export TF_CPP_MIN_LOG_LEVEL=1 PYTHONWARNINGS='error::x y,ignore::FutureWarning:"
+        "export TF_CPP_MIN_LOG_LEVEL=1 GLOG_minloglevel=3 PYTHONWARNINGS='error::x y,ignore::FutureWarning:"
     )
     exported = subprocess.run(
-        ["bash", "-c", f'{logs.shell_exports({})}; echo "$TF_CPP_MIN_LOG_LEVEL $PYTHONWARNINGS"'],
+        ["bash", "-c", f'{logs.shell_exports({})}; echo "$TF_CPP_MIN_LOG_LEVEL $GLOG_minloglevel $PYTHONWARNINGS"'],
         capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
     ).stdout
-    assert exported.split() == ["3", logs.shell_exports({}).split("PYTHONWARNINGS=")[1]]
+    assert exported.split() == ["3", "3", logs.shell_exports({}).split("PYTHONWARNINGS=")[1]]
 
 
 _LATE_FAILURE = """

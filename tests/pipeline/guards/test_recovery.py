@@ -59,11 +59,11 @@ sys.exit(local_runner.main([]))
 
 
 class PipelineProcess:
-    """The local runner as a user starts it, with its output collected line by line; with `clock`, at
-    that instant."""
+    """The local runner as a user starts it (with `args`), with its output collected line by line; with
+    `clock`, at that instant."""
 
-    def __init__(self, env: dict[str, str], clock: str | None = None) -> None:
-        command = [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py")]
+    def __init__(self, env: dict[str, str], clock: str | None = None, args: tuple[str, ...] = ()) -> None:
+        command = [sys.executable, str(PROJECT_ROOT / "pipeline" / "runners" / "local_runner.py"), *args]
         if clock is not None:
             command = [sys.executable, "-c", RUNNER_AT_INSTANT, clock]
         self.process = subprocess.Popen(
@@ -353,6 +353,20 @@ def test_configuration_errors_are_never_retried():
         raise configs.ConfigError("schema_path does not exist")
 
     with pytest.raises(configs.ConfigError):
+        recovery.call_with_retries(attempt, retries=3, backoff_s=0)
+    assert calls == [1]
+
+
+def test_a_lost_mysql_store_is_never_retried():
+    """Its run lock went with the server's connection: a retry could run beside another run."""
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise RuntimeError("Failed to establish connection to Metadata storage with error: mysql_real_connect "
+                           "failed: errno: , error: ")
+
+    with pytest.raises(RuntimeError, match="mysql_real_connect"):
         recovery.call_with_retries(attempt, retries=3, backoff_s=0)
     assert calls == [1]
 

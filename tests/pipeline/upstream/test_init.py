@@ -77,7 +77,7 @@ def test_a_speed_up_on_a_version_it_was_not_verified_on_steps_aside_with_one_war
     after, installed = json.loads(result.stdout.splitlines()[-1])
     # Every patch that reaches into Beam steps aside: the library's own code runs.
     beam = {p.name for p in upstream.PATCHES if "apache-beam" in p.libraries and not p.on_demand}
-    assert beam == {"overheads", "tfrecord_source", "vocabulary_counts"}
+    assert beam == {"overheads", "tfrecord_source", "vocabulary_counts", "lost_workers"}
     assert set(installed) == {"metric_inputs", "parquet_source"}
     assert {name: on for name, on in after.items()} == {name: name not in beam for name in after}
     warnings = [line for line in result.stderr.splitlines() if "steps aside" in line]
