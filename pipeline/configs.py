@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import json
 import os
 import re
 import shlex
@@ -69,6 +70,7 @@ class Task:
     blessing_metric: str
     blessing_lower_bound: float
     blessing_max_decrease: float
+    blessing_slice_thresholds: dict
     numeric_drift_overrides: tuple[str, ...]
 
     @property
@@ -80,8 +82,44 @@ class Task:
 _TASK_DEFAULTS = {
     "per_class_metrics": (),
     "slice_feature_keys": (),
+    "blessing_slice_thresholds": {},
     "numeric_drift_overrides": (),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceThreshold:
+    """The blessing metric's bounds on the rows where one feature has one value, judged beside the whole
+    eval split's (a task's BLESSING_SLICE_THRESHOLDS, or the blessing_slice_thresholds setting)."""
+
+    feature: str
+    value: str
+    lower_bound: float
+    max_decrease: float
+
+
+def parse_slice_thresholds(text: str) -> tuple[SliceThreshold, ...]:
+    """The blessing_slice_thresholds setting, JSON: {"feature=value": {"lower_bound": 0.6, "max_decrease":
+    0.02}, ...}; both bounds are required, so that a typo is refused instead of judging nothing."""
+    where = f"blessing_slice_thresholds (set {ENV_PREFIX}BLESSING_SLICE_THRESHOLDS or the task's BLESSING_SLICE_THRESHOLDS)"
+    try:
+        parsed = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"{where} must be a JSON object keyed by \"feature=value\"")
+    found = []
+    for name, bounds in parsed.items():
+        feature, equals, value = name.partition("=")
+        if not feature.strip() or not equals:
+            raise ConfigError(f"{where}: {name!r} is not \"feature=value\"")
+        if not isinstance(bounds, dict) or set(bounds) != {"lower_bound", "max_decrease"} or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values()):
+            raise ConfigError(f"{where}: {name!r} needs exactly a numeric lower_bound and max_decrease, got {bounds!r}")
+        if bounds["max_decrease"] < 0:
+            raise ConfigError(f"{where}: {name!r} max_decrease may not be negative, got {bounds['max_decrease']}")
+        found.append(SliceThreshold(feature.strip(), value, float(bounds["lower_bound"]), float(bounds["max_decrease"])))
+    return tuple(found)
 
 
 def metric_name(class_name: str) -> str:
@@ -164,6 +202,10 @@ class PipelineConfig:
     # blessed baseline's by more than the allowed decrease (None: the task's numbers).
     blessing_lower_bound: float | None = None
     blessing_max_decrease: float | None = None
+    # Blessing on slices that matter, beside the whole eval split: the blessing metric's lower bound and
+    # allowed decrease against the baseline on the rows where a feature has one value, as JSON
+    # ({"payment_type=Credit Card": {"lower_bound": 0.6, "max_decrease": 0.03}}; "{}": none; empty: the task's).
+    blessing_slice_thresholds: str = ""
     # The data gate: a split with fewer rows halts the run (a model trained or judged on so few rows
     # says nothing, and empty statistics must never become the next run's drift baseline).
     min_train_rows: int = 200
@@ -283,6 +325,7 @@ class PipelineConfig:
             "trainer_module_file": task.trainer_module_file,
             "blessing_lower_bound": task.blessing_lower_bound,
             "blessing_max_decrease": task.blessing_max_decrease,
+            "blessing_slice_thresholds": json.dumps(task.blessing_slice_thresholds),
             "numeric_drift_overrides": task.numeric_drift_overrides,
             "slice_feature_keys": task.slice_feature_keys,
         }
@@ -316,6 +359,7 @@ class PipelineConfig:
             )
         if self.blessing_max_decrease < 0:
             raise ConfigError(f"blessing_max_decrease may not be negative, got {self.blessing_max_decrease}")
+        parse_slice_thresholds(self.blessing_slice_thresholds)
         for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s",
                      "max_eval_rows", "log_files_to_keep", "progress_interval_s", "beam_environment_cache_ms"):
             if getattr(self, name) < 0:
@@ -337,6 +381,11 @@ class PipelineConfig:
     def task_spec(self) -> Task:
         """The task this configuration runs."""
         return load_task(self.task)
+
+    @property
+    def slice_thresholds(self) -> tuple[SliceThreshold, ...]:
+        """The blessing's bounds per slice (blessing_slice_thresholds)."""
+        return parse_slice_thresholds(self.blessing_slice_thresholds)
 
     @property
     def hyperparameters(self) -> dict:

@@ -1,4 +1,5 @@
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,29 @@ def test_the_older_names_of_settings_still_work():
     assert configs.load_config(eval_auc_lower_bound=0.75, eval_auc_max_decrease=0.01).blessing_max_decrease == 0.01
     with pytest.raises(configs.ConfigError, match="environment variable TAXI_EPOCHS='many' is not a valid int"):
         configs.env_overrides({"TAXI_EPOCHS": "many"})
+
+
+def test_slice_thresholds_come_from_the_task_and_a_setting_replaces_them(monkeypatch):
+    task = configs.load_config().task_spec
+    assert configs.load_config().slice_thresholds == tuple(
+        configs.SliceThreshold(*name.split("=", 1), bounds["lower_bound"], bounds["max_decrease"])
+        for name, bounds in task.blessing_slice_thresholds.items()
+    ) != ()
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS",
+                       '{"payment_type=Credit Card": {"lower_bound": 0.55, "max_decrease": 0.1}}')
+    assert configs.load_config().slice_thresholds == (
+        configs.SliceThreshold("payment_type", "Credit Card", 0.55, 0.1),)
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS", "{}")
+    assert configs.load_config().slice_thresholds == ()
+
+
+@pytest.mark.parametrize(("setting", "error"), [
+    ("[0.6]", "must be a JSON object keyed by \"feature=value\""),
+    ('{"payment_type": {"lower_bound": 0.6, "max_decrease": 0}}', "'payment_type' is not \"feature=value\""),
+    ('{"payment_type=Cash": {"lower_bound": 0.6}}', "'payment_type=Cash' needs exactly a numeric lower_bound and max_decrease"),
+    ('{"payment_type=Cash": {"lower_bound": 0.6, "max_decrease": -0.1}}', "max_decrease may not be negative"),
+    ("{'payment_type=Cash': 1}", "is not valid JSON"),
+])
+def test_a_bad_slice_threshold_setting_is_refused_naming_the_variable(setting, error):
+    with pytest.raises(configs.ConfigError, match="PIPELINE_BLESSING_SLICE_THRESHOLDS.*" + re.escape(error)):
+        configs.load_config(blessing_slice_thresholds=setting)
