@@ -351,16 +351,15 @@ def _bound_text(threshold) -> list[tuple[str, str]]:
 def _configured_thresholds(eval_config) -> list[tuple[str, object, object]]:
     """(metric name, SlicingSpec, MetricThreshold) of every threshold the eval config sets on a slice:
     on a metric's config (as the pipeline sets them) or, in runs made before, by metric name."""
-    found = []
+    found, overall = [], tfma_protos().config_pb2.SlicingSpec()
     for spec in eval_config.metrics_specs:
         for name, per_slice in sorted(spec.per_slice_thresholds.items()):
-            found += [(name, s, t.threshold) for t in per_slice.thresholds for s in t.slicing_specs]
+            found += [(name, s, t.threshold) for t in per_slice.thresholds for s in (t.slicing_specs or [overall])]
         for metric in spec.metrics:
             name = json.loads(metric.config or "{}").get("name") or _snake_case(metric.class_name)
             if metric.HasField("threshold"):
-                found.append((name, tfma_protos().config_pb2.SlicingSpec(), metric.threshold))
-            found += [(name, s, t.threshold) for t in metric.per_slice_thresholds
-                      for s in (t.slicing_specs or [tfma_protos().config_pb2.SlicingSpec()])]
+                found.append((name, overall, metric.threshold))
+            found += [(name, s, t.threshold) for t in metric.per_slice_thresholds for s in (t.slicing_specs or [overall])]
     return found
 
 

@@ -79,13 +79,16 @@ def _judged(tmp_path, candidate, baseline=None) -> blessing.Verdict:
     return _verdict(blessed=blessed, **blessing.evaluator_judgment(evaluator))
 
 
+def _auc_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| auc ")]
+
+
 def test_a_first_model_says_there_was_no_baseline_and_lists_every_threshold_per_slice(tmp_path):
     text = blessing.markdown(_judged(tmp_path, FIRST))
     assert text.startswith("### Model blessed: ")
     assert ("No baseline: no model was serving, so this is the first model judged and the change thresholds did "
             "not apply.") in text
-    table = [line for line in text.splitlines() if line.startswith("| auc ")]
-    assert table == [
+    assert _auc_rows(text) == [
         "| auc | overall | at least 0.7 | 0.9500 | - | - | pass |",
         "| auc | overall | no decrease against the baseline | 0.9500 | - | - | not applied (no baseline) |",
         "| auc | payment_type=Credit Card | at least 0.6 | 0.6300 | - | - | pass |",
@@ -102,8 +105,7 @@ def test_a_model_failing_only_its_slice_is_not_blessed_and_the_table_shows_the_c
     assert text.splitlines()[2] == ("**Why:** auc (payment_type=Credit Card) 0.5800 is below the lower bound 0.6; "
                                     "auc (payment_type=Credit Card) 0.5800 against the blessed baseline's 0.6300: a "
                                     "change of -0.0500, the threshold allows no less than -0.0300")
-    table = [line for line in text.splitlines() if line.startswith("| auc ")]
-    assert table == [
+    assert _auc_rows(text) == [
         "| auc | overall | at least 0.7 | 0.9600 | 0.9500 | - | pass |",
         "| auc | overall | no decrease against the baseline | 0.9600 | 0.9500 | +0.0100 | pass |",
         "| auc | payment_type=Credit Card | at least 0.6 | 0.5800 | 0.6300 | - | **FAIL** |",
