@@ -100,25 +100,25 @@ class SliceThreshold:
 
 def parse_slice_thresholds(text: str) -> tuple[SliceThreshold, ...]:
     """The blessing_slice_thresholds setting, JSON: {"feature=value": {"lower_bound": 0.6, "max_decrease":
-    0.02}, ...}; both bounds are required, so that a typo is refused instead of judging nothing."""
-    where = f"blessing_slice_thresholds (set {ENV_PREFIX}BLESSING_SLICE_THRESHOLDS or the task's BLESSING_SLICE_THRESHOLDS)"
+    0.02}, ...}; both bounds are required, so that a typo is refused instead of judging nothing. A ValueError
+    says what is wrong (PipelineConfig names the setting and the ranges of the bounds)."""
     try:
         parsed = json.loads(text or "{}")
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{where} is not valid JSON: {error}") from None
+        raise ValueError(f"not valid JSON: {error}") from None
     if not isinstance(parsed, dict):
-        raise ConfigError(f"{where} must be a JSON object keyed by \"feature=value\"")
+        raise ValueError("not a JSON object")
     found = []
     for name, bounds in parsed.items():
         feature, equals, value = name.partition("=")
         if not feature.strip() or not equals:
-            raise ConfigError(f"{where}: {name!r} is not \"feature=value\"")
+            raise ValueError(f"{name!r} is not \"feature=value\"")
         if not isinstance(bounds, dict) or set(bounds) != {"lower_bound", "max_decrease"} or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values()):
-            raise ConfigError(f"{where}: {name!r} needs exactly a numeric lower_bound and max_decrease, got {bounds!r}")
-        if bounds["max_decrease"] < 0:
-            raise ConfigError(f"{where}: {name!r} max_decrease may not be negative, got {bounds['max_decrease']}")
-        found.append(SliceThreshold(feature.strip(), value, float(bounds["lower_bound"]), float(bounds["max_decrease"])))
+            raise ValueError(f"{name!r} needs exactly a numeric lower_bound and max_decrease, got {bounds!r}")
+        found.append(
+            SliceThreshold(feature.strip(), value, float(bounds["lower_bound"]), float(bounds["max_decrease"]))
+        )
     return tuple(found)
 
 
@@ -183,6 +183,9 @@ class PipelineConfig:
     pipeline_root: str = ""
     metadata_path: str = ""
     serving_model_dir: str = ""
+    # Where `pipeline report RUN` writes without -o (report_file): never the current directory, which may
+    # be the repository's root.
+    reports_dir: str = ""
     # Train/eval split of the input by hash buckets.
     train_hash_buckets: int = 3
     eval_hash_buckets: int = 1
@@ -338,6 +341,7 @@ class PipelineConfig:
             "metadata_path": out / "metadata" / self.pipeline_name / "metadata.db",
             "serving_model_dir": out / "serving_model" / self.pipeline_name,
             "production_model_dir": out / "production_model" / self.pipeline_name,
+            "reports_dir": out / "reports" / self.pipeline_name,
         }
         for name, default in defaults.items():
             if not getattr(self, name):
@@ -347,35 +351,51 @@ class PipelineConfig:
             # A bucket URI (gs://, s3://) is already absolute; abspath would turn it into a local path.
             if "://" not in getattr(self, name):
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
-        for name in ("train_steps", "eval_steps", "batch_size", "epochs",
-                     "train_hash_buckets", "eval_hash_buckets", "min_train_rows", "min_eval_rows",
-                     "beam_job_server_timeout_s", "run_lock_lease_s"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.beam_profile not in BEAM_PROFILES:
-            raise ConfigError(
-                f"beam_profile {self.beam_profile!r} is not one of {', '.join(BEAM_PROFILES)} "
-                f"(set {ENV_PREFIX}BEAM_PROFILE)"
-            )
-        if self.blessing_max_decrease < 0:
-            raise ConfigError(f"blessing_max_decrease may not be negative, got {self.blessing_max_decrease}")
-        parse_slice_thresholds(self.blessing_slice_thresholds)
-        for name in ("retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s",
-                     "max_eval_rows", "log_files_to_keep", "progress_interval_s", "beam_environment_cache_ms"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} may not be negative, got {getattr(self, name)}")
+        for name in AT_LEAST_ONE:
+            self._check(name, getattr(self, name) >= 1)
+        for name in NOT_NEGATIVE:
+            self._check(name, getattr(self, name) >= 0)
+        self._check("hidden_units", bool(self.hidden_units) and min(self.hidden_units) >= 1)
+        self._check("beam_profile", self.beam_profile in BEAM_PROFILES)
         object.__setattr__(self, "log_level", self.log_level.strip().upper())
-        if self.log_level not in LOG_LEVELS:
-            raise ConfigError(
-                f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)} (set {ENV_PREFIX}LOG_LEVEL)"
-            )
-        if not 0.0 < self.numeric_drift_min_distance <= 1.0:
-            raise ConfigError(
-                f"numeric_drift_min_distance must be in (0, 1], got {self.numeric_drift_min_distance}"
-            )
+        self._check("log_level", self.log_level in LOG_LEVELS)
+        self._check("numeric_drift_min_distance", 0.0 < self.numeric_drift_min_distance <= 1.0)
+        metric = self.task_spec.blessing_metric
+        for name in ("blessing_lower_bound", "blessing_max_decrease"):
+            self._check(name, blessing_in_range(name, getattr(self, name), metric), blessing_form(name, metric))
+        self._check_slice_thresholds(metric)
         if self.metadata_mysql_url:
-            for name, value in parse_metadata_mysql_url(self.metadata_mysql_url).items():
+            label, _ = setting_source("metadata_mysql_url", self.metadata_mysql_url)
+            for name, value in parse_metadata_mysql_url(self.metadata_mysql_url, label).items():
                 object.__setattr__(self, name, value)
+
+    def _check(self, name: str, ok: bool, form: str | None = None) -> None:
+        """Refuse a value out of its range, naming its variable (or field), the value and the range."""
+        if not ok:
+            label, given = setting_source(name, getattr(self, name))
+            raise ConfigError(f"{label} must be {form or value_form(name)}, got {given}")
+
+    def _check_slice_thresholds(self, metric: str) -> None:
+        """Refuse blessing_slice_thresholds unless it parses and each slice's bounds lie in the ranges of the
+        overall ones, naming its variable (or field), the slice and the range."""
+        label, given = setting_source("blessing_slice_thresholds", self.blessing_slice_thresholds)
+        try:
+            found = parse_slice_thresholds(self.blessing_slice_thresholds)
+        except ValueError as error:
+            form = value_form("blessing_slice_thresholds")
+            raise ConfigError(f"{label} must be {form}, got {given} ({error})") from None
+        for bound in found:
+            for name, value in (("blessing_lower_bound", bound.lower_bound),
+                                ("blessing_max_decrease", bound.max_decrease)):
+                if not blessing_in_range(name, value, metric):
+                    raise ConfigError(
+                        f"{label}: the {name.removeprefix('blessing_')} of {bound.feature}={bound.value} must be "
+                        f"{blessing_form(name, metric)}, got {value:g}"
+                    )
+
+    def report_file(self, run_name: str) -> str:
+        """Where the HTML report of a run goes unless told otherwise: report-<run>.html in reports_dir."""
+        return os.path.join(self.reports_dir, f"report-{run_name.replace(':', '-')}.html")
 
     @property
     def task_spec(self) -> Task:
@@ -462,29 +482,116 @@ LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
 JOB_SERVICE_PROFILES = ("flink", "spark", "portable")
 
 
-def parse_metadata_mysql_url(url: str) -> dict:
-    """The connection fields of `mysql://user@host:port/database`; a password in it is refused."""
+def parse_metadata_mysql_url(url: str, label: str = "metadata_mysql_url") -> dict:
+    """The connection fields of `mysql://user@host:port/database`; a password in it is refused. Errors name
+    the setting as `label` (its variable, when it came from the environment) and never repeat the URL,
+    which may hold a password."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("mysql", "mariadb"):
-        raise ConfigError(f"metadata_mysql_url must start with mysql://, got {parsed.scheme or 'no'} scheme")
+        raise ConfigError(f"{label} must start with mysql://, got {parsed.scheme or 'no'} scheme")
     if parsed.password is not None:
         raise ConfigError(
-            "metadata_mysql_url may not contain a password (it would be recorded with the run); set "
+            f"{label} may not contain a password (it would be recorded with the run); set "
             f"{METADATA_MYSQL_PASSWORD_ENV} or metadata_mysql_password_file instead"
         )
     database = parsed.path.lstrip("/")
     if not parsed.hostname or not database:
-        raise ConfigError("metadata_mysql_url needs a host and a database: mysql://user@host:port/database")
+        raise ConfigError(f"{label} needs a host and a database: mysql://user@host:port/database")
     try:
         port = parsed.port or 3306
     except ValueError as error:
-        raise ConfigError(f"metadata_mysql_url has a bad port: {error}") from None
+        raise ConfigError(f"{label} has a bad port: {error}") from None
     return {
         "metadata_mysql_host": parsed.hostname,
         "metadata_mysql_port": port,
         "metadata_mysql_database": database,
         "metadata_mysql_user": urllib.parse.unquote(parsed.username or ""),
     }
+
+
+# The ranges the settings are checked against (PipelineConfig.__post_init__); errors name them.
+AT_LEAST_ONE = (
+    "train_steps", "eval_steps", "batch_size", "epochs", "train_hash_buckets", "eval_hash_buckets",
+    "min_train_rows", "min_eval_rows", "beam_job_server_timeout_s", "run_lock_lease_s",
+)
+NOT_NEGATIVE = (
+    "retries", "serving_versions_to_keep", "run_lock_timeout_s", "retry_backoff_s", "max_eval_rows",
+    "log_files_to_keep", "progress_interval_s", "beam_environment_cache_ms",
+)
+# Blessing metrics (as TFMA names them) whose values lie in [0, 1]: with one of them, a lower bound or an
+# allowed decrease outside [0, 1] could never be met or would allow anything, so it is refused. A task's
+# metric not listed here is taken as unbounded (any lower bound; a decrease of 0 or more).
+BOUNDED_METRICS = frozenset({
+    "auc", "auc_precision_recall", "binary_accuracy", "accuracy", "categorical_accuracy",
+    "sparse_categorical_accuracy", "precision", "recall", "specificity", "fall_out", "miss_rate",
+})
+# What a value of each type must look like, for errors.
+_TYPE_FORMS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "one of 1/0, true/false, yes/no, on/off",
+    "tuple[int, ...]": "a comma-separated list of whole numbers, e.g. 64,32",
+    "tuple[str, ...]": "a comma-separated list",
+}
+
+
+def _annotation(name: str) -> str:
+    return {f.name: str(f.type) for f in dataclasses.fields(PipelineConfig)}[name].removesuffix(" | None")
+
+
+def value_form(name: str) -> str:
+    """The values a setting accepts, as an error says them: "a whole number of at least 1"."""
+    if name in AT_LEAST_ONE:
+        return "a whole number of at least 1"
+    if name in NOT_NEGATIVE:
+        return f"{_TYPE_FORMS[_annotation(name)]} of 0 or more"
+    special = {
+        "hidden_units": "a comma-separated list of whole numbers of at least 1, e.g. 64,32",
+        "beam_profile": f"one of {', '.join(BEAM_PROFILES)}",
+        "log_level": f"one of {', '.join(LOG_LEVELS)}",
+        "numeric_drift_min_distance": "a number above 0 and at most 1",
+        "beam_pipeline_args": "Beam flags as a shell splits them, e.g. --direct_num_workers=2",
+        "blessing_slice_thresholds": (
+            'a JSON object of "feature=value": {"lower_bound": <number>, "max_decrease": <number>}'
+        ),
+    }
+    return special.get(name) or _TYPE_FORMS.get(_annotation(name), "text")
+
+
+def blessing_in_range(name: str, value: float, metric: str) -> bool:
+    """Whether a blessing bound (blessing_lower_bound or blessing_max_decrease, overall or a slice's) lies in
+    the range blessing_form names."""
+    bounded = metric in BOUNDED_METRICS
+    low = 0.0 if bounded or name == "blessing_max_decrease" else float("-inf")
+    return low <= value <= (1.0 if bounded else float("inf"))
+
+
+def blessing_form(name: str, metric: str) -> str:
+    """The range of a blessing setting: within [0, 1] for a metric in BOUNDED_METRICS."""
+    if metric in BOUNDED_METRICS:
+        return f"a number from 0 to 1 (the task's blessing metric, {metric}, lies in [0, 1])"
+    return "a number" if name == "blessing_lower_bound" else "a number of 0 or more"
+
+
+def _variables(name: str) -> list[str]:
+    """The environment variables that set a field, the one that wins last."""
+    aliases = [old for old, new in RENAMED_SETTINGS.items() if new == name] + [name]
+    return [prefix + alias.upper() for alias in aliases for prefix in (LEGACY_ENV_PREFIX, ENV_PREFIX)]
+
+
+def setting_source(name: str, value, environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """How an error names a setting and its value: the environment variable it came from and its text
+    (PIPELINE_TRAIN_STEPS, '-5'), else the field and the value (train_steps, given to load_config or
+    taken from the task)."""
+    environ = os.environ if environ is None else environ
+    given = [variable for variable in _variables(name) if environ.get(variable)]
+    if given:
+        try:
+            if _parse(given[-1], name, environ[given[-1]], _annotation(name)) == value:
+                return given[-1], repr(environ[given[-1]])
+        except ConfigError:
+            pass
+    return name, repr(value)
 
 
 def _parse(variable: str, name: str, raw: str, annotation: str):
@@ -501,7 +608,7 @@ def _parse(variable: str, name: str, raw: str, annotation: str):
                 return True
             if lowered in ("0", "false", "no", "off"):
                 return False
-            raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+            raise ValueError(raw)
         if annotation == "tuple[int, ...]":
             return tuple(int(part) for part in raw.replace(",", " ").split())
         if annotation == "tuple[str, ...]":
@@ -509,8 +616,8 @@ def _parse(variable: str, name: str, raw: str, annotation: str):
                 return tuple(shlex.split(raw))
             return tuple(part for part in raw.replace(",", " ").split())
         return raw
-    except ValueError as error:
-        raise ConfigError(f"environment variable {variable}={raw!r} is not a valid {annotation}: {error}") from None
+    except ValueError:
+        raise ConfigError(f"{variable} must be {value_form(name)}, got {raw!r}") from None
 
 
 def env_overrides(environ: dict[str, str] | None = None) -> dict:

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import sys
 import sysconfig
 import time
@@ -84,6 +85,15 @@ def set_process_defaults(environ: dict[str, str] | None = None) -> None:
     given = [entry for entry in environ.get("PYTHONWARNINGS", "").split(",") if entry]
     ours = [f"ignore::{category}:{module}" for category, module in QUIET_AT_IMPORT]
     environ["PYTHONWARNINGS"] = ",".join(given + [entry for entry in ours if entry not in given])
+
+
+def shell_exports(environ: dict[str, str] | None = None) -> str:
+    """What set_process_defaults sets, as a shell's `export` line: for processes that load TensorFlow before
+    any of our code runs, such as the tfx CLI (`eval "$(pipeline env)"`, docs/runners.md)."""
+    environ = dict(os.environ if environ is None else environ)
+    set_process_defaults(environ)
+    names = [name for name in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS") if environ.get(name)]
+    return "export " + " ".join(f"{name}={shlex.quote(environ[name])}" for name in names)
 
 
 def from_library(pathname: str) -> bool:

@@ -7,6 +7,7 @@
     pipeline blessing latest           the run's metrics against the thresholds, as Markdown; exit 3 if not blessed
     pipeline promote latest            publish the run's blessed model into the production serving directory
     pipeline tensorboard latest        TensorBoard on the Trainer's logs of a run (`make tensorboard`)
+    eval "$(pipeline env)"             quiet TensorFlow's start-up lines in a shell, for the tfx CLI
 
 Paths default to the pipeline's configuration (PIPELINE_* variables apply), so the commands read the
 same store and serving directory as `make run`; --metadata-path and --serving-model-dir point them
@@ -49,12 +50,17 @@ from pipeline.governance.runs import (
     pipeline_context,
     timestamp,
     trainer_logs,
+    with_blessing_metric,
 )
 from pipeline.metadata import artifact_files
 from pipeline.metadata import store as metadata_store
 
 # ML Metadata's ids are 64-bit signed integers; a larger number makes its client raise ValueError.
 MAX_ID = 2**63 - 1
+# The shape of `runs --format json` and `lineage --format json` (docs/runs-lineage-reports.md), their
+# top-level "format_version": 2 since the run record's config, task_files, input_files and spans are JSON
+# values, not JSON text inside a string (1, unmarked, before).
+JSON_FORMAT_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------- argument types
@@ -166,8 +172,12 @@ def format_runs(runs: list[RunInfo], rollbacks: list[RollbackInfo], promotions: 
     for _, kind, item in sorted(entries, key=lambda e: e[0], reverse=True):
         if kind == "run":
             pushed = item.pushed_version or "no"
+            metric = ""
+            if item.blessing_metric:
+                name, value = item.blessing_metric
+                metric = f"{name} {'-' if value is None else format(value, '.4f')}  "
             lines.append(
-                f"run {item.name}  {item.status}  {item.seconds:.1f}s  "
+                f"run {item.name}  {item.status}  {item.seconds:.1f}s  {metric}"
                 f"blessed: {_yes_no(item.blessed)}  pushed: {pushed}"
             )
             lines.append(f"  by {_who(item.record)}")
@@ -199,7 +209,7 @@ def format_lineage(story: dict) -> str:
         for name in ("transform_module", "trainer_module"):
             if f"{name}_sha256" in record:
                 lines.append(f"  {name + '.py':<22} sha256 {record[name + '_sha256']}")
-        task_files = json.loads(record.get("task_files") or "{}")
+        task_files = record.get("task_files") or {}
         if task_files:
             lines.append(f"  task {record.get('task')}:")
         for name, digest in sorted(task_files.items()):
@@ -214,7 +224,7 @@ def format_lineage(story: dict) -> str:
         )
         if "input_fingerprint" in props:
             lines.append(f"    input fingerprint: {props['input_fingerprint']}")
-    for name, info in json.loads(record.get("input_files") or "{}").items():
+    for name, info in (record.get("input_files") or {}).items():
         lines.append(f"  input file {name}: sha256 {info['sha256']}, {info['bytes']:,} bytes")
     lines.append("Chain (producer -> artifact):")
     graph = story["graph"]
@@ -310,12 +320,13 @@ def check_address(host: str | None, port: int | None) -> None:
 def cmd_runs(args) -> int:
     config = _config(args)
     store = open_store(config)
-    runs = list_runs(store, config.pipeline_name)[: args.limit]
+    runs = [with_blessing_metric(run, config) for run in list_runs(store, config.pipeline_name)[: args.limit]]
     rollbacks = list_rollbacks(store)
     promotions = list_rollbacks(store, PROMOTION_TYPE)
     if args.format == "json":
         print(json.dumps(
             {
+                "format_version": JSON_FORMAT_VERSION,
                 "runs": [r.as_dict() for r in runs],
                 **{
                     key: [
@@ -342,7 +353,7 @@ def cmd_lineage(args) -> int:
     pipeline_context(store, config.pipeline_name)
     story = model_lineage(store, config.serving_model_dir, args.model)
     if args.format == "json":
-        text = json.dumps(story, indent=2, default=str)
+        text = json.dumps({"format_version": JSON_FORMAT_VERSION, **story}, indent=2, default=str)
     elif args.format == "dot":
         text = lineage_dot(story)
     else:
@@ -441,6 +452,12 @@ def cmd_tensorboard(args) -> int:
     return 0
 
 
+def cmd_env(args) -> int:
+    # The tfx CLI loads TensorFlow before any of our code runs: only its shell's environment quiets it.
+    print(logs.shell_exports())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="pipeline",
@@ -497,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_parser.add_argument("run", type=run_reference, help="run name (as `runs` shows), run context id, or `latest`")
     report_parser.add_argument("--output", "-o", type=output_file,
-                        help="HTML file to write (default: report-<run>.html here)")
+                        help="HTML file to write (default: report-<run>.html in reports_dir, "
+                             "<output_root>/reports/<pipeline>/)")
     report_parser.set_defaults(func=cmd_report)
 
     blessing_parser = sub.add_parser(
@@ -540,6 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="port to serve on (default: TensorBoard's, 6006 or the next free one; 0: any)")
     tensorboard.add_argument("--host", type=non_empty, help="address to serve on (default: localhost only)")
     tensorboard.set_defaults(func=cmd_tensorboard)
+
+    env = sub.add_parser(
+        "env", help="the shell settings that quiet TensorFlow's start-up lines: eval \"$(pipeline env)\"",
+        description="Print an `export` line with what every run of the pipeline sets for itself (TensorFlow's "
+                    "C++ log level, the Google clients' import warnings, from PIPELINE_LOG_LEVEL), for commands "
+                    "that load TensorFlow before any of the project's code runs, such as the tfx CLI.",
+    )
+    env.set_defaults(func=cmd_env)
     return parser
 
 

@@ -165,7 +165,8 @@ def anomalies_section(anomalies_uri: str) -> str:
     for split, anomalies in artifact_files.load_anomalies(anomalies_uri).items():
         rows = [
             [_quoted(feature), *_joined_reasons(info.short_description, info.description, info.reason)]
-            for feature, info in anomalies.anomaly_info.items()
+            # By name: a protobuf map's order is unspecified (TFDV's view shows it unsorted).
+            for feature, info in sorted(anomalies.anomaly_info.items())
         ]
         if anomalies.HasField("dataset_anomaly_info"):
             info = anomalies.dataset_anomaly_info
@@ -457,14 +458,14 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
                            [[c.node_id, c.state, f"{c.seconds:.1f}"] for c in info.components], numeric={2}))
     if record:
         code_rows = [[k.removesuffix("_sha256"), v] for k, v in sorted(record.items()) if k.endswith("_sha256")]
-        task_files = json.loads(record.get("task_files") or "{}")
+        task_files = record.get("task_files") or {}
         code_rows += [[f"{record.get('task')}/{name}", digest] for name, digest in sorted(task_files.items())]
         sections.append("<h2>Code and data fingerprints</h2>" + _table(["file", "sha256"], code_rows))
-        files = json.loads(record.get("input_files") or "{}")
+        files = record.get("input_files") or {}
         sections.append(_table(["input file", "sha256", "bytes"],
                                [[n, f["sha256"], f"{f['bytes']:,}"] for n, f in files.items()], numeric={2}))
         sections.append(f"<p>Data spans: {html.escape(str(record.get('spans')))}</p>")
-        config_rows = sorted(json.loads(record.get("config") or "{}").items())
+        config_rows = sorted((record.get("config") or {}).items())
         sections.append("<details><summary>Configuration</summary>"
                         + _table(["setting", "value"], [[k, json.dumps(v)] for k, v in config_rows]) + "</details>")
     statistics = output("StatisticsGen", "statistics")
@@ -498,11 +499,11 @@ def write_report(store, config: configs.PipelineConfig, run: str, output: str | 
     """Render the report and write it atomically; returns its path."""
     page = render_report(store, config, run)
     if output is None:
-        name = find_run(store, config.pipeline_name, run).name.replace(":", "-")
-        output = f"report-{name}.html"
+        output = config.report_file(find_run(store, config.pipeline_name, run).name)
     output = os.path.abspath(output)
     partial = output + ".partial"
     try:
+        os.makedirs(os.path.dirname(output), exist_ok=True)
         with open(partial, "w", encoding="utf-8") as f:
             f.write(page)
         os.replace(partial, output)

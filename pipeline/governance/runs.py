@@ -15,7 +15,8 @@ import os
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.metadata import events, run_record, run_summary
+from pipeline import configs
+from pipeline.metadata import artifact_files, events, run_record, run_summary
 
 ROLLBACK_TYPE = "Rollback"
 # `pipeline promote`: a blessed model published into the production serving directory.
@@ -62,6 +63,9 @@ class RunInfo:
     record: dict
     blessed: bool | None
     pushed_version: str | None
+    # The task's blessing metric and the run's model's value of it on the whole eval split (None: no model
+    # was evaluated); set by `with_blessing_metric`, which reads the Evaluator's files.
+    blessing_metric: tuple[str, float | None] | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -72,6 +76,9 @@ class RunInfo:
             "status": self.status,
             "blessed": self.blessed,
             "pushed_version": self.pushed_version,
+            "blessing_metric": (
+                {"name": self.blessing_metric[0], "value": self.blessing_metric[1]} if self.blessing_metric else None
+            ),
             "record": self.record,
             "components": [
                 {"node": c.node_id, "state": c.state, "seconds": round(c.seconds, 1)} for c in self.components
@@ -138,6 +145,25 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
             )
         )
     return sorted(runs, key=lambda r: r.first_execution_id, reverse=True)
+
+
+def with_blessing_metric(run: RunInfo, config: configs.PipelineConfig) -> RunInfo:
+    """The run with its model's value of the blessing metric of the task it ran (from its record; the
+    configured task's for a run recorded without one), read from TFMA's files with protobuf alone."""
+    try:
+        metric = configs.load_task(run.record.get("task") or config.task).blessing_metric
+    except configs.ConfigError:  # The run's task package is gone from this checkout.
+        metric = config.task_spec.blessing_metric
+    evaluation = next(
+        (c.output("evaluation") for c in reversed(run.components) if c.output("evaluation")), None
+    )
+    value = None
+    if evaluation is not None:
+        try:
+            value = artifact_files.overall_metrics(evaluation.uri).get(metric)
+        except (OSError, artifact_files.UnreadableArtifact):  # Its files are gone or damaged: no value.
+            value = None
+    return dataclasses.replace(run, blessing_metric=(metric, value))
 
 
 def list_rollbacks(store: metadata_store.MetadataStore, type_name: str = ROLLBACK_TYPE) -> list[RollbackInfo]:

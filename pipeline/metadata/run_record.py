@@ -30,6 +30,9 @@ from pipeline.metadata.store import open_store
 
 # Every recorded property starts with this prefix, apart from TFX's own.
 PREFIX = "record_"
+# Record fields that hold structured values, kept in ML Metadata as JSON text (its properties are strings
+# and numbers) and given back by read_record as the values themselves.
+JSON_FIELDS = ("config", "task_files", "input_files", "spans")
 SCHEMA_SHA256_PROPERTY = artifact_files.SCHEMA_SHA256_PROPERTY
 
 
@@ -160,20 +163,35 @@ def record_run(
     values = dict(record or collect(config, runner))
     values[PREFIX + "spans"] = json.dumps(spans(store, context))
     values.update({PREFIX + key: value for key, value in run_inputs(store, context, config).items()})
+    write_record(store, context, values)
+    return context
+
+
+def write_record(
+    store: metadata_store.MetadataStore, context: metadata_store_pb2.Context, values: dict[str, str | int]
+) -> None:
+    """Put record values (prefixed names, JSON_FIELDS as JSON text) onto a run's context."""
     for key, value in values.items():
         if isinstance(value, int):
             context.custom_properties[key].int_value = value
         else:
             context.custom_properties[key].string_value = str(value)
     store.put_contexts([context])
-    return context
 
 
-def read_record(context: metadata_store_pb2.Context) -> dict[str, str | int]:
-    """The record of a run context, without the prefix; empty for runs made before recording existed."""
+def read_record(context: metadata_store_pb2.Context) -> dict:
+    """The record of a run context, without the prefix, its JSON_FIELDS decoded (so that every reader, and
+    the `pipeline` command's JSON, get values, never JSON text); empty for runs made before recording
+    existed."""
     record = {}
     for key, value in context.custom_properties.items():
         if key.startswith(PREFIX):
             field = value.WhichOneof("value")
             record[key.removeprefix(PREFIX)] = getattr(value, field) if field else None
+    for name in JSON_FIELDS:
+        if isinstance(record.get(name), str):
+            try:
+                record[name] = json.loads(record[name] or "null")
+            except ValueError:  # Not written by record_run: left as it was found.
+                pass
     return record

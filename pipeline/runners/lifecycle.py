@@ -103,7 +103,7 @@ def run(
         if not tracker.started:
             return None
         summary = _record(config, runner, record, rejected=rejected)
-    print(progress.format_summary(summary), flush=True)
+    print(closing_summary(config, summary), flush=True)
     if rejected is not None:
         raise rejected
     check_rows_read(config, summary)
@@ -123,6 +123,12 @@ def _record(
         record[run_record.PREFIX + "blessing_reason"] = summary.blessing_reason
     run_record.record_run(connection, config, runner=runner, record=record, run_id=run_id)
     return summary
+
+
+def closing_summary(config: configs.PipelineConfig, summary: run_summary.RunSummary) -> str:
+    """The summary every runner prints last, naming the run's log file (none on Airflow, whose task logs
+    are the run's) and its report."""
+    return progress.format_summary(summary, logs.log_file(), config.report_file(summary.run_id))
 
 
 def begin_tasks(
@@ -160,7 +166,7 @@ def end_tasks(config: configs.PipelineConfig, runner: str, run_id: str) -> run_s
         summary = _record(config, runner, run_record.collect(config, runner=runner), run_id=run_id)
     finally:
         store_lock.release(config, run_id)
-    print(progress.format_summary(summary), flush=True)
+    print(closing_summary(config, summary), flush=True)
     check_rows_read(config, summary)
     return summary
 

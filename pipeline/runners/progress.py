@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import sys
 import threading
 import time
@@ -27,6 +28,9 @@ from pipeline.metadata import artifact_files, run_summary
 # The local orchestrator's messages, then the Beam orchestrator's.
 _RUNNING = ("Component %s is running.", "node %s is running.")
 _FINISHED = ("Component %s is finished.", "node %s is finished.")
+# TFX's launcher (tfx/orchestration/portable/launcher.py), in the thread that runs the node, when it takes
+# the node's outputs from the cache instead of running its executor.
+_CACHED = "A cached execution %d is used."
 
 
 def _duration(seconds: float) -> str:
@@ -43,6 +47,10 @@ class ComponentProgress(logging.Handler):
         self._stream = stream
         self.started: dict[str, float] = {}
         self.finished: dict[str, float] = {}
+        # Nodes whose outputs came from the cache; which node each thread runs (a Beam runner's nodes may
+        # run side by side, each in its thread, and the launcher's cache line does not name its node).
+        self.cached: set[str] = set()
+        self._running_in: dict[int, str] = {}
         self.interval_s = interval_s
         self._print_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -55,16 +63,23 @@ class ComponentProgress(logging.Handler):
             stream.flush()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == _CACHED:
+            if record.thread in self._running_in:
+                self.cached.add(self._running_in[record.thread])
+            return
         if record.msg not in (*_RUNNING, *_FINISHED) or not record.args:
             return
         node_id = str(record.args[0])
         if record.msg in _RUNNING:
             self.started[node_id] = time.monotonic()
+            self._running_in[record.thread] = node_id
             self._print(f"{node_id:<32} started")
         else:
             seconds = time.monotonic() - self.started.get(node_id, time.monotonic())
             self.finished[node_id] = seconds
-            self._print(f"{node_id:<32} finished in {seconds:.1f}s")
+            self._running_in.pop(record.thread, None)
+            # As the closing summary says it: a cached node ran nothing, however long the cache lookup took.
+            self._print(f"{node_id:<32} " + ("cached" if node_id in self.cached else f"finished in {seconds:.1f}s"))
 
     def unfinished(self) -> list[str]:
         return [node for node in list(self.started) if node not in self.finished]
@@ -152,8 +167,11 @@ def threshold_line(check: artifact_files.ThresholdCheck) -> str:
             f"{check.bound}: {check.result}")
 
 
-def format_summary(summary: run_summary.RunSummary) -> str:
-    """The closing block a person reads after a run."""
+def format_summary(
+    summary: run_summary.RunSummary, log_file: str | os.PathLike | None = None, report_file: str | None = None
+) -> str:
+    """The closing block a person reads after a run; it ends with where the run's full log is and the
+    command that writes its HTML report, so that neither has to be looked for."""
     lines = [f"Run {summary.run_id} of pipeline {summary.pipeline_name}:"]
     for run in summary.components:
         lines.append(f"  {run.node_id:<32} {run.state:<9} {run.seconds:7.1f}s")
@@ -191,4 +209,8 @@ def format_summary(summary: run_summary.RunSummary) -> str:
         lines.append(f"Pushed: no, nothing changed since an earlier run pushed this model as {summary.pushed_to}")
     else:
         lines.append(f"Pushed to: {summary.pushed_to}" if summary.pushed_to else "Pushed: no")
+    if log_file is not None:
+        lines.append(f"Log: {log_file}")
+    if report_file is not None:
+        lines.append(f"Report: pipeline report {shlex.quote(summary.run_id)} -o {shlex.quote(report_file)}")
     return "\n".join(lines)

@@ -59,9 +59,7 @@ def recorded_runs(config: configs.PipelineConfig) -> list[dict]:
     records = []
     for context in store.get_contexts_by_type("pipeline_run"):
         record = run_record.read_record(context)
-        if not record.get("config"):
-            continue
-        if json.loads(record["config"]).get("pipeline_name") == config.pipeline_name:
+        if isinstance(record.get("config"), dict) and record["config"].get("pipeline_name") == config.pipeline_name:
             records.append({**record, "_context_id": context.id})
     # Oldest first, by MLMD's ids: they grow with each write, whatever the clock does.
     return sorted(records, key=lambda r: r["_context_id"])
@@ -80,10 +78,9 @@ def new_data(config: configs.PipelineConfig) -> tuple[bool, inputs.RunInput | No
     runs = recorded_runs(config)
     if run_input.in_spans:
         version = -1 if run_input.version is None else run_input.version
-        done = {(span, r.get("input_version", -1)) for r in runs for span in json.loads(r.get("spans") or "[]")}
+        done = {(span, r.get("input_version", -1)) for r in runs for span in r.get("spans") or []}
         return (run_input.span, version) not in done, run_input
-    current = json.dumps(run_record.input_files(run_input), sort_keys=True)
-    return not runs or runs[-1].get("input_files") != current, run_input
+    return not runs or runs[-1].get("input_files") != run_record.input_files(run_input), run_input
 
 
 def error_message(run_log: Path, limit: int = 2000) -> str | None:

@@ -132,7 +132,7 @@ def test_each_run_gets_a_new_log_file_and_old_ones_go(tmp_path):
 
 
 def test_a_bad_log_level_is_named():
-    with pytest.raises(configs.ConfigError, match="log_level 'LOUD' is not one of .*PIPELINE_LOG_LEVEL"):
+    with pytest.raises(configs.ConfigError, match="^log_level must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'$"):
         configs.load_config(log_level="loud")
     assert configs.load_config(log_level=" info").log_level == "INFO"
 
@@ -151,6 +151,24 @@ def test_tensorflows_cpp_level_and_child_warnings_follow_the_log_level():
     mine = {"TF_CPP_MIN_LOG_LEVEL": "1", "PYTHONWARNINGS": "error"}
     logs.set_process_defaults(mine)
     assert mine["TF_CPP_MIN_LOG_LEVEL"] == "1" and mine["PYTHONWARNINGS"].startswith("error,ignore::")
+
+
+def test_a_shell_gets_the_same_defaults_as_an_export_line():
+    """`eval "$(pipeline env)"`, for the tfx CLI, which loads TensorFlow before any of our code runs."""
+    assert logs.shell_exports({}) == (
+        "export TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::FutureWarning:google.api_core._python_version_support,"
+        "ignore::FutureWarning:google.auth.transport.grpc"
+    )
+    assert logs.shell_exports({"PIPELINE_LOG_LEVEL": "INFO"}) == "export TF_CPP_MIN_LOG_LEVEL=0"
+    # What the user set stays, quoted for the shell.
+    assert logs.shell_exports({"TF_CPP_MIN_LOG_LEVEL": "1", "PYTHONWARNINGS": "error::x y"}).startswith(
+        "export TF_CPP_MIN_LOG_LEVEL=1 PYTHONWARNINGS='error::x y,ignore::FutureWarning:"
+    )
+    exported = subprocess.run(
+        ["bash", "-c", f'{logs.shell_exports({})}; echo "$TF_CPP_MIN_LOG_LEVEL $PYTHONWARNINGS"'],
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    ).stdout
+    assert exported.split() == ["3", logs.shell_exports({}).split("PYTHONWARNINGS=")[1]]
 
 
 _LATE_FAILURE = """

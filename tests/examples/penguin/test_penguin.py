@@ -117,7 +117,10 @@ def test_the_pushed_model_names_the_species_of_raw_measurements(penguin):
 
 def test_the_command_and_the_report_read_the_penguin_runs(penguin, capsys, tmp_path):
     [run] = cli_json(capsys, penguin.config, "runs")["runs"]
-    assert run["record"]["task"] == TASK and "task.py" in json.loads(run["record"]["task_files"])
+    assert run["record"]["task"] == TASK and "task.py" in run["record"]["task_files"]
+    # The penguin task's blessing metric, not the default task's.
+    assert run["blessing_metric"]["name"] == "sparse_categorical_accuracy"
+    assert run["blessing_metric"]["value"] == penguin.summary.eval_metrics["sparse_categorical_accuracy"]
     report = tmp_path / "penguin.html"
     documented("docs/configuration.md", "PIPELINE_TASK=examples.penguin.modules .venv/bin/pipeline report latest -o "
                "penguin.html").replace("penguin.html", str(report)).run(penguin.env, timeout=300)

@@ -17,7 +17,6 @@ import dataclasses
 import gzip
 import hashlib
 import io
-import json
 import shutil
 import subprocess
 import sys
@@ -125,8 +124,8 @@ def test_the_run_record_holds_the_hash_of_the_schema_each_run_used(runs):
     assert schema.custom_properties[curated_schema.SCHEMA_SHA256_KEY].string_value == runs.edited_sha256
     assert _sha256(Path(schema.uri) / "schema.pbtxt") == runs.edited_sha256
     assert run_record.SCHEMA_SHA256_PROPERTY == curated_schema.SCHEMA_SHA256_KEY
-    assert json.loads(trained["spans"]) == [1]
-    assert list(json.loads(trained["input_files"])) == ["span-1/data.csv.gz"]
+    assert trained["spans"] == [1]
+    assert list(trained["input_files"]) == ["span-1/data.csv.gz"]
 
 
 def test_the_schema_file_content_is_the_importers_cache_key(tmp_path):

@@ -56,7 +56,8 @@ def store(local_runs):
 
 
 def test_every_command_has_help():
-    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"], ["tensorboard"]):
+    for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"], ["tensorboard"],
+                    ["env"]):
         result = subprocess.run([CLI, *command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "usage: pipeline" in result.stdout
@@ -67,7 +68,9 @@ def test_every_command_has_help():
 
 def test_runs_lists_both_runs_with_who_ran_them(store):
     env, _, summaries = store
-    listed = json.loads(run_cli(["runs", "--format", "json"], env).stdout)["runs"]
+    answer = json.loads(run_cli(["runs", "--format", "json"], env).stdout)
+    assert answer["format_version"] == 2
+    listed = answer["runs"]
     ours = {summary.run_id for summary in summaries}
     # Newest first; the unchanged re-run sits between the two.
     assert [r["run"] for r in listed if r["run"] in ours] == [summaries[1].run_id, summaries[0].run_id]
@@ -77,10 +80,23 @@ def test_runs_lists_both_runs_with_who_ran_them(store):
         assert {c["node"] for c in run["components"]} >= {"CsvExampleGen", "Trainer", "Pusher"}
         assert run["record"]["runner"] == "local"
         assert run["record"]["user"] and run["record"]["host"]
+        # JSON all the way down: the record's structured fields are values, not JSON text.
+        assert isinstance(run["record"]["config"], dict) and run["record"]["config"]["train_steps"] >= 1
+        assert isinstance(run["record"]["task_files"]["task.py"], str) and run["record"]["spans"] == [0]
+        assert isinstance(run["record"]["input_files"]["data.csv"]["bytes"], int)
+        assert run["blessing_metric"]["name"] == "auc"
         if run["run"] in ours:
             assert run["blessed"] is True and run["pushed_version"]
+    by_name = {run["run"]: run for run in listed}
+    for summary in summaries:
+        assert by_name[summary.run_id]["blessing_metric"]["value"] == summary.eval_metrics["auc"]
     text = documented("docs/runs-lineage-reports.md", "pipeline runs").run(env).stdout
     assert summaries[0].run_id in text and summaries[1].run_id in text
+    for summary in summaries:
+        assert re.search(
+            rf"^run {re.escape(summary.run_id)}  complete  [0-9.]+s  auc {summary.eval_metrics['auc']:.4f}  "
+            r"blessed: yes  pushed: [0-9]+$", text, re.MULTILINE,
+        ), text
     assert re.search(r"Trainer\s+executed", text)
 
 
@@ -97,7 +113,10 @@ def test_lineage_serving_names_the_examples_commit_and_module_hashes(store):
     assert story["live"] is True
     assert story["model"]["id"] == second.component("Trainer").output("model").id
     assert [e["id"] for e in story["examples"]] == [second.component("CsvExampleGen").output("examples").id]
+    assert story["format_version"] == 2
     record = story["record"]
+    assert record["config"]["trainer_module_file"] == config.trainer_module_file
+    assert set(record["task_files"]) >= {"task.py", "features.py"} and record["spans"] == [0]
     assert record["git_commit"] == _git_head()
     # The serving model came from the test's edited copy of the trainer module.
     trainer_hash = hashlib.sha256(Path(config.trainer_module_file).read_bytes()).hexdigest()
@@ -161,7 +180,7 @@ def test_read_commands_load_neither_tensorflow_nor_tfma(store, tmp_path):
     env, _, _ = store
     for command in (["runs"], ["lineage", "serving"], ["lineage", "serving", "--format", "json"],
                     ["blessing", "latest"], ["report", "latest", "-o", str(tmp_path / "run.html")],
-                    ["promote", "no-such-run", "--to", str(tmp_path / "production")], ["rollback", "987654"]):
+                    ["promote", "no-such-run", "--to", str(tmp_path / "production")], ["rollback", "987654"], ["env"]):
         result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.governance.cli", *command],
                                 env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode in (0, 1, 3) and "Traceback" not in result.stderr, (command, result.stderr[-2000:])

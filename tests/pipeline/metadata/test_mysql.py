@@ -115,7 +115,7 @@ def test_the_password_is_in_no_log_and_no_record(mysql_run):
     for context in contexts:
         record = run_record.read_record(context)
         assert record["config"] and PASSWORD not in json.dumps(record)
-        assert json.loads(record["config"])["metadata_mysql_host"] == "127.0.0.1"
+        assert record["config"]["metadata_mysql_host"] == "127.0.0.1"
 
 
 def test_an_sqlite_path_given_with_a_mysql_store_configured_is_refused(mysql_run, tmp_path):

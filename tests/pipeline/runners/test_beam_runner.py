@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,11 +74,15 @@ def test_beam_run_prints_progress_and_summary_and_records_itself(beam_run):
         assert f"{node:<32} started" in beam_run.output
         assert f"{node:<32} finished in " in beam_run.output
     assert "Blessed: yes" in beam_run.output
+    log, report = beam_run.output.splitlines()[-2:]
+    assert re.fullmatch(r"Log: \S+-beam\.log", log) and Path(log.removeprefix("Log: ")).is_file()
+    run_id = beam_run.summary.run_id
+    assert report == f"Report: pipeline report {run_id} -o {beam_run.config.report_file(run_id)}"
     store = open_store(connection_config(beam_run.config))
     record = run_record.read_record(run_summary.latest_run_context(store, beam_run.config.pipeline_name))
     assert record["runner"] == "beam"
     # The default profile, auto, runs a small input in memory.
-    assert json.loads(record["config"])["beam_profile"] == "auto"
+    assert record["config"]["beam_profile"] == "auto"
     assert profiles.resolved_beam_profile(beam_run.config) == "in_memory"
     # The run let go of the store.
     assert store_lock.busy(beam_run.config) is None

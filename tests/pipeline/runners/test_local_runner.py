@@ -28,7 +28,7 @@ from tests.conftest import (
     run_command,
     run_local_pipeline,
 )
-from tests.docs.commands import documented
+from tests.docs.commands import documented, run_together
 from tests.orchestrator_checks import (
     ALL_NODES,
     CACHED_WHEN_UNCHANGED,
@@ -79,6 +79,22 @@ def test_run_prints_progress_and_a_closing_summary(runs):
     assert "Eval metrics (overall): " in output and "auc " in output
     assert "Blessed: yes" in output
     assert f"Pushed to: {runs.summaries[0].pushed_to}" in output
+    # A component served from the cache says so as it finishes, as the summary does.
+    rerun = runs.outputs[1]
+    for node in CACHED_WHEN_UNCHANGED:
+        assert re.search(rf"^\d\d:\d\d:\d\d {node} +cached$", rerun, re.MULTILINE), node
+        assert not re.search(rf"^\d\d:\d\d:\d\d {node} +finished in", rerun, re.MULTILINE), node
+    # Every run ends naming its full log and the command that writes its report, which works as printed.
+    logs = sorted(Path(runs.config.output_root, "logs", runs.config.pipeline_name).glob("*-local.log"))
+    for output, summary, log in zip(runs.outputs, runs.summaries, logs):
+        report = runs.config.report_file(summary.run_id)
+        assert output.splitlines()[-2:] == [f"Log: {log}", f"Report: pipeline report {summary.run_id} -o {report}"]
+    # Without -o, the report goes to the same file, under the output root, never the current directory.
+    latest = _summary(runs.config).run_id
+    wrote = documented("docs/runs-lineage-reports.md", "pipeline report latest").run(runs.env).stdout
+    report = Path(runs.config.report_file(latest))
+    assert wrote == f"wrote {report}\n" and report.read_text().startswith("<!DOCTYPE html>")
+    assert report.parent == Path(runs.config.output_root, "reports", runs.config.pipeline_name)
 
 
 # Every line a clean run may print: what it reads, each component's progress, the closing summary (and, under
@@ -86,7 +102,7 @@ def test_run_prints_progress_and_a_closing_summary(runs):
 CLEAN_RUN_LINES = (
     r"\.venv/bin/python pipeline/runners/local_runner\.py",
     r"\d\d:\d\d:\d\d Input: .+ \(.+; \d+ files?, [\d,]+ rows\)",
-    r"\d\d:\d\d:\d\d \S+ +(started|finished in \d+\.\ds|running for \d+(m\d\d)?s)",
+    r"\d\d:\d\d:\d\d \S+ +(started|finished in \d+\.\ds|cached|running for \d+(m\d\d)?s)",
     r"Run \S+ of pipeline \S+:",
     r"  \S+ +(executed|cached) +\d+\.\ds",
     r"Rows read: (\w+ [\d,]+(, )?)+",
@@ -98,6 +114,8 @@ CLEAN_RUN_LINES = (
     r"Pushed: no, the blessed model is already serving: \S+",
     r"Pushed: no, nothing changed since an earlier run pushed this model as \S+",
     r"Not judged again: an earlier run evaluated model \d+ against the same baseline, and its verdict stands",
+    r"Log: \S+\.log",
+    r"Report: pipeline report \S+ -o \S+\.html",
 )
 
 
@@ -296,15 +314,25 @@ def _node_io(store, pipeline_name: str, run_id: str, node: str, kind: str) -> di
     }
 
 
+# What TensorFlow and the Google clients print as the tfx CLI loads them, unless told not to.
+TFX_CLI_NOISE = re.compile(
+    r"tensorflow/|external/local_(tsl|xla)|cuda|cuFFT|cuDNN|cuBLAS|TensorRT|oneDNN|rebuild TensorFlow|Warning", re.I
+)
+
+
 def test_tfx_cli_creates_and_runs_the_pipeline(runs, tmp_path):
     env = {**runs.env, "LOCAL_HOME": str(tmp_path / "local_home")}
-    created = documented(
+    quiet = documented("docs/runners.md", 'eval "$(pipeline env)"')
+    created = run_together([quiet, documented(
         "docs/runners.md", "tfx pipeline create --engine local --pipeline_path pipeline/runners/local_runner.py"
-    ).run(env).stdout
-    assert f'Pipeline "{runs.config.pipeline_name}" created successfully.' in created
+    )], env)
+    assert f'Pipeline "{runs.config.pipeline_name}" created successfully.' in created.stdout
     assert (tmp_path / "local_home" / runs.config.pipeline_name / "pipeline_args.json").is_file()
-    ran = documented("docs/runners.md", "tfx run create --engine local --pipeline_name chicago-taxi").run(env).stdout
-    assert "Transform" in ran and "Blessed:" in ran
+    ran = run_together([quiet, documented("docs/runners.md", "tfx run create --engine local --pipeline_name chicago-taxi")], env)
+    assert "Transform" in ran.stdout and "Blessed:" in ran.stdout
+    for result in (created, ran):
+        noise = [line for line in (result.stdout + result.stderr).splitlines() if TFX_CLI_NOISE.search(line)]
+        assert not noise, noise
     summary = _summary(runs.config)
     assert summary.run_id not in {s.run_id for s in runs.summaries}
     assert states(summary)["Transform"] == "cached"

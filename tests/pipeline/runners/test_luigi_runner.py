@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import socket
 import subprocess
 import time
@@ -150,6 +151,10 @@ def test_a_new_run_after_the_fix_takes_everything_upstream_from_cache(luigi_runs
     assert states["Trainer"] == ["executed"]
     assert states["Pusher"] == ["executed"]
     assert "Blessed: yes" in luigi_runs.fixed_output
+    # Its last task names the run's log file and the command that writes its report.
+    report = luigi_runs.config.report_file(luigi_runs.fixed_run_id)
+    assert f"Report: pipeline report {luigi_runs.fixed_run_id} -o {report}" in luigi_runs.fixed_output
+    assert re.search(r"^Log: \S+-luigi\.log$", luigi_runs.fixed_output, re.MULTILINE), luigi_runs.fixed_output
     # The input was checked once, before Luigi started: the CheckInput task found the check done.
     assert luigi_runs.fixed_output.count(" Input: ") == 1, luigi_runs.fixed_output
     assert list(Path(luigi_runs.config.serving_model_dir).glob("*/saved_model.pb"))

@@ -79,3 +79,41 @@ def test_the_summary_lists_each_threshold_per_slice_and_names_a_failed_slice(tmp
     assert ("Not blessed because: auc (payment_type=Credit Card) 0.5900 is below the lower bound 0.6; auc "
             "(payment_type=Credit Card) 0.5900 against the blessed baseline's 0.6300: a change of -0.0400, the "
             "threshold allows no less than -0.0300") in text.splitlines()
+
+
+def test_a_component_served_from_the_cache_says_cached():
+    """TFX's launcher logs the cache hit between the orchestrator's two lines, in the node's own thread;
+    two nodes running side by side (the Beam runner) each get their own word."""
+    out = io.StringIO()
+    with progress.component_progress(out):
+        absl.logging.info("node %s is running.", "Trainer")
+
+        def cached_node():
+            absl.logging.info("node %s is running.", "SchemaGen")
+            absl.logging.info("A cached execution %d is used.", 7)
+            absl.logging.info("node %s is finished.", "SchemaGen")
+
+        other = threading.Thread(target=cached_node)
+        other.start()
+        other.join()
+        absl.logging.info("node %s is finished.", "Trainer")
+    lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in out.getvalue().splitlines()]
+    assert lines[:3] == [f"{'Trainer':<32} started", f"{'SchemaGen':<32} started", f"{'SchemaGen':<32} cached"]
+    assert re.fullmatch(rf"{'Trainer':<32} finished in \d\.\ds", lines[3])
+
+
+def test_the_summary_ends_naming_the_log_file_and_the_reports_command():
+    summary = run_summary.RunSummary(
+        pipeline_name="chicago-taxi", run_id="2026-12-07T06:39:20.182398", components=[], rows_per_split={},
+        anomalies={}, eval_metrics={}, blessed=None, pushed_to=None,
+    )
+    text = progress.format_summary(summary, "/out/logs/run.log", "/out/reports/my reports/report-x.html")
+    assert text.splitlines()[-3:] == [
+        "Pushed: no",
+        "Log: /out/logs/run.log",
+        "Report: pipeline report 2026-12-07T06:39:20.182398 -o '/out/reports/my reports/report-x.html'",
+    ]
+    # A run on Airflow has no log file of its own (its task logs are the run's): no Log line.
+    assert progress.format_summary(summary, None, "/r.html").splitlines()[-2:] == [
+        "Pushed: no", "Report: pipeline report 2026-12-07T06:39:20.182398 -o /r.html"
+    ]

@@ -137,7 +137,7 @@ def test_two_new_spans_lead_to_exactly_two_runs(session):
     assert [e["span"] for e in ran] == [1, 2]
     assert all(e["exit_code"] == 0 and e["duration_s"] > 0 for e in ran)
     runs = recorded_runs(session.config)
-    assert [json.loads(r["spans"]) for r in runs] == [[1], [2]]
+    assert [r["spans"] for r in runs] == [[1], [2]]
     assert {r["runner"] for r in runs} == {"beam"}
 
 
@@ -170,7 +170,7 @@ def test_sigterm_stops_the_scheduler_and_the_run_in_flight_cleanly(session):
     with sqlite3.connect(session.config.metadata_path) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert store_lock.busy(session.config) is None
-    assert {s for r in recorded_runs(session.config) for s in json.loads(r["spans"])} == {1, 2}
+    assert {s for r in recorded_runs(session.config) for s in r["spans"]} == {1, 2}
     for entry in session.entries:
         if "pid" in entry and entry["event"] == "run_started":
             with pytest.raises(ProcessLookupError):
