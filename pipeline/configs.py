@@ -207,7 +207,7 @@ class PipelineConfig:
     blessing_max_decrease: float | None = None
     # Blessing on slices that matter, beside the whole eval split: the blessing metric's lower bound and
     # allowed decrease against the baseline on the rows where a feature has one value, as JSON
-    # ({"payment_type=Credit Card": {"lower_bound": 0.6, "max_decrease": 0.03}}; "{}": none; empty: the task's).
+    # ({"color=red": {"lower_bound": 0.6, "max_decrease": 0.03}}; "{}": none; empty: the task's).
     blessing_slice_thresholds: str = ""
     # The data gate: a split with fewer rows halts the run (a model trained or judged on so few rows
     # says nothing, and empty statistics must never become the next run's drift baseline).

@@ -151,7 +151,8 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     task), and the blessing: the task's metric on the whole eval split, and on each slice the task names
     (blessing_slice_thresholds), reaches its lower bound and does not fall behind the baseline's on the
     same rows by more than the allowed decrease. A slice that decides is judged on its own because an
-    overall number can hide it: most taxi rows are cash trips, whose tips are not recorded."""
+    overall number can hide it: rows that are trivial to predict lift the whole split's metric (the default
+    task's BLESSING_SLICE_THRESHOLDS says where)."""
     task = config.task_spec
     slice_thresholds = [
         tfma.PerSliceMetricThreshold(

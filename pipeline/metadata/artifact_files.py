@@ -259,12 +259,12 @@ def _key_value(key) -> str:
 
 
 def slice_name(slice_key) -> str:
-    """A TFMA slice key as summaries show it: "overall", or "payment_type=Credit Card" (several joined by ", ")."""
+    """A TFMA slice key as summaries show it: "overall", or "color=red" (several joined by ", ")."""
     return ", ".join(f"{key.column}={_key_value(key)}" for key in slice_key.single_slice_keys) or "overall"
 
 
 def _spec_name(spec) -> str:
-    """A SlicingSpec as slice_name names the slices it matches ("payment_type=*" for every value of a key)."""
+    """A SlicingSpec as slice_name names the slices it matches ("color=*" for every value of a key)."""
     parts = [f"{column}={value}" for column, value in sorted(spec.feature_values.items())]
     return ", ".join(parts + [f"{column}=*" for column in spec.feature_keys]) or "overall"
 
@@ -309,7 +309,7 @@ class ThresholdCheck:
     """One threshold of the Evaluator's config on one slice, and how the candidate fared against it."""
 
     metric: str
-    slice: str  # slice_name: "overall", "payment_type=Credit Card"
+    slice: str  # slice_name: "overall", "color=red"
     kind: str  # "value" or "change"
     bound: str  # "at least 0.7", "no decrease against the baseline", ...
     value: float | None  # the candidate's on the slice; None when the slice had no rows

@@ -155,7 +155,7 @@ def component_progress(stream: TextIO | None = None, interval_s: float = 0.0) ->
 
 
 def threshold_line(check: artifact_files.ThresholdCheck) -> str:
-    """One threshold on one slice in a line: `auc (payment_type=Credit Card) 0.6312, at least 0.6: pass`."""
+    """One threshold on one slice in a line: `auc (color=red) 0.6312, at least 0.6: pass`."""
     where = f"{check.metric} ({check.slice})"
     if check.value is None:
         return f"{where}: {check.bound}: {check.result} (the slice has no rows in the eval split)"
