@@ -37,6 +37,13 @@ SLICE_FEATURE_KEYS = ("payment_type", "trip_start_day")
 BLESSING_METRIC = "auc"
 BLESSING_LOWER_BOUND = 0.7
 BLESSING_MAX_DECREASE = 0.0
+# Blessing on the slices that matter, beside the whole eval split: the blessing metric on the rows where a
+# feature has one value ("feature=value") must reach its lower bound and may not fall below the baseline's
+# on the same rows by more than max_decrease. Tips are recorded only for card payments: a cash trip's tip is
+# always 0, so two thirds of the rows are trivially "not a big tipper" and lift the overall AUC to 0.95,
+# against about 0.62 on Credit Card trips, where tipping is predicted at all (docs/pipeline.md has the
+# measurement these bounds come from). The setting blessing_slice_thresholds overrides this.
+BLESSING_SLICE_THRESHOLDS = {"payment_type=Credit Card": {"lower_bound": 0.6, "max_decrease": 0.03}}
 
 # Numeric columns the data gate does not test for drift (`name=off`) or tests with a larger minimum
 # distance (`name=0.3`): the trip's timestamp moves forward with every new span by nature.

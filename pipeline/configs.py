@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import json
 import os
 import re
 import shlex
@@ -69,6 +70,7 @@ class Task:
     blessing_metric: str
     blessing_lower_bound: float
     blessing_max_decrease: float
+    blessing_slice_thresholds: dict
     numeric_drift_overrides: tuple[str, ...]
 
     @property
@@ -80,8 +82,44 @@ class Task:
 _TASK_DEFAULTS = {
     "per_class_metrics": (),
     "slice_feature_keys": (),
+    "blessing_slice_thresholds": {},
     "numeric_drift_overrides": (),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceThreshold:
+    """The blessing metric's bounds on the rows where one feature has one value, judged beside the whole
+    eval split's (a task's BLESSING_SLICE_THRESHOLDS, or the blessing_slice_thresholds setting)."""
+
+    feature: str
+    value: str
+    lower_bound: float
+    max_decrease: float
+
+
+def parse_slice_thresholds(text: str) -> tuple[SliceThreshold, ...]:
+    """The blessing_slice_thresholds setting, JSON: {"feature=value": {"lower_bound": 0.6, "max_decrease":
+    0.02}, ...}; both bounds are required, so that a typo is refused instead of judging nothing. A ValueError
+    says what is wrong (PipelineConfig names the setting and the ranges of the bounds)."""
+    try:
+        parsed = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("not a JSON object")
+    found = []
+    for name, bounds in parsed.items():
+        feature, equals, value = name.partition("=")
+        if not feature.strip() or not equals:
+            raise ValueError(f"{name!r} is not \"feature=value\"")
+        if not isinstance(bounds, dict) or set(bounds) != {"lower_bound", "max_decrease"} or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values()):
+            raise ValueError(f"{name!r} needs exactly a numeric lower_bound and max_decrease, got {bounds!r}")
+        found.append(
+            SliceThreshold(feature.strip(), value, float(bounds["lower_bound"]), float(bounds["max_decrease"]))
+        )
+    return tuple(found)
 
 
 def metric_name(class_name: str) -> str:
@@ -167,6 +205,10 @@ class PipelineConfig:
     # blessed baseline's by more than the allowed decrease (None: the task's numbers).
     blessing_lower_bound: float | None = None
     blessing_max_decrease: float | None = None
+    # Blessing on slices that matter, beside the whole eval split: the blessing metric's lower bound and
+    # allowed decrease against the baseline on the rows where a feature has one value, as JSON
+    # ({"color=red": {"lower_bound": 0.6, "max_decrease": 0.03}}; "{}": none; empty: the task's).
+    blessing_slice_thresholds: str = ""
     # The data gate: a split with fewer rows halts the run (a model trained or judged on so few rows
     # says nothing, and empty statistics must never become the next run's drift baseline).
     min_train_rows: int = 200
@@ -286,6 +328,7 @@ class PipelineConfig:
             "trainer_module_file": task.trainer_module_file,
             "blessing_lower_bound": task.blessing_lower_bound,
             "blessing_max_decrease": task.blessing_max_decrease,
+            "blessing_slice_thresholds": json.dumps(task.blessing_slice_thresholds),
             "numeric_drift_overrides": task.numeric_drift_overrides,
             "slice_feature_keys": task.slice_feature_keys,
         }
@@ -318,11 +361,9 @@ class PipelineConfig:
         self._check("log_level", self.log_level in LOG_LEVELS)
         self._check("numeric_drift_min_distance", 0.0 < self.numeric_drift_min_distance <= 1.0)
         metric = self.task_spec.blessing_metric
-        bounded = metric in BOUNDED_METRICS
         for name in ("blessing_lower_bound", "blessing_max_decrease"):
-            value = getattr(self, name)
-            low = 0.0 if bounded or name == "blessing_max_decrease" else float("-inf")
-            self._check(name, low <= value <= (1.0 if bounded else float("inf")), blessing_form(name, metric))
+            self._check(name, blessing_in_range(name, getattr(self, name), metric), blessing_form(name, metric))
+        self._check_slice_thresholds(metric)
         if self.metadata_mysql_url:
             label, _ = setting_source("metadata_mysql_url", self.metadata_mysql_url)
             for name, value in parse_metadata_mysql_url(self.metadata_mysql_url, label).items():
@@ -334,6 +375,24 @@ class PipelineConfig:
             label, given = setting_source(name, getattr(self, name))
             raise ConfigError(f"{label} must be {form or value_form(name)}, got {given}")
 
+    def _check_slice_thresholds(self, metric: str) -> None:
+        """Refuse blessing_slice_thresholds unless it parses and each slice's bounds lie in the ranges of the
+        overall ones, naming its variable (or field), the slice and the range."""
+        label, given = setting_source("blessing_slice_thresholds", self.blessing_slice_thresholds)
+        try:
+            found = parse_slice_thresholds(self.blessing_slice_thresholds)
+        except ValueError as error:
+            form = value_form("blessing_slice_thresholds")
+            raise ConfigError(f"{label} must be {form}, got {given} ({error})") from None
+        for bound in found:
+            for name, value in (("blessing_lower_bound", bound.lower_bound),
+                                ("blessing_max_decrease", bound.max_decrease)):
+                if not blessing_in_range(name, value, metric):
+                    raise ConfigError(
+                        f"{label}: the {name.removeprefix('blessing_')} of {bound.feature}={bound.value} must be "
+                        f"{blessing_form(name, metric)}, got {value:g}"
+                    )
+
     def report_file(self, run_name: str) -> str:
         """Where the HTML report of a run goes unless told otherwise: report-<run>.html in reports_dir."""
         return os.path.join(self.reports_dir, f"report-{run_name.replace(':', '-')}.html")
@@ -342,6 +401,11 @@ class PipelineConfig:
     def task_spec(self) -> Task:
         """The task this configuration runs."""
         return load_task(self.task)
+
+    @property
+    def slice_thresholds(self) -> tuple[SliceThreshold, ...]:
+        """The blessing's bounds per slice (blessing_slice_thresholds)."""
+        return parse_slice_thresholds(self.blessing_slice_thresholds)
 
     @property
     def hyperparameters(self) -> dict:
@@ -487,8 +551,19 @@ def value_form(name: str) -> str:
         "log_level": f"one of {', '.join(LOG_LEVELS)}",
         "numeric_drift_min_distance": "a number above 0 and at most 1",
         "beam_pipeline_args": "Beam flags as a shell splits them, e.g. --direct_num_workers=2",
+        "blessing_slice_thresholds": (
+            'a JSON object of "feature=value": {"lower_bound": <number>, "max_decrease": <number>}'
+        ),
     }
     return special.get(name) or _TYPE_FORMS.get(_annotation(name), "text")
+
+
+def blessing_in_range(name: str, value: float, metric: str) -> bool:
+    """Whether a blessing bound (blessing_lower_bound or blessing_max_decrease, overall or a slice's) lies in
+    the range blessing_form names."""
+    bounded = metric in BOUNDED_METRICS
+    low = 0.0 if bounded or name == "blessing_max_decrease" else float("-inf")
+    return low <= value <= (1.0 if bounded else float("inf"))
 
 
 def blessing_form(name: str, metric: str) -> str:

@@ -133,27 +133,46 @@ def _user_module_packaging(enabled: bool) -> Iterator[None]:
             os.environ[_NO_PACKAGING_ENV] = previous
 
 
-def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA settings from the task: its metrics overall and per slice (and per class, for a multi-class
-    task), and the blessing: the task's metric on the whole eval split reaches the lower bound and does
-    not fall behind the blessed baseline's by more than the allowed decrease."""
-    task = config.task_spec
-    blessing = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.blessing_lower_bound}),
+def _blessing_threshold(lower_bound: float, max_decrease: float) -> tfma.MetricThreshold:
+    """The blessing metric reaches the lower bound and does not fall behind the baseline's by more than
+    the allowed decrease (TFMA reads a change of 0 as no threshold, hence the tiny negative number)."""
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
         # Ignored on the first run, when there is no blessed baseline yet.
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -max(config.blessing_max_decrease, 1e-10)},
+            absolute={"value": -max(max_decrease, 1e-10)},
         ),
     )
+
+
+def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA settings from the task: its metrics overall and per slice (and per class, for a multi-class
+    task), and the blessing: the task's metric on the whole eval split, and on each slice the task names
+    (blessing_slice_thresholds), reaches its lower bound and does not fall behind the baseline's on the
+    same rows by more than the allowed decrease. A slice that decides is judged on its own because an
+    overall number can hide it: rows that are trivial to predict lift the whole split's metric (the default
+    task's BLESSING_SLICE_THRESHOLDS says where)."""
+    task = config.task_spec
+    slice_thresholds = [
+        tfma.PerSliceMetricThreshold(
+            slicing_specs=[tfma.SlicingSpec(feature_values={bound.feature: bound.value})],
+            threshold=_blessing_threshold(bound.lower_bound, bound.max_decrease),
+        )
+        for bound in config.slice_thresholds
+    ]
     metrics = []
     for class_name in task.metrics:
         metric = tfma.MetricConfig(class_name=class_name)
         if configs.metric_name(class_name) == task.blessing_metric:
-            # Blessing judges the whole eval split: a small slice's metric is noise.
+            # The whole eval split, and only the slices the task chose: a small slice's metric is noise.
             metric.per_slice_thresholds.append(
-                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=blessing)
+                tfma.PerSliceMetricThreshold(
+                    slicing_specs=[tfma.SlicingSpec()],
+                    threshold=_blessing_threshold(config.blessing_lower_bound, config.blessing_max_decrease),
+                )
             )
+            metric.per_slice_thresholds.extend(slice_thresholds)
         metrics.append(metric)
     metrics_specs = [tfma.MetricsSpec(metrics=metrics)]
     if task.per_class_metrics:
@@ -163,6 +182,10 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(task.classes)))}),
             )
         )
+    # TFMA computes metrics only on the slices it is asked for: a judged slice whose feature is not sliced
+    # by already gets its own spec.
+    judged_apart = sorted({(bound.feature, bound.value) for bound in config.slice_thresholds
+                           if bound.feature not in config.slice_feature_keys})
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -175,7 +198,8 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             )
         ],
         slicing_specs=[tfma.SlicingSpec()]
-        + [tfma.SlicingSpec(feature_keys=[key]) for key in config.slice_feature_keys],
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in config.slice_feature_keys]
+        + [tfma.SlicingSpec(feature_values={feature: value}) for feature, value in judged_apart],
         metrics_specs=metrics_specs,
     )
 

@@ -110,6 +110,9 @@ def tiny_input(tmp_path: Path, size: int) -> str:
     return str(tmp_path / "data")
 
 
+SMALL_RUN_SLICE_THRESHOLDS = '{"payment_type=Credit Card": {"lower_bound": 0.5, "max_decrease": 1.0}}'
+
+
 def small_run_env(data_dir: Path, output_root: Path, modules_dir: Path | None = None) -> dict[str, str]:
     """Environment for a fast pipeline run on a sample: few steps, everything under output_root."""
     env = {
@@ -120,6 +123,9 @@ def small_run_env(data_dir: Path, output_root: Path, modules_dir: Path | None = 
         "PIPELINE_EVAL_STEPS": "4",
         "PIPELINE_EPOCHS": "1",
         "PIPELINE_BLESSING_LOWER_BOUND": "0.6",
+        # The task's Credit Card slice is judged too, by a bound 60 steps on a sample reach (any change
+        # allowed: a test that retrains judges the overall change alone, as before slices were judged).
+        "PIPELINE_BLESSING_SLICE_THRESHOLDS": SMALL_RUN_SLICE_THRESHOLDS,
     }
     if modules_dir is not None:
         env["PIPELINE_TRANSFORM_MODULE_FILE"] = str(modules_dir / "transform_module.py")

@@ -90,7 +90,8 @@ def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _fmt(value) -> str:
+def format_number(value) -> str:
+    """A metric or count as the report and `pipeline blessing` show it: whole numbers whole, else 4 decimals."""
     if isinstance(value, float):
         return f"{value:g}" if value.is_integer() else f"{value:.4f}"
     return str(value)
@@ -133,7 +134,7 @@ def statistics_section(statistics_uri: str) -> str:
                     s = feature.num_stats
                     present, missing = _missing(s.common_stats, dataset.num_examples)
                     rows.append([name, "number", f"{present:,}", missing,
-                                 _fmt(s.mean), _fmt(s.std_dev), _fmt(s.min), _fmt(s.max), ""])
+                                 format_number(s.mean), format_number(s.std_dev), format_number(s.min), format_number(s.max), ""])
                 elif feature.HasField("string_stats"):
                     s = feature.string_stats
                     present, missing = _missing(s.common_stats, dataset.num_examples)
@@ -244,19 +245,6 @@ def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
     return found
 
 
-def thresholds(eval_config: dict) -> list[tuple[str, dict]]:
-    """(metric name, per-slice threshold) of each threshold in an Evaluator's recorded eval config, kept
-    by metric name (as the pipeline sets them) or, in runs made before, on the metric's config."""
-    found = []
-    for spec in eval_config.get("metrics_specs", []):
-        for name, per_slice in sorted(spec.get("per_slice_thresholds", {}).items()):
-            found.extend((name, threshold) for threshold in per_slice.get("thresholds", []))
-        for metric in spec.get("metrics", []):
-            name = metric.get("config", {}).get("name") or configs.metric_name(metric["class_name"])
-            found.extend((name, threshold) for threshold in metric.get("per_slice_thresholds", []))
-    return found
-
-
 # Metrics that rank one class against the other: a slice whose labels are all one class has none. TFMA
 # 0.47 reports them as 0.0 there (which reads as the worst model possible); others may give NaN or nothing.
 RANKING_METRICS = ("auc", "auc_precision_recall")
@@ -282,7 +270,7 @@ def metric_cell(metrics: dict[str, float], name: str) -> tuple[float | None, str
         return None, ""
     if math.isnan(value):
         return None, "n/a"
-    return value, _fmt(value)
+    return value, format_number(value)
 
 
 def metrics_section(evaluation_uri: str, chart_metrics: list[str]) -> str:
@@ -317,42 +305,34 @@ def metrics_html(by_slice: dict[str, dict[str, float]], chart_metrics: list[str]
     return "".join(parts)
 
 
-def _eval_config(evaluator: run_summary.ComponentRun | None) -> dict:
-    if evaluator is None:
-        return {}
-    return json.loads(property_value(evaluator.execution.custom_properties, "eval_config") or "{}")
+# The columns of the thresholds table, in the report and in `pipeline blessing`'s Markdown.
+THRESHOLD_COLUMNS = ["metric", "slice", "threshold", "candidate", "baseline", "change", "result"]
 
 
-# The pipeline passes an allowed decrease of 0 to TFMA as this (TFMA reads 0 as "no change threshold").
-_ZERO_DECREASE = 1e-10
+def threshold_row(check: artifact_files.ThresholdCheck) -> list[str]:
+    """One threshold on one slice as a table row: the values compared and TFMA's verdict."""
+    change = check.change
+    return [
+        check.metric, check.slice, check.bound,
+        "no rows" if check.value is None else format_number(check.value),
+        "-" if check.baseline is None else format_number(check.baseline),
+        "-" if change is None or check.kind != "change" else f"{change:+.4f}",
+        "not applied (no baseline)" if check.passed is None else check.result,
+    ]
 
 
-def value_threshold_text(value: dict) -> str:
-    bounds = {"lower_bound": "at least", "upper_bound": "at most"}
-    shown = [f"{bounds[k]} {float(v):g}" for k, v in value.items() if k in bounds]
-    return ", ".join(shown + [f"{k} {v}" for k, v in value.items() if k not in bounds]) or "-"
+def baseline_text(checks: list[artifact_files.ThresholdCheck], baseline_model_id: int | None) -> str:
+    """Which model the candidate was compared with, or that there was none (so no change threshold applied)."""
+    if any(check.baseline is not None for check in checks) or baseline_model_id:
+        model = f"model {baseline_model_id}" if baseline_model_id else "a baseline model"
+        return (f"Baseline: {model}, the model the candidate would replace; the change is the candidate's value "
+                "minus the baseline's.")
+    return ("No baseline: no model was serving, so this is the first model judged and the change thresholds "
+            "did not apply.")
 
 
-def change_threshold_text(change: dict, configured_decrease: float | None) -> str:
-    """An absolute change threshold as the allowed decrease (or increase) against the blessed baseline,
-    in the number the user configured (`blessing_max_decrease`), not the one TFMA was given for it."""
-    direction, absolute = change.get("direction"), change.get("absolute")
-    if absolute is None or set(change) - {"direction", "absolute"} or direction not in (
-            "HIGHER_IS_BETTER", "LOWER_IS_BETTER"):
-        return ", ".join(f"{k} {v}" for k, v in change.items()) or "-"
-    allowed = abs(float(absolute))
-    if configured_decrease is not None and math.isclose(max(configured_decrease, _ZERO_DECREASE), allowed):
-        allowed = configured_decrease
-    elif allowed <= _ZERO_DECREASE:
-        allowed = 0.0
-    worse = "decrease" if direction == "HIGHER_IS_BETTER" else "increase"
-    setting = f" (blessing_max_decrease {allowed:g})" if worse == "decrease" else ""
-    if allowed == 0:
-        return f"no {worse} against the baseline{setting}"
-    return f"a {worse} of at most {allowed:g} against the baseline{setting}"
-
-
-def blessing_section(store, evaluator: run_summary.ComponentRun | None, record: dict | None = None) -> str:
+def blessing_section(evaluator: run_summary.ComponentRun | None) -> str:
+    """The Evaluator's decision, and every threshold per slice with the values it compared."""
     if evaluator is None:
         return "<p>The run did not evaluate a model.</p>"
     blessing = evaluator.output("blessing")
@@ -361,33 +341,22 @@ def blessing_section(store, evaluator: run_summary.ComponentRun | None, record: 
         '<p>Decision: <span class="ok">BLESSED</span></p>' if blessed
         else '<p>Decision: <span class="bad">NOT BLESSED</span></p>'
     ]
-    configured = ((record or {}).get("config") or {}).get("blessing_max_decrease")
-    rows = []
-    for name, per_slice in thresholds(_eval_config(evaluator)):
-        threshold = per_slice.get("threshold", {})
-        rows.append([
-            name,
-            ", ".join(json.dumps(spec) if spec else "overall" for spec in per_slice.get("slicing_specs", [{}])),
-            value_threshold_text(threshold.get("value_threshold", {})),
-            change_threshold_text(threshold.get("change_threshold", {}), configured),
-        ])
-    if rows:
-        parts.append(_table(["metric", "slices", "value threshold", "change vs. baseline"], rows))
-    evaluation = evaluator.output("evaluation")
-    if evaluation is not None:
-        try:
-            validation = artifact_files.load_validation_result(evaluation.uri)
-        except Exception as error:  # noqa: BLE001  (an old or partial evaluation: say so, go on)
-            parts.append(f"<p>Validation result unreadable: {html.escape(str(error))}</p>")
+    try:
+        checks = run_summary.threshold_checks(evaluator)
+    except artifact_files.UnreadableArtifact as error:  # An old or partial evaluation: say so, go on.
+        return "".join(parts) + f"<p>Evaluation unreadable: {html.escape(str(error))}</p>"
+    if checks:
+        baseline_id = property_value(blessing.custom_properties, "baseline_model_id") if blessing else None
+        parts.append(f"<p>{html.escape(baseline_text(checks, baseline_id))}</p>")
+        parts.append(_table(THRESHOLD_COLUMNS, [threshold_row(check) for check in checks], numeric={3, 4, 5}))
+        if blessed:
+            parts.append("<p>Every threshold that applied was met.</p>")
         else:
-            if validation.validation_ok:
-                parts.append("<p>Every threshold was met.</p>")
-            for failure in validation.metric_validations_per_slice:
-                for item in failure.failures:
-                    parts.append(
-                        f"<p class='bad'>Failed: {html.escape(artifact_files.metric_name(item.metric_key))} = "
-                        f"{html.escape(str(item.metric_value))}: {html.escape(item.message)}</p>"
-                    )
+            evaluation = evaluator.output("evaluation")
+            parts += [f"<p class='bad'>Failed: {html.escape(line)}</p>"
+                      for line in artifact_files.blessing_failures(evaluation.uri)]
+    parts.append("<p>The thresholds are the task's (its <code>task.py</code>) or the settings blessing_lower_bound, "
+                 "blessing_max_decrease and blessing_slice_thresholds (docs/configuration.md).</p>")
     return "".join(parts)
 
 
@@ -506,11 +475,12 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     schema = output("CuratedSchemaImporter", "schema")
     sections.append("<h2>Schema (curated)</h2>" + (schema_section(schema.uri) if schema else "<p>None.</p>"))
     evaluation = output("Evaluator", "evaluation")
-    judged_by = sorted({name for name, _ in thresholds(_eval_config(by_node.get("Evaluator")))})
+    checks = run_summary.threshold_checks(by_node["Evaluator"]) if "Evaluator" in by_node else []
+    judged_by = sorted({check.metric for check in checks})
     sections.append(
         "<h2>Evaluation</h2>" + (metrics_section(evaluation.uri, judged_by) if evaluation else "<p>None.</p>")
     )
-    sections.append("<h2>Blessing</h2>" + blessing_section(store, by_node.get("Evaluator"), record))
+    sections.append("<h2>Blessing</h2>" + blessing_section(by_node.get("Evaluator")))
     pushed = output("Pusher", "pushed_model")
     model = output("Trainer", "model")
     target = pushed if pushed is not None and property_value(pushed.custom_properties, "pushed") else model

@@ -10,6 +10,7 @@ second, not ten. Only `unusable`, which a run calls, loads TensorFlow's file sys
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import hashlib
@@ -17,11 +18,13 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import struct
 import sys
 import types
 
 import google_crc32c
+from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
@@ -248,21 +251,156 @@ def load_validation_result(evaluation_uri: str):
     return tfma_protos().validation_result_pb2.ValidationResult.FromString(records[0])
 
 
-def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
-    """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
-    metrics = {}
-    for slice_metrics in load_metrics(evaluation_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
-        for key_and_value in slice_metrics.metric_keys_and_values:
+def _key_value(key) -> str:
+    """A SingleSliceKey's value as text (TFMA's SlicingSpec.feature_values names values as text too)."""
+    if key.HasField("bytes_value"):
+        return key.bytes_value.decode()
+    return str(key.int64_value if key.HasField("int64_value") else key.float_value)
+
+
+def slice_name(slice_key) -> str:
+    """A TFMA slice key as summaries show it: "overall", or "color=red" (several joined by ", ")."""
+    return ", ".join(f"{key.column}={_key_value(key)}" for key in slice_key.single_slice_keys) or "overall"
+
+
+def _spec_name(spec) -> str:
+    """A SlicingSpec as slice_name names the slices it matches ("color=*" for every value of a key)."""
+    parts = [f"{column}={value}" for column, value in sorted(spec.feature_values.items())]
+    return ", ".join(parts + [f"{column}=*" for column in spec.feature_keys]) or "overall"
+
+
+def _matches(spec, slice_key) -> bool:
+    """Whether a TFMA SlicingSpec selects the slice (TFMA's rule: the same columns, and the values it names)."""
+    values = {key.column: _key_value(key) for key in slice_key.single_slice_keys}
+    if set(values) != set(spec.feature_keys) | set(spec.feature_values):
+        return False
+    return all(values[column] == value for column, value in spec.feature_values.items())
+
+
+def slice_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, dict[str, float]]:
+    """The candidate model's (or the blessed baseline's) metrics on each slice, by slice_name."""
+    found: dict[str, dict[str, float]] = {}
+    for per_slice in load_metrics(evaluation_uri):
+        for key_and_value in per_slice.metric_keys_and_values:
             key = key_and_value.key
             # With a baseline, TFMA also records the baseline's metrics and the differences.
             if key.is_diff or (key.model_name == BASELINE_KEY) != baseline:
                 continue
             if not key_and_value.value.HasField("double_value"):
                 continue
-            metrics[metric_name(key)] = key_and_value.value.double_value.value
-    return metrics
+            found.setdefault(slice_name(per_slice.slice_key), {})[metric_name(key)] = (
+                key_and_value.value.double_value.value
+            )
+    return found
+
+
+def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
+    """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
+    return slice_metrics(evaluation_uri, baseline).get("overall", {})
+
+
+# TFMA reads a change threshold of 0 as none; the pipeline passes "no decrease allowed" as a tiny negative
+# number (pipeline.create_eval_config), which is shown as 0.
+_NO_CHANGE = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdCheck:
+    """One threshold of the Evaluator's config on one slice, and how the candidate fared against it."""
+
+    metric: str
+    slice: str  # slice_name: "overall", "color=red"
+    kind: str  # "value" or "change"
+    bound: str  # "at least 0.7", "no decrease against the baseline", ...
+    value: float | None  # the candidate's on the slice; None when the slice had no rows
+    baseline: float | None  # the baseline's on the slice; None without a baseline
+    passed: bool | None  # None: a change threshold without a baseline, which TFMA does not apply
+
+    @property
+    def change(self) -> float | None:
+        if self.value is None or self.baseline is None:
+            return None
+        return self.value - self.baseline
+
+    @property
+    def result(self) -> str:
+        return {True: "pass", False: "FAIL", None: "not applied"}[self.passed]
+
+
+def _bound_text(threshold) -> list[tuple[str, str]]:
+    """("value" or "change", its bound in words) of each part of a TFMA MetricThreshold."""
+    parts = []
+    if threshold.HasField("value_threshold"):
+        value = threshold.value_threshold
+        bounds = [f"at least {value.lower_bound.value:g}"] if value.HasField("lower_bound") else []
+        bounds += [f"at most {value.upper_bound.value:g}"] if value.HasField("upper_bound") else []
+        parts.append(("value", " and ".join(bounds) or "any value"))
+    if threshold.HasField("change_threshold"):
+        change = threshold.change_threshold
+        worse = "increase" if change.direction == tfma_protos().config_pb2.MetricDirection.LOWER_IS_BETTER else "decrease"
+        texts = []
+        for kind in ("absolute", "relative"):
+            if change.HasField(kind):
+                allowed = abs(getattr(change, kind).value)
+                unit = " (relative)" if kind == "relative" else ""
+                texts.append(f"no {worse}{unit}" if allowed <= _NO_CHANGE else f"a {worse} of at most {allowed:g}{unit}")
+        parts.append(("change", " and ".join(texts or [f"no {worse}"]) + " against the baseline"))
+    return parts
+
+
+def _configured_thresholds(eval_config) -> list[tuple[str, object, object]]:
+    """(metric name, SlicingSpec, MetricThreshold) of every threshold the eval config sets on a slice:
+    on a metric's config (as the pipeline sets them) or, in runs made before, by metric name."""
+    found, overall = [], tfma_protos().config_pb2.SlicingSpec()
+    for spec in eval_config.metrics_specs:
+        for name, per_slice in sorted(spec.per_slice_thresholds.items()):
+            found += [(name, s, t.threshold) for t in per_slice.thresholds for s in (t.slicing_specs or [overall])]
+        for metric in spec.metrics:
+            name = json.loads(metric.config or "{}").get("name") or _snake_case(metric.class_name)
+            if metric.HasField("threshold"):
+                found.append((name, overall, metric.threshold))
+            found += [(name, s, t.threshold) for t in metric.per_slice_thresholds for s in (t.slicing_specs or [overall])]
+    return found
+
+
+def _snake_case(class_name: str) -> str:
+    # configs.metric_name's rule; artifact_files sits below configs and does not import it.
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+
+
+def threshold_checks(eval_config_json: str, evaluation_uri: str) -> list[ThresholdCheck]:
+    """Every threshold of the Evaluator's recorded eval config (its `eval_config` property, JSON), on every
+    slice it selects, with the candidate's and baseline's values and TFMA's verdict (its validation result).
+
+    The recorded config is the one the pipeline asked for: TFX drops the change thresholds from what TFMA
+    is given when there is no baseline, so they show here as not applied.
+    """
+    eval_config = tfma_protos().config_pb2.EvalConfig()
+    if eval_config_json:
+        json_format.Parse(eval_config_json, eval_config, ignore_unknown_fields=True)
+    slice_keys = {slice_name(m.slice_key): m.slice_key for m in load_metrics(evaluation_uri)}
+    candidate = slice_metrics(evaluation_uri)
+    baseline = slice_metrics(evaluation_uri, baseline=True)
+    result = load_validation_result(evaluation_uri)
+    failed = set()
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            kind = "change" if failure.metric_threshold.HasField("change_threshold") else "value"
+            failed.add((metric_name(failure.metric_key), kind, slice_name(per_slice.slice_key)))
+    missing = {_spec_name(spec) for spec in result.missing_slices}
+    checks = []
+    for name, spec, threshold in _configured_thresholds(eval_config):
+        slices = [n for n, key in slice_keys.items() if _matches(spec, key)] or [_spec_name(spec)]
+        for where in slices:
+            for kind, bound in _bound_text(threshold):
+                value = candidate.get(where, {}).get(name)
+                base = baseline.get(where, {}).get(name) if baseline else None
+                if kind == "change" and not baseline:
+                    passed = None
+                else:
+                    passed = not ((name, kind, where) in failed or where in missing or value is None)
+                checks.append(ThresholdCheck(name, where, kind, bound, value, base, passed))
+    return checks
 
 
 def blessing_failures(evaluation_uri: str) -> list[str]:
@@ -270,25 +408,24 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
     result = load_validation_result(evaluation_uri)
     if result.validation_ok:
         return []
-    candidate = overall_metrics(evaluation_uri)
-    baseline = overall_metrics(evaluation_uri, baseline=True)
+    candidate = slice_metrics(evaluation_uri)
+    baseline = slice_metrics(evaluation_uri, baseline=True)
     lines = []
     for per_slice in result.metric_validations_per_slice:
-        where = ", ".join(
-            f"{key.column}={key.bytes_value.decode() if key.HasField('bytes_value') else key.int64_value}"
-            for key in per_slice.slice_key.single_slice_keys
-        ) or "overall"
+        where = slice_name(per_slice.slice_key)
         for failure in per_slice.failures:
             name = metric_name(failure.metric_key)
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
-            if threshold.HasField("change_threshold"):
+            if not failure.HasField("metric_value"):
+                lines.append(f"{name} ({where}): {failure.message or 'failed its threshold'}")
+            elif threshold.HasField("change_threshold"):
                 change = threshold.change_threshold
                 higher_is_better = tfma_protos().config_pb2.MetricDirection.HIGHER_IS_BETTER
                 bound = "no less" if change.direction == higher_is_better else "no more"
                 lines.append(
-                    f"{name} ({where}) {candidate.get(name, float('nan')):.4f} against the blessed "
-                    f"baseline's {baseline.get(name, float('nan')):.4f}: a change of {value:+.4f}, the "
+                    f"{name} ({where}) {candidate.get(where, {}).get(name, float('nan')):.4f} against the blessed "
+                    f"baseline's {baseline.get(where, {}).get(name, float('nan')):.4f}: a change of {value:+.4f}, the "
                     f"threshold allows {bound} than {change.absolute.value:+.4f}"
                 )
             elif threshold.HasField("value_threshold"):
@@ -301,4 +438,6 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
                 lines.append(f"{name} ({where}) {value:.4f} is {limit}")
             else:
                 lines.append(f"{name} ({where}): {failure.message or 'failed its threshold'}")
+    for spec in result.missing_slices:
+        lines.append(f"slice {_spec_name(spec)} has no rows in the eval split, so its thresholds could not be met")
     return lines or ["TFMA's validation failed without a metric failure (see the evaluation artifact)"]

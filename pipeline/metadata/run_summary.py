@@ -56,6 +56,8 @@ class RunSummary:
     already_serving: str | None = None
     # Why the Evaluator did not bless the candidate: each failed threshold with its values.
     blessing_reason: str | None = None
+    # Every threshold the Evaluator judged the candidate by, per slice, with the values compared.
+    blessing_checks: list[artifact_files.ThresholdCheck] = dataclasses.field(default_factory=list)
 
     def component(self, node_id: str) -> ComponentRun:
         for run in self.components:
@@ -124,6 +126,16 @@ def component_runs(
     ]
 
 
+def threshold_checks(evaluator: ComponentRun) -> list[artifact_files.ThresholdCheck]:
+    """Every threshold the Evaluator judged its model by, per slice, with the values (none if it wrote no
+    evaluation): its recorded eval config (the `eval_config` exec property) against its evaluation's files."""
+    evaluation = evaluator.output("evaluation")
+    if evaluation is None:
+        return []
+    recorded = evaluator.execution.custom_properties.get("eval_config")
+    return artifact_files.threshold_checks(recorded.string_value if recorded else "", evaluation.uri)
+
+
 def summarize_latest_run(
     source: PipelineConfig | metadata_store_pb2.ConnectionConfig, pipeline_name: str
 ) -> RunSummary:
@@ -148,6 +160,7 @@ def summarize_latest_run(
     blessing_reason = None
     if evaluation and blessed == 0:
         blessing_reason = "; ".join(artifact_files.blessing_failures(evaluation.uri))
+    evaluator = next((run for run in components if run.outputs.get("evaluation")), None)
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run_context.name,
@@ -159,4 +172,5 @@ def summarize_latest_run(
         pushed_to=custom_property(pushed, "pushed_destination") if custom_property(pushed, "pushed") else None,
         already_serving=custom_property(pushed, "already_serving_destination"),
         blessing_reason=blessing_reason,
+        blessing_checks=threshold_checks(evaluator) if evaluator else [],
     )

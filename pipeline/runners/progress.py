@@ -23,7 +23,7 @@ from typing import Iterator, TextIO
 import absl.logging
 
 from pipeline import inputs
-from pipeline.metadata import run_summary
+from pipeline.metadata import artifact_files, run_summary
 
 # The local orchestrator's messages, then the Beam orchestrator's.
 _RUNNING = ("Component %s is running.", "node %s is running.")
@@ -154,6 +154,19 @@ def component_progress(stream: TextIO | None = None, interval_s: float = 0.0) ->
         absl.logging.set_verbosity(previous_verbosity)
 
 
+def threshold_line(check: artifact_files.ThresholdCheck) -> str:
+    """One threshold on one slice in a line: `auc (color=red) 0.6312, at least 0.6: pass`."""
+    where = f"{check.metric} ({check.slice})"
+    if check.value is None:
+        return f"{where}: {check.bound}: {check.result} (the slice has no rows in the eval split)"
+    if check.kind == "value":
+        return f"{where} {check.value:.4f}, {check.bound}: {check.result}"
+    if check.baseline is None:
+        return f"{where}: {check.bound}: not applied (no baseline: the first model judged)"
+    return (f"{where} {check.value:.4f} against the baseline's {check.baseline:.4f}, change {check.change:+.4f}, "
+            f"{check.bound}: {check.result}")
+
+
 def format_summary(
     summary: run_summary.RunSummary, log_file: str | os.PathLike | None = None, report_file: str | None = None
 ) -> str:
@@ -174,6 +187,9 @@ def format_summary(
             for name, value in sorted(summary.eval_metrics.items())
         )
         lines.append(f"Eval metrics (overall): {shown}")
+    if summary.blessing_checks:
+        lines.append("Blessing thresholds (TFMA's verdict on each):")
+        lines.extend(f"  {threshold_line(check)}" for check in summary.blessing_checks)
     lines.append(
         "Blessed: " + {True: "yes", False: "no", None: "not evaluated"}[summary.blessed]
     )

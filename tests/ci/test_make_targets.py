@@ -175,10 +175,13 @@ def test_train_writes_the_report_and_the_summary_and_the_gate_passes_a_blessed_m
     summary = check.step_summary
     assert summary == check.artifacts["blessing.md"] + "\n"
     assert summary.startswith(f"### Model blessed: run {run['run']} of chicago-taxi")
-    assert re.search(r"^\| auc \| overall \| at least 0\.6 \| 0\.\d{4} \| - \| pass \|$", summary, re.MULTILINE)
+    assert re.search(r"^\| auc \| overall \| at least 0\.6 \| 0\.\d{4} \| - \| - \| pass \|$", summary, re.MULTILINE)
+    assert re.search(r"^\| auc \| payment_type=Credit Card \| at least 0\.5 \| 0\.\d{4} \| - \| - \| pass \|$", summary,
+                     re.MULTILINE)
     # The first blessed model has no baseline to be compared with.
-    assert re.search(r"^\| auc \| overall \| may not fall below the blessed baseline's \| 0\.\d{4} \| none yet \| "
-                     r"not applied \|$", summary, re.MULTILINE)
+    assert "No baseline: no model was serving, so this is the first model judged" in summary
+    assert re.search(r"^\| auc \| overall \| no decrease against the baseline \| 0\.\d{4} \| - \| - \| "
+                     r"not applied \(no baseline\) \|$", summary, re.MULTILINE)
 
 
 def test_promote_publishes_the_blessed_model_once(story):
@@ -203,14 +206,23 @@ def test_an_unreachable_bound_fails_the_gate_with_the_reason_and_nothing_is_prom
     assert summary.startswith("### Model NOT blessed: run ")
     assert check.outputs["blessed"] == "false"
     assert f"**Why:** {reason.group(0)}" in summary
-    assert re.search(r"^\| auc \| overall \| at least 0\.999 \| 0\.\d{4} \| - \| \*\*FAIL\*\* \|$", summary, re.MULTILINE)
+    assert re.search(r"^\| auc \| overall \| at least 0\.999 \| 0\.\d{4} \| 0\.\d{4} \| - \| \*\*FAIL\*\* \|$", summary,
+                     re.MULTILINE)
     # The baseline is the model this one would replace: the first, pushed before it (the candidate itself is
     # never its own baseline). Any change is allowed here, so the change threshold passes.
     first_auc = re.search(r"^\| auc \| overall \| at least 0\.6 \| (0\.\d{4}) \|", story.steps["check"].step_summary,
                           re.MULTILINE)
     assert first_auc, story.steps["check"].step_summary
-    assert re.search(r"^\| auc \| overall \| may fall by at most 1 against the blessed baseline's \| 0\.\d{4} \| "
-                     rf"{re.escape(first_auc.group(1))} \(change [+-]0\.\d{{4}}\) \| pass \|$", summary, re.MULTILINE), summary
+    assert re.search(r"^\| auc \| overall \| a decrease of at most 1 against the baseline \| 0\.\d{4} \| "
+                     rf"{re.escape(first_auc.group(1))} \| [+-]0\.\d{{4}} \| pass \|$", summary, re.MULTILINE), summary
+    # The Credit Card slice is compared with the same baseline on its own rows.
+    first_card = re.search(r"^\| auc \| payment_type=Credit Card \| at least 0\.5 \| (0\.\d{4}) \|",
+                           story.steps["check"].step_summary, re.MULTILINE)
+    assert first_card, story.steps["check"].step_summary
+    assert re.search(r"^\| auc \| payment_type=Credit Card \| a decrease of at most 1 against the baseline \| "
+                     rf"0\.\d{{4}} \| {re.escape(first_card.group(1))} \| [+-]0\.\d{{4}} \| pass \|$", summary,
+                     re.MULTILINE), summary
+    assert "Baseline: model " in summary and "No baseline" not in summary
     assert check.artifacts["blessing.md"] + "\n" == summary
     assert _command_status(promote) == 1
     assert "refusing to promote" in promote.stderr and "below the lower bound 0.999" in promote.stderr

@@ -236,7 +236,12 @@ def test_notebook_shows_eval_metrics_blessing_and_push(executed):
     per_slice = executed.outputs("evaluator", "text/html")
     assert "payment_type" in per_slice and "trip_start_day" in per_slice and "example_count" in per_slice
 
-    assert "Blessed: True" in executed.outputs("blessing", "stream")
+    blessing = executed.outputs("blessing", "stream").splitlines()
+    assert blessing[0] == "Blessed: True"
+    # Every threshold on every slice, as a run's summary lists them (conftest's small_run_env sets the bounds).
+    assert re.fullmatch(r"  auc \(payment_type=Credit Card\) 0\.\d{4}, at least 0\.5: pass", blessing[3]), blessing
+    assert blessing[4] == ("  auc (payment_type=Credit Card): a decrease of at most 1 against the baseline: not "
+                           "applied (no baseline: the first model judged)"), blessing
     pushed = executed.outputs("pusher", "stream")
     assert pushed.startswith("Pushed to: ")
     assert Path(pushed.removeprefix("Pushed to: ").strip(), "saved_model.pb").is_file()

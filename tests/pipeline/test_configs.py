@@ -197,3 +197,46 @@ def test_the_older_names_of_settings_still_work():
     assert configs.load_config(eval_auc_lower_bound=0.75, eval_auc_max_decrease=0.01).blessing_max_decrease == 0.01
     with pytest.raises(configs.ConfigError, match="^TAXI_EPOCHS must be a whole number of at least 1, got 'many'$"):
         configs.env_overrides({"TAXI_EPOCHS": "many"})
+
+
+def test_slice_thresholds_come_from_the_task_and_a_setting_replaces_them(monkeypatch):
+    task = configs.load_config().task_spec
+    assert configs.load_config().slice_thresholds == tuple(
+        configs.SliceThreshold(*name.split("=", 1), bounds["lower_bound"], bounds["max_decrease"])
+        for name, bounds in task.blessing_slice_thresholds.items()
+    ) != ()
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS",
+                       '{"payment_type=Credit Card": {"lower_bound": 0.55, "max_decrease": 0.1}}')
+    assert configs.load_config().slice_thresholds == (
+        configs.SliceThreshold("payment_type", "Credit Card", 0.55, 0.1),)
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS", "{}")
+    assert configs.load_config().slice_thresholds == ()
+
+
+SLICE_FORM = 'a JSON object of "feature=value": {"lower_bound": <number>, "max_decrease": <number>}'
+
+
+@pytest.mark.parametrize(("setting", "error"), [
+    ("[0.6]", f" must be {SLICE_FORM}, got '[0.6]' (not a JSON object)"),
+    ('{"payment_type": {"lower_bound": 0.6, "max_decrease": 0}}',
+     f" must be {SLICE_FORM}, got '{{\"payment_type\": {{\"lower_bound\": 0.6, \"max_decrease\": 0}}}}' "
+     "('payment_type' is not \"feature=value\")"),
+    ('{"payment_type=Cash": {"lower_bound": 0.6}}',
+     f" must be {SLICE_FORM}, got '{{\"payment_type=Cash\": {{\"lower_bound\": 0.6}}}}' ('payment_type=Cash' "
+     "needs exactly a numeric lower_bound and max_decrease, got {'lower_bound': 0.6})"),
+    ("{'payment_type=Cash': 1}", f" must be {SLICE_FORM}, got \"{{'payment_type=Cash': 1}}\" (not valid JSON: "
+     "Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    # Each slice's bounds lie where the overall ones must (blessing_form).
+    ('{"payment_type=Cash": {"lower_bound": 0.6, "max_decrease": -0.1}}',
+     ": the max_decrease of payment_type=Cash must be a number from 0 to 1 (the task's blessing metric, auc, lies "
+     "in [0, 1]), got -0.1"),
+    ('{"payment_type=Cash": {"lower_bound": 1.5, "max_decrease": 0}}',
+     ": the lower_bound of payment_type=Cash must be a number from 0 to 1 (the task's blessing metric, auc, lies "
+     "in [0, 1]), got 1.5"),
+])
+def test_a_bad_slice_threshold_setting_is_refused_naming_the_variable(setting, error, monkeypatch):
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS", setting)
+    assert _error() == "PIPELINE_BLESSING_SLICE_THRESHOLDS" + error
+    # Given in code (or by the task), the field is named instead.
+    monkeypatch.delenv("PIPELINE_BLESSING_SLICE_THRESHOLDS")
+    assert _error(blessing_slice_thresholds=setting) == "blessing_slice_thresholds" + error

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
+
 from pipeline import configs
 from pipeline import pipeline as pipeline_definition
 from tests.conftest import tiny_input
@@ -40,3 +43,42 @@ def test_module_fingerprints_cover_the_project_modules_they_import(tmp_path, mon
     assert pipeline_definition.module_fingerprint(module) == before
     (package / "helpers.py").write_text("SCALE = 2\n")
     assert pipeline_definition.module_fingerprint(module) != before
+
+
+def _thresholds(config: configs.PipelineConfig) -> dict[str, tuple]:
+    """{slice: (lower bound, allowed change)} of the blessing metric's thresholds in the eval config."""
+    eval_config = pipeline_definition.create_eval_config(config)
+    (judged,) = [m for spec in eval_config.metrics_specs for m in spec.metrics
+                 if configs.metric_name(m.class_name) == config.task_spec.blessing_metric]
+    return {
+        json_format.MessageToJson(spec, sort_keys=True, indent=None): (
+            round(t.threshold.value_threshold.lower_bound.value, 6), round(t.threshold.change_threshold.absolute.value, 6))
+        for t in judged.per_slice_thresholds for spec in t.slicing_specs
+    }
+
+
+def test_the_tasks_slice_thresholds_become_tfmas_per_slice_thresholds():
+    config = configs.load_config(
+        blessing_lower_bound=0.7, blessing_max_decrease=0.0, slice_feature_keys=("payment_type",),
+        blessing_slice_thresholds='{"payment_type=Credit Card": {"lower_bound": 0.6, "max_decrease": 0.03}, '
+                                  '"company=Flash Cab": {"lower_bound": 0.5, "max_decrease": 0.1}}',
+    )
+    assert _thresholds(config) == {
+        "{}": (0.7, -0.0),
+        '{"featureValues": {"payment_type": "Credit Card"}}': (0.6, -0.03),
+        '{"featureValues": {"company": "Flash Cab"}}': (0.5, -0.1),
+    }
+    eval_config = pipeline_definition.create_eval_config(config)
+    # TFMA computes a judged slice only when asked: company is not sliced by, so it gets its own spec.
+    assert [json_format.MessageToDict(s) for s in eval_config.slicing_specs] == [
+        {}, {"featureKeys": ["payment_type"]}, {"featureValues": {"company": "Flash Cab"}}]
+    # TFMA accepts it as the Evaluator gives it, with a baseline and without.
+    for has_baseline in (True, False):
+        tfma.utils.verify_eval_config(tfma.utils.update_eval_config_with_defaults(
+            eval_config, has_baseline=has_baseline, rubber_stamp=True))
+
+
+def test_a_task_without_slice_thresholds_is_judged_on_the_whole_eval_split_only():
+    for config in (configs.load_config(blessing_slice_thresholds="{}"),
+                   configs.load_config(task="examples.penguin.modules")):
+        assert list(_thresholds(config)) == ["{}"]

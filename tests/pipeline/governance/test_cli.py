@@ -388,8 +388,31 @@ def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_fa
     assert f"{auc:.4f}" in page
     assert "binary_accuracy" in page and "payment_type = " in page
     assert "BLESSED" in page and "at least 0.6" in page
-    # The allowed decrease as configured (PIPELINE_BLESSING_MAX_DECREASE=1.0), not as TFMA was given it.
-    assert "a decrease of at most 1 against the baseline (blessing_max_decrease 1)" in page
+    # Every threshold per slice, with the baseline's value and the change (PIPELINE_BLESSING_MAX_DECREASE=1.0,
+    # and conftest's SMALL_RUN_SLICE_THRESHOLDS for Credit Card trips).
+    thresholds = [row for row in _cells(page, "auc") if len(row) == len(report_module.THRESHOLD_COLUMNS)]
+    assert [row[1:3] for row in thresholds] == [
+        ["overall", "at least 0.6"], ["overall", "a decrease of at most 1 against the baseline"],
+        ["payment_type=Credit Card", "at least 0.5"],
+        ["payment_type=Credit Card", "a decrease of at most 1 against the baseline"],
+    ]
+    card_auc = summaries[1].blessing_checks[2].value
+    assert [row[3] for row in thresholds] == [f"{auc:.4f}"] * 2 + [f"{card_auc:.4f}"] * 2
+    for row in thresholds:
+        assert re.fullmatch(r"0\.\d{4}", row[4]), row  # the baseline's value, on every row
+        if row[2].startswith("at least"):
+            assert row[5:] == ["-", "pass"], row
+        else:  # the change of the values as shown, but for their rounding
+            assert re.fullmatch(r"[+-]0\.\d{4}", row[5]) and row[6] == "pass", row
+            assert float(row[5]) == pytest.approx(float(row[3]) - float(row[4]), abs=1.5e-4), row
+    assert "Baseline: model " in page and "No baseline" not in page
+    # The first run's report says there was no baseline, and that the change thresholds did not apply.
+    first = out_dir / "first.html"
+    run_cli(["report", summaries[0].run_id, "-o", str(first)], env)
+    first_page = first.read_text()
+    assert "No baseline: no model was serving, so this is the first model judged" in first_page
+    assert [row[4:] for row in _cells(first_page, "auc") if len(row) == len(report_module.THRESHOLD_COLUMNS)] == [
+        ["-", "-", "pass"], ["-", "-", "not applied (no baseline)"]] * 2
 
     # Cash trips record no tip: on the sample's eval split that slice (and a few small ones) is all one
     # class, where TFMA reports an AUC of 0.0 (or NaN). The report says there is none.

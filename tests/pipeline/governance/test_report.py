@@ -16,15 +16,12 @@ import shutil
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
-from google.protobuf import json_format
-from ml_metadata.proto import metadata_store_pb2
 from tensorflow_data_validation.statistics import stats_impl
 from tfx_bsl.coders import example_coder
 
 from pipeline import configs
-from pipeline import pipeline as pipeline_definition
 from pipeline.governance import report
-from pipeline.metadata import run_summary
+from tests.tfma_evaluations import evaluator_run
 
 
 def _text(page: str) -> str:
@@ -157,32 +154,55 @@ def test_without_mean_label_an_undefined_recall_means_no_positive_label():
 # ----------------------------------------------------------------------------------------------- blessing
 
 
-def _evaluator(config: configs.PipelineConfig) -> run_summary.ComponentRun:
-    """The Evaluator's execution as ML Metadata records it: the eval config the pipeline builds, as JSON."""
-    execution = metadata_store_pb2.Execution()
-    execution.custom_properties["eval_config"].string_value = json_format.MessageToJson(
-        pipeline_definition.create_eval_config(config), preserving_proto_field_name=True
-    )
-    return run_summary.ComponentRun("Evaluator", "executed", 1.0, execution, outputs={})
+# The taxi task's judgment (test_artifact_files.py checks the values read): AUC overall and on card trips.
+SLICE_CONFIG = dict(blessing_lower_bound=0.7, blessing_max_decrease=0.0,
+                    blessing_slice_thresholds='{"payment_type=Credit Card": {"lower_bound": 0.6, "max_decrease": 0.03}}')
+CARD = (("payment_type", "Credit Card"),)
+FIRST = {"overall": {"auc": 0.95}, CARD: {"auc": 0.63}, (("payment_type", "Cash"),): {"auc": 0.0}}
 
 
-@pytest.mark.parametrize(("max_decrease", "shown"), [
-    (0.0, "no decrease against the baseline (blessing_max_decrease 0)"),
-    (0.01, "a decrease of at most 0.01 against the baseline (blessing_max_decrease 0.01)"),
-    (1e-12, "a decrease of at most 1e-12 against the baseline (blessing_max_decrease 1e-12)"),
-])
-def test_the_change_threshold_shows_the_configured_decrease(max_decrease, shown):
-    config = configs.load_config(blessing_max_decrease=max_decrease, blessing_lower_bound=0.65)
-    record = {"config": {"blessing_max_decrease": max_decrease}}  # as run_record.read_record gives it
-    page = report.blessing_section(None, _evaluator(config), record)
-    metric = config.task_spec.blessing_metric
-    assert _row(page, metric)[1:] == ["overall", "at least 0.65", shown]
-    assert "e-10" not in page
+def test_without_a_baseline_every_threshold_is_listed_and_the_change_ones_did_not_apply(tmp_path):
+    evaluator = evaluator_run(tmp_path, configs.load_config(**SLICE_CONFIG), FIRST)
+    page = report.blessing_section(evaluator)
+    assert "Decision: |BLESSED" in _text(page)
+    assert ("No baseline: no model was serving, so this is the first model judged and the change thresholds did "
+            "not apply.") in _text(page)
+    assert _table_rows(page) == [
+        report.THRESHOLD_COLUMNS,
+        ["auc", "overall", "at least 0.7", "0.9500", "-", "-", "pass"],
+        ["auc", "overall", "no decrease against the baseline", "0.9500", "-", "-", "not applied (no baseline)"],
+        ["auc", "payment_type=Credit Card", "at least 0.6", "0.6300", "-", "-", "pass"],
+        ["auc", "payment_type=Credit Card", "a decrease of at most 0.03 against the baseline", "0.6300", "-", "-",
+         "not applied (no baseline)"],
+    ]
+    assert "Every threshold that applied was met." in page and "Failed" not in page
 
 
-def test_the_change_threshold_of_a_run_without_a_record_reads_the_eval_config():
-    page = report.blessing_section(None, _evaluator(configs.load_config(blessing_max_decrease=0.0)))
-    assert "no decrease against the baseline (blessing_max_decrease 0)" in page and "e-10" not in page
+def test_with_a_baseline_each_threshold_shows_both_values_the_change_and_a_failed_slice(tmp_path):
+    worse_on_cards = {"overall": {"auc": 0.96}, CARD: {"auc": 0.58}}
+    evaluator = evaluator_run(tmp_path, configs.load_config(**SLICE_CONFIG), worse_on_cards, FIRST, baseline_model_id=7)
+    page = report.blessing_section(evaluator)
+    assert "Decision: |NOT BLESSED" in _text(page) and "No baseline" not in page
+    assert "Baseline: model 7, the model the candidate would replace" in page
+    assert _table_rows(page)[1:] == [
+        ["auc", "overall", "at least 0.7", "0.9600", "0.9500", "-", "pass"],
+        ["auc", "overall", "no decrease against the baseline", "0.9600", "0.9500", "+0.0100", "pass"],
+        ["auc", "payment_type=Credit Card", "at least 0.6", "0.5800", "0.6300", "-", "FAIL"],
+        ["auc", "payment_type=Credit Card", "a decrease of at most 0.03 against the baseline", "0.5800", "0.6300",
+         "-0.0500", "FAIL"],
+    ]
+    assert [html.unescape(m) for m in re.findall(r"<p class='bad'>Failed: (.*?)</p>", page)] == [
+        "auc (payment_type=Credit Card) 0.5800 is below the lower bound 0.6",
+        "auc (payment_type=Credit Card) 0.5800 against the blessed baseline's 0.6300: a change of -0.0500, the "
+        "threshold allows no less than -0.0300",
+    ]
+
+
+def test_an_allowed_decrease_of_zero_is_shown_as_none_not_as_what_tfma_was_given(tmp_path):
+    config = configs.load_config(blessing_max_decrease=0.0, blessing_slice_thresholds="{}")
+    page = report.blessing_section(evaluator_run(tmp_path, config, {"overall": {"auc": 0.9}}, FIRST))
+    assert "no decrease against the baseline" in page and "e-10" not in page
+    assert "payment_type" not in page
 
 
 # --------------------------------------------------------------------------------- anomalies and schema

@@ -19,12 +19,16 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from google.protobuf import json_format
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2, validation_result_pb2
 
+from pipeline import configs
+from pipeline import pipeline as pipeline_definition
 from pipeline.metadata import artifact_files
 from tests.conftest import PROJECT_ROOT
+from tests.tfma_evaluations import write_evaluation
 
 
 def _slice(column: str | None, value: str | None, metrics: dict[tuple[str, str], float]):
@@ -75,13 +79,14 @@ def test_metrics_and_validation_are_what_tfma_reads(evaluation):
 
 
 _READ = """
-import json, sys
+import dataclasses, json, sys
 from pipeline.metadata import artifact_files
 uri = sys.argv[1]
 print(json.dumps({
     "candidate": artifact_files.overall_metrics(uri),
     "baseline": artifact_files.overall_metrics(uri, baseline=True),
     "failures": artifact_files.blessing_failures(uri),
+    "checks": [dataclasses.asdict(c) for c in artifact_files.threshold_checks(sys.argv[2], uri)],
     "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
                      ("tensorflow", "tensorflow_model_analysis", "tensorflow_data_validation", "tfx")),
 }))
@@ -89,7 +94,13 @@ print(json.dumps({
 
 
 def test_a_process_reads_them_without_loading_tensorflow_or_tfma(evaluation):
-    result = subprocess.run([sys.executable, "-c", _READ, str(evaluation)], cwd=PROJECT_ROOT,
+    (failed,) = artifact_files.load_validation_result(str(evaluation)).metric_validations_per_slice
+    failure_threshold = failed.failures[0].metric_threshold
+    eval_config = config_pb2.EvalConfig(metrics_specs=[config_pb2.MetricsSpec(metrics=[config_pb2.MetricConfig(
+        class_name="AUC", per_slice_thresholds=[config_pb2.PerSliceMetricThreshold(
+            slicing_specs=[config_pb2.SlicingSpec()], threshold=failure_threshold)])])])
+    result = subprocess.run([sys.executable, "-c", _READ, str(evaluation), json_format.MessageToJson(eval_config)],
+                            cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=120, check=True)
     read = json.loads(result.stdout)
     assert read["candidate"] == {"auc": 0.81, "example_count": 359.0}
@@ -98,8 +109,60 @@ def test_a_process_reads_them_without_loading_tensorflow_or_tfma(evaluation):
         "auc (overall) 0.8100 against the blessed baseline's 0.8600: a change of -0.0500, the threshold "
         "allows no less than -0.0000"
     ]
+    assert read["checks"] == [{"metric": "auc", "slice": "overall", "kind": "change",
+                               "bound": "no decrease against the baseline", "value": 0.81, "baseline": 0.86,
+                               "passed": False}]
     # Only TFMA's proto modules, loaded without its package (whose __init__ imports TFMA and TensorFlow).
     assert all(m.startswith("tensorflow_model_analysis.proto.") and m.endswith("_pb2") for m in read["loaded"]), read
+
+
+# The taxi task's judgment: AUC overall and on Credit Card trips, each with a change bound.
+SLICE_CONFIG = dict(blessing_lower_bound=0.7, blessing_max_decrease=0.0,
+                    blessing_slice_thresholds='{"payment_type=Credit Card": {"lower_bound": 0.6, "max_decrease": 0.03}}')
+CARD = (("payment_type", "Credit Card"),)
+CASH = (("payment_type", "Cash"),)
+
+
+def _judged(tmp_path, candidate, baseline=None) -> tuple[list, list[str]]:
+    """(threshold checks as tuples, blessing failures) of an evaluation TFMA judged by the pipeline's config."""
+    eval_config = pipeline_definition.create_eval_config(configs.load_config(**SLICE_CONFIG))
+    write_evaluation(tmp_path, eval_config, candidate, baseline)
+    recorded = json_format.MessageToJson(eval_config, preserving_proto_field_name=True)
+    checks = [(c.slice, c.kind, c.value, c.baseline, c.result)
+              for c in artifact_files.threshold_checks(recorded, str(tmp_path))]
+    return checks, artifact_files.blessing_failures(str(tmp_path))
+
+
+def test_every_threshold_is_checked_on_its_slice_with_the_values_tfma_compared(tmp_path):
+    first = {"overall": {"auc": 0.95}, CARD: {"auc": 0.63}, CASH: {"auc": 0.0}}
+    checks, failures = _judged(tmp_path / "first", first)
+    # No baseline: TFX drops the change thresholds, which TFMA then does not apply.
+    assert checks == [("overall", "value", 0.95, None, "pass"), ("overall", "change", 0.95, None, "not applied"),
+                      ("payment_type=Credit Card", "value", 0.63, None, "pass"),
+                      ("payment_type=Credit Card", "change", 0.63, None, "not applied")]
+    assert failures == []
+
+    # Better overall, worse on card trips: only the slice's thresholds fail, each with its own slice's values.
+    worse_on_cards = {"overall": {"auc": 0.96}, CARD: {"auc": 0.58}}
+    checks, failures = _judged(tmp_path / "second", worse_on_cards, first)
+    assert checks == [("overall", "value", 0.96, 0.95, "pass"), ("overall", "change", 0.96, 0.95, "pass"),
+                      ("payment_type=Credit Card", "value", 0.58, 0.63, "FAIL"),
+                      ("payment_type=Credit Card", "change", 0.58, 0.63, "FAIL")]
+    assert failures == [
+        "auc (payment_type=Credit Card) 0.5800 is below the lower bound 0.6",
+        "auc (payment_type=Credit Card) 0.5800 against the blessed baseline's 0.6300: a change of -0.0500, the "
+        "threshold allows no less than -0.0300",
+    ]
+
+    # A decrease within the slice's bound passes.
+    checks, failures = _judged(tmp_path / "third", {"overall": {"auc": 0.95}, CARD: {"auc": 0.61}}, first)
+    assert [c[-1] for c in checks] == ["pass"] * 4 and failures == []
+
+
+def test_a_judged_slice_missing_from_the_eval_split_fails_and_says_so(tmp_path):
+    checks, failures = _judged(tmp_path, {"overall": {"auc": 0.95}, CASH: {"auc": 0.0}})
+    assert checks[2] == ("payment_type=Credit Card", "value", None, None, "FAIL")
+    assert failures == ["slice payment_type=Credit Card has no rows in the eval split, so its thresholds could not be met"]
 
 
 def test_a_damaged_record_is_refused_with_its_path(evaluation, tmp_path):

@@ -6,6 +6,9 @@ fixture, shared with the CLI tests), then the tfx CLI, feeds several focused tes
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import re
 import shutil
 import sys
@@ -14,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import pipeline as pipeline_definition
 from pipeline.components import data_gate
 from pipeline.governance import lineage
 from pipeline.governance.serving import resolve_model
-from pipeline.metadata import run_summary
+from pipeline.metadata import artifact_files, run_summary
 from pipeline.metadata.store import connection_config, open_store
 from tests.conftest import (
     PROJECT_ROOT,
@@ -79,6 +83,14 @@ def test_run_prints_progress_and_a_closing_summary(runs):
     assert "Eval metrics (overall): " in output and "auc " in output
     assert "Blessed: yes" in output
     assert f"Pushed to: {runs.summaries[0].pushed_to}" in output
+    # Every threshold TFMA judged, the Credit Card slice's too; the first model had no baseline to compare.
+    assert "Blessing thresholds (TFMA's verdict on each):" in output
+    assert re.search(r"^  auc \(payment_type=Credit Card\) 0\.\d{4}, at least 0\.5: pass$", output, re.M), output
+    assert ("  auc (payment_type=Credit Card): a decrease of at most 1 against the baseline: not applied (no baseline: "
+            "the first model judged)") in output.splitlines()
+    # The retrained model's run compares it with the first on that slice.
+    assert re.search(r"^  auc \(payment_type=Credit Card\) 0\.\d{4} against the baseline's 0\.\d{4}, change "
+                     r"[+-]0\.\d{4}, a decrease of at most 1 against the baseline: pass$", runs.outputs[2], re.M)
     # A component served from the cache says so as it finishes, as the summary does.
     rerun = runs.outputs[1]
     for node in CACHED_WHEN_UNCHANGED:
@@ -108,6 +120,8 @@ CLEAN_RUN_LINES = (
     r"Rows read: (\w+ [\d,]+(, )?)+",
     r"Anomalies against the curated schema: 0",
     r"Eval metrics \(overall\): .+",
+    r"Blessing thresholds \(TFMA's verdict on each\):",
+    r"  \S+ \(.+\)( [\d.]+)?.*: (pass|FAIL|not applied \(no baseline: the first model judged\))",
     r"Blessed: (yes|no)",
     r"Not blessed because: .+",
     r"Pushed to: \S+",
@@ -196,8 +210,6 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
     without on Parquet), and on the same rows written as tf.Examples by CsvExampleGen (TFX's default
     payload). Bit for bit, but for sums of float predictions: grouped by slice, the examples reach a
     slice's sums in another order (slice_groups.py)."""
-    from tfx.components.evaluator import executor as evaluator_executor
-    from tfx.dsl.components.base import base_beam_executor
     from tfx.proto import example_gen_pb2
     from tfx.types import artifact_utils, standard_artifacts
 
@@ -205,16 +217,14 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
     from pipeline.upstream import slice_groups
     from pipeline.components import csv_example_gen
 
-    store, name = open_store(runs.config, readonly=True), runs.config.pipeline_name
-    execution = node_execution(store, name, runs.summaries[2].run_id, "Evaluator")
-    properties = {key: value.string_value for key, value in execution.custom_properties.items()}
+    inputs, properties, outputs = _evaluator_inputs(runs)
     assert properties["module_path"] == eval_extractors.__name__
-    inputs, outputs = execution_artifacts(store, execution)
     assert set(inputs) == {"examples", "model", "baseline_model"}
     assert list(Path(artifact_utils.get_split_uri(inputs["examples"], "eval")).glob("*.parquet"))
 
     # The same rows as tf.Examples: CsvExampleGen's executor with the run's own input and splits.
-    example_gen = node_execution(store, name, runs.summaries[0].run_id, "CsvExampleGen")  # cached later
+    store = open_store(runs.config, readonly=True)
+    example_gen = node_execution(store, runs.config.pipeline_name, runs.summaries[0].run_id, "CsvExampleGen")  # cached later
     tf_examples = standard_artifacts.Examples()
     tf_examples.uri = str(tmp_path / "tf_examples")
     csv_example_gen.Executor().Do(
@@ -225,8 +235,6 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
             "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
         },
     )
-    evaluator_properties = {key: value for key, value in properties.items() if key in (
-        "eval_config", "example_splits", "fairness_indicator_thresholds", "module_path")}
     variants = {
         "TFMA's extractors": (inputs, lambda extracts, *_: extracts, lambda *_: False),
         "tf.Examples": ({**inputs, "examples": [tf_examples]}, eval_extractors.keep_named_features, slice_groups.supported),
@@ -235,15 +243,8 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
     for variant, (variant_inputs, keep, grouped) in variants.items():
         monkeypatch.setattr(eval_extractors, "keep_named_features", keep)
         monkeypatch.setattr(slice_groups, "supported", grouped)
-        evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
-        for artifact, folder in ((evaluation, "evaluation"), (blessing, "blessing")):
-            artifact.uri = str(tmp_path / variant / folder)
-            Path(artifact.uri).mkdir(parents=True)
-        context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(tmp_path / "tmp"))
-        evaluator_executor.Executor(context).Do(
-            variant_inputs, {"evaluation": [evaluation], "blessing": [blessing]}, evaluator_properties
-        )
-        results[variant] = (evaluation_metrics(evaluation.uri), sorted(p.name for p in Path(blessing.uri).iterdir()))
+        evaluation, blessed = _run_evaluator(variant_inputs, properties, tmp_path / variant)
+        results[variant] = (evaluation_metrics(evaluation), blessed)
     ran = evaluation_metrics(outputs["evaluation"][0].uri)
     assert len(ran) > 30 and {key[2] for key in ran} == {"candidate", "baseline"}
     assert sorted(p.name for p in Path(outputs["blessing"][0].uri).iterdir()) == ["BLESSED"]
@@ -256,6 +257,60 @@ def test_the_evaluator_gives_tfmas_metrics_with_features_dropped_examples_groupe
             else:
                 assert value.SerializeToString() == ran[key].SerializeToString(), (variant, key)
         assert blessed == ["BLESSED"], variant
+
+
+def _run_evaluator(inputs: dict, properties: dict, folder: Path) -> tuple[str, list[str]]:
+    """TFX's Evaluator executor on these inputs and exec properties: (its evaluation's folder, the names in
+    its blessing's folder)."""
+    # TFX's executor and artifact classes: only the tests that run the executor directly load them.
+    from tfx.components.evaluator import executor as evaluator_executor
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.types import standard_artifacts
+
+    evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
+    for artifact, name in ((evaluation, "evaluation"), (blessing, "blessing")):
+        artifact.uri = str(folder / name)
+        Path(artifact.uri).mkdir(parents=True)
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[], tmp_dir=str(folder / "tmp"))
+    evaluator_executor.Executor(context).Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
+    return evaluation.uri, sorted(p.name for p in Path(blessing.uri).iterdir())
+
+
+def _evaluator_inputs(runs) -> tuple[dict, dict, dict]:
+    """The retrained model's run's Evaluator: (its inputs, candidate and baseline; the exec properties its
+    executor was given, as recorded; its outputs)."""
+    store, name = open_store(runs.config, readonly=True), runs.config.pipeline_name
+    execution = node_execution(store, name, runs.summaries[2].run_id, "Evaluator")
+    inputs, outputs = execution_artifacts(store, execution)
+    properties = {key: value.string_value for key, value in execution.custom_properties.items() if key in (
+        "eval_config", "example_splits", "fairness_indicator_thresholds", "module_path")}
+    return inputs, properties, outputs
+
+
+def test_the_evaluator_judges_the_credit_card_slice_by_its_own_threshold(runs):
+    for summary in (runs.summaries[0], runs.summaries[2]):
+        result = artifact_files.load_validation_result(summary.component("Evaluator").output("evaluation").uri)
+        assert result.validation_ok
+        checked = {json_format.MessageToJson(d.slicing_spec, indent=None): d.num_matching_slices
+                   for d in result.validation_details.slicing_details}
+        assert checked == {"{}": 1, '{"featureValues": {"payment_type": "Credit Card"}}': 1}
+
+
+def test_a_candidate_failing_only_its_slice_threshold_is_not_blessed(runs, tmp_path):
+    """The retrained model judged again with the Credit Card slice's lower bound just above its AUC there, every
+    other threshold as the run had it: TFMA refuses it, and the reason names the slice with its values."""
+    ran = runs.summaries[2].component("Evaluator").output("evaluation").uri
+    card_auc = artifact_files.slice_metrics(ran)["payment_type=Credit Card"]["auc"]
+    bound = math.ceil(card_auc * 1000 + 1) / 1000
+    stricter = dataclasses.replace(runs.config, blessing_slice_thresholds=json.dumps(
+        {"payment_type=Credit Card": {"lower_bound": bound, "max_decrease": 1.0}}))
+    inputs, properties, _ = _evaluator_inputs(runs)
+    eval_config = json_format.MessageToJson(pipeline_definition.create_eval_config(stricter))
+    evaluation, blessing = _run_evaluator(inputs, {**properties, "eval_config": eval_config}, tmp_path)
+    assert blessing == ["NOT_BLESSED"]
+    assert artifact_files.blessing_failures(evaluation) == [
+        f"auc (payment_type=Credit Card) {card_auc:.4f} is below the lower bound {bound:g}"]
+    assert artifact_files.overall_metrics(evaluation)["auc"] >= runs.config.blessing_lower_bound
 
 
 def test_a_rollback_stays_through_an_unchanged_rerun(runs, tmp_path):
