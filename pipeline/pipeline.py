@@ -365,10 +365,12 @@ def create_pipeline(
     )
 
 
-def compile_pipeline(config: PipelineConfig) -> pipeline_pb2.Pipeline:
+def compile_pipeline(
+    config: PipelineConfig, metadata_connection: metadata_store_pb2.ConnectionConfig | None = None
+) -> pipeline_pb2.Pipeline:
     """The pipeline's IR, as TFX's runners receive it, with its run id still a runtime parameter (see
     `for_run`): what the task-per-node runners launch and `pipeline plan` reads the cache keys from."""
-    return compiler.Compiler().compile(create_pipeline(config))
+    return compiler.Compiler().compile(create_pipeline(config, metadata_connection))
 
 
 def for_run(ir: pipeline_pb2.Pipeline, run_id: str) -> pipeline_pb2.Pipeline:
