@@ -30,6 +30,7 @@ import json
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.compiler import constants as compiler_constants
 from tfx.dsl.compiler import placeholder_utils
 from tfx.orchestration import data_types_utils
 from tfx.orchestration.local import runner_utils
@@ -51,7 +52,7 @@ from pipeline.metadata.store import connection_config
 CACHED, WILL_RUN, RESOLVES, SKIPPED = "cached", "will run", "resolves", "skipped"
 # The run id the plan binds the pipeline to: no run has it, so no past run's outputs resolve as this run's.
 PLAN_RUN_ID = "pipeline-plan"
-_RUN_CONTEXT = "pipeline_run"
+_RUN_CONTEXT = compiler_constants.PIPELINE_RUN_CONTEXT_TYPE_NAME
 _FINISHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
@@ -112,7 +113,10 @@ def plan(config: configs.PipelineConfig, store: metadata_store.MetadataStore | N
             continue
         node_id = pipeline_node.node_info.id
         if store is None:
-            plans.append(NodePlan(node_id, WILL_RUN, ["no ML Metadata store yet: nothing is cached"]))
+            if runner_utils.extract_executor_spec(deployment, node_id):
+                plans.append(NodePlan(node_id, WILL_RUN, ["no ML Metadata store yet: nothing is cached"]))
+            else:
+                plans.append(NodePlan(node_id, RESOLVES, ["no ML Metadata store yet: nothing to resolve"]))
             outputs[node_id] = None
             continue
         found, outputs[node_id] = _plan_node(store, ir, deployment, pipeline_node, outputs)
@@ -290,7 +294,9 @@ def _producing_run(store, cached: dict) -> str | None:
 
 
 def _newest_finished_execution(store, pipeline_name: str, node_id: str) -> metadata_store_pb2.Execution | None:
-    node_context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+    node_context = store.get_context_by_type_and_name(
+        compiler_constants.NODE_CONTEXT_TYPE_NAME, f"{pipeline_name}.{node_id}"
+    )
     if node_context is None:
         return None
     finished = [e for e in store.get_executions_by_context(node_context.id) if e.last_known_state in _FINISHED]
@@ -298,7 +304,7 @@ def _newest_finished_execution(store, pipeline_name: str, node_id: str) -> metad
 
 
 def _change(old, new) -> str:
-    """`old -> new`, long values cut to where they first differ: a hash to its first 12 characters, an
+    """`old -> new`, long values cut to where they first differ, 24 characters of each: a hash from its start, an
     input fingerprint (`split:single_split,num_files:1,total_bytes:193456,...`) from the differing field."""
     old, new = str(old), str(new)
     if len(old) <= 24 and len(new) <= 24:
@@ -340,7 +346,8 @@ def _differences(store, previous, input_artifacts, exec_properties, output_artif
     for key, artifacts in sorted(output_artifacts.items()):
         for artifact in artifacts[:1]:
             for name, value in sorted(artifact.mlmd_artifact.custom_properties.items()):
-                old = [_stored(a.custom_properties[name]) for a in old_by_key.get(key, []) if name in a.custom_properties]
+                old = [_stored(a.custom_properties[name])
+                       for a in old_by_key.get(key, []) if name in a.custom_properties]
                 if old and old[0] != _stored(value) and name not in changed_properties:
                     reasons.append(f"{name} of its {key} changed: {_change(old[0], _stored(value))}")
     if not reasons:
@@ -393,7 +400,8 @@ def _property_change(store, previous, name: str, old, new) -> list[str]:
 
 def _changed_module_files(store, previous) -> str:
     """The files of the execution's module whose content differs from the record of the run it was in."""
-    module_file = _stored(previous.custom_properties["module_file"]) if "module_file" in previous.custom_properties else None
+    properties = previous.custom_properties
+    module_file = _stored(properties["module_file"]) if "module_file" in properties else None
     run = _run_name(store, previous.id)
     context = store.get_context_by_type_and_name(_RUN_CONTEXT, run) if run else None
     if not module_file or context is None:
@@ -403,10 +411,13 @@ def _changed_module_files(store, previous) -> str:
     for name in ("transform_module", "trainer_module"):
         if record.get(f"{name}_file"):
             recorded[record[f"{name}_file"].rsplit("/", 1)[-1]] = record.get(f"{name}_sha256")
-    changed = [
-        path.name for path in pipeline_definition.module_sources(module_file)
-        if path.name in recorded and run_record.file_sha256(path) != recorded[path.name]
-    ]
+    try:
+        changed = [
+            path.name for path in pipeline_definition.module_sources(module_file)
+            if path.name in recorded and run_record.file_sha256(path) != recorded[path.name]
+        ]
+    except (OSError, SyntaxError):  # Gone or unreadable now: the run will say so; the plan names no file.
+        return ""
     return ", ".join(changed)
 
 

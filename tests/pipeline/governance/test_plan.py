@@ -121,6 +121,7 @@ def test_the_run_does_what_the_plan_said(steps, name):
 
 def test_before_the_first_run_everything_will_run(steps):
     step = steps["first"]
+    assert step.planned("resolves") == {"validated_statistics_resolver", "baseline_model_resolver"}
     assert step.planned("will run") == {c.node_id for c in step.summary.components} - step.planned("resolves")
     assert step.node("Trainer")["reasons"] == ["no ML Metadata store yet: nothing is cached"]
 
