@@ -21,7 +21,7 @@ action that fails (a port already taken), with one line and exit status 1. Outpu
 that stopped (`pipeline runs | head -2`) ends quietly with exit status 0.
 
 Nothing here imports TensorFlow, TFDV or TFMA, except `tensorboard`'s server and `plan`, which compiles
-the pipeline (about 5 s, nearly all of it importing TFX and TFMA): every other command reads the store and
+the pipeline (about 6 s, most of it importing TFX and TFMA): every other command reads the store and
 the artifacts' files with ML Metadata and protobuf, and answers in well under two seconds.
 """
 
