@@ -23,6 +23,8 @@ from tfx.components.evaluator.component import Evaluator
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.schema_gen.component import SchemaGen
 from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.dsl.compiler import compiler
+from tfx.dsl.compiler import constants as compiler_constants
 from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
@@ -32,7 +34,9 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
 from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.portable import runtime_parameter_utils
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto.orchestration import pipeline_pb2
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
@@ -93,12 +97,9 @@ def _in_project(spec) -> bool:
     return configs.PROJECT_ROOT in origin.parents and "site-packages" not in origin.parts
 
 
-def module_fingerprint(module_file: str) -> str:
-    """Content hash of a user module and of every project module it imports, directly or not.
-
-    It goes into the component's `custom_config`, so editing exactly the code a component runs
-    (features.py, or any helper module a fork adds beside it) invalidates its cache, and nothing else's.
-    """
+def module_sources(module_file: str) -> list[Path]:
+    """The user module and every project module it imports, directly or not, sorted: what
+    `module_fingerprint` hashes (and `pipeline plan` names when the hash changed)."""
     package = Path(module_file).resolve().parent.name
     seen: set[Path] = set()
     todo = [Path(module_file).resolve()]
@@ -109,8 +110,17 @@ def module_fingerprint(module_file: str) -> str:
         seen.add(path)
         found = (_project_file(name, package) for name in _imported_names(path))
         todo += [file.resolve() for file in found if file]
+    return sorted(seen)
+
+
+def module_fingerprint(module_file: str) -> str:
+    """Content hash of a user module and of every project module it imports, directly or not.
+
+    It goes into the component's `custom_config`, so editing exactly the code a component runs
+    (features.py, or any helper module a fork adds beside it) invalidates its cache, and nothing else's.
+    """
     digest = hashlib.sha256()
-    for path in sorted(seen):
+    for path in module_sources(module_file):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -377,3 +387,21 @@ def create_pipeline(
         metadata_connection_config=metadata_connection or store.connection_config(config),
         beam_pipeline_args=profiles.beam_args(config, run_input),
     )
+
+
+def compile_pipeline(
+    config: PipelineConfig, metadata_connection: metadata_store_pb2.ConnectionConfig | None = None
+) -> pipeline_pb2.Pipeline:
+    """The pipeline's IR, as TFX's runners receive it, with its run id still a runtime parameter (see
+    `for_run`): what the task-per-node runners launch and `pipeline plan` reads the cache keys from."""
+    return compiler.Compiler().compile(create_pipeline(config, metadata_connection))
+
+
+def for_run(ir: pipeline_pb2.Pipeline, run_id: str) -> pipeline_pb2.Pipeline:
+    """A copy of the IR bound to `run_id`: the name of the run's `pipeline_run` context in MLMD."""
+    bound = pipeline_pb2.Pipeline()
+    bound.CopyFrom(ir)
+    runtime_parameter_utils.substitute_runtime_parameter(
+        bound, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+    )
+    return bound

@@ -52,6 +52,7 @@ SLOWEST_FIRST = (
     "tests/pipeline/runners/test_airflow_local_executor.py",
     "tests/cluster/test_spark.py",
     "tests/ci/test_make_targets.py",
+    "tests/pipeline/governance/test_plan.py",  # six runs, each planned first
     "tests/pipeline/governance/test_cli.py",  # these two share their runs (SHARED_RUNS)
     "tests/pipeline/runners/test_local_runner.py",
     "tests/pipeline/components/test_data_gate.py",

@@ -7,6 +7,7 @@
     pipeline blessing latest           the run's metrics against the thresholds, as Markdown; exit 3 if not blessed
     pipeline promote latest            publish the run's blessed model into the production serving directory
     pipeline tensorboard latest        TensorBoard on the Trainer's logs of a run (`make tensorboard`)
+    pipeline plan                      what the next run would serve from the cache or run, and why
     eval "$(pipeline env)"             quiet TensorFlow's start-up lines in a shell, for the tfx CLI
 
 Paths default to the pipeline's configuration (PIPELINE_* variables apply), so the commands read the
@@ -19,13 +20,15 @@ exit status 2; a well-formed one the store does not know (no such run, artifact 
 action that fails (a port already taken), with one line and exit status 1. Output cut short by a reader
 that stopped (`pipeline runs | head -2`) ends quietly with exit status 0.
 
-Nothing here imports TensorFlow, TFDV or TFMA, except `tensorboard`'s server: every other command reads
-the store and the artifacts' files with ML Metadata and protobuf, and answers in well under two seconds.
+Nothing here imports TensorFlow, TFDV or TFMA, except `tensorboard`'s server and `plan`, which compiles
+the pipeline (about 6 s, most of it importing TFX and TFMA): every other command reads the store and
+the artifacts' files with ML Metadata and protobuf, and answers in well under two seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -267,11 +270,11 @@ def _config(args) -> configs.PipelineConfig:
     return config
 
 
-def open_store(config: configs.PipelineConfig):
+def open_store(config: configs.PipelineConfig, readonly: bool = False):
     """The configured store, or a one-line error: a path that is not a store is refused before ML Metadata
     opens it (it would write its tables into it); anything else ML Metadata refuses is said in one line."""
     try:
-        return metadata_store.open_store(config)
+        return metadata_store.open_store(config, readonly=readonly)
     except metadata_store.NotAStore as error:
         raise BadArgument(str(error)) from None
     except RuntimeError as error:
@@ -452,6 +455,24 @@ def cmd_tensorboard(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    # Here, not at the top: the plan compiles the pipeline, which loads TFX and TFMA, and no other command does.
+    from pipeline.governance import plan
+
+    config = _config(args)
+    try:
+        store = open_store(config, readonly=True)
+    except metadata_store.StoreMissing:
+        store = None  # Nothing has run: everything will.
+    plans = plan.plan(config, store)
+    if args.format == "json":
+        print(json.dumps({"format_version": JSON_FORMAT_VERSION, "pipeline": config.pipeline_name,
+                          "nodes": [dataclasses.asdict(p) for p in plans]}, indent=2))
+    else:
+        print(plan.format_plan(config, plans))
+    return 0
+
+
 def cmd_env(args) -> int:
     # The tfx CLI loads TensorFlow before any of our code runs: only its shell's environment quiets it.
     print(logs.shell_exports())
@@ -558,6 +579,15 @@ def build_parser() -> argparse.ArgumentParser:
                              help="port to serve on (default: TensorBoard's, 6006 or the next free one; 0: any)")
     tensorboard.add_argument("--host", type=non_empty, help="address to serve on (default: localhost only)")
     tensorboard.set_defaults(func=cmd_tensorboard)
+
+    plan_parser = sub.add_parser(
+        "plan", parents=[common], help="what the next run would serve from the cache or run, and why",
+        description="For the next run with the code, data, schema and settings as they are now: each component "
+                    "served from the cache or run, and why (which input, setting or module changed since its "
+                    "last execution), from the cache keys TFX's launcher computes; runs nothing, writes nothing.",
+    )
+    plan_parser.add_argument("--format", choices=["text", "json"], default="text")
+    plan_parser.set_defaults(func=cmd_plan)
 
     env = sub.add_parser(
         "env", help="the shell settings that quiet TensorFlow's start-up lines: eval \"$(pipeline env)\"",

@@ -225,7 +225,7 @@ def _run_named(dag_runner, run_id: str, definition, run_options) -> None:
     """
     run_with_ir = dag_runner.run_with_ir
     dag_runner.run_with_ir = lambda ir, run_options=None, **kwargs: run_with_ir(
-        node_launch.for_run(ir, run_id), run_options=run_options, **kwargs
+        pipeline_definition.for_run(ir, run_id), run_options=run_options, **kwargs
     )
     try:
         dag_runner.run(definition, run_options=run_options)

@@ -17,11 +17,10 @@ import os
 
 from absl import logging
 from ml_metadata.proto import metadata_store_pb2
-from tfx.dsl.compiler import compiler
 from tfx.dsl.compiler import constants as compiler_constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local import runner_utils
-from tfx.orchestration.portable import launcher, runtime_parameter_utils
+from tfx.orchestration.portable import launcher
 from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline import configs
@@ -34,11 +33,9 @@ _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CAC
 
 @functools.lru_cache(maxsize=4)
 def compile_pipeline(config: configs.PipelineConfig) -> pipeline_pb2.Pipeline:
-    """The pipeline's IR, with its run id still a runtime parameter (see `for_run`).
-
-    Cached per configuration, since every task of a run needs it: treat the result as read-only.
-    """
-    return compiler.Compiler().compile(pipeline_definition.create_pipeline(config))
+    """The pipeline's IR (pipeline.compile_pipeline), cached per configuration, since every task of a run
+    needs it: treat the result as read-only."""
+    return pipeline_definition.compile_pipeline(config)
 
 
 def upstream_node_ids(ir: pipeline_pb2.Pipeline) -> dict[str, list[str]]:
@@ -46,16 +43,6 @@ def upstream_node_ids(ir: pipeline_pb2.Pipeline) -> dict[str, list[str]]:
     return {
         node.pipeline_node.node_info.id: list(node.pipeline_node.upstream_nodes) for node in ir.nodes
     }
-
-
-def for_run(ir: pipeline_pb2.Pipeline, run_id: str) -> pipeline_pb2.Pipeline:
-    """A copy of the IR bound to `run_id`: the name of the run's `pipeline_run` context in MLMD."""
-    bound = pipeline_pb2.Pipeline()
-    bound.CopyFrom(ir)
-    runtime_parameter_utils.substitute_runtime_parameter(
-        bound, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
-    )
-    return bound
 
 
 def _connection_config(ir: pipeline_pb2.Pipeline):
@@ -69,7 +56,7 @@ def launch(ir: pipeline_pb2.Pipeline, node_id: str, run_id: str) -> None:
 
     The node's inputs are resolved from MLMD, so its upstream nodes must have succeeded in this run.
     """
-    bound = for_run(ir, run_id)
+    bound = pipeline_definition.for_run(ir, run_id)
     nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in bound.nodes}
     if node_id not in nodes:
         raise KeyError(f"pipeline {bound.pipeline_info.id!r} has no node {node_id!r}; nodes: {', '.join(nodes)}")

@@ -57,7 +57,7 @@ def store(local_runs):
 
 def test_every_command_has_help():
     for command in ([], ["runs"], ["lineage"], ["rollback"], ["report"], ["blessing"], ["promote"], ["tensorboard"],
-                    ["env"]):
+                    ["plan"], ["env"]):
         result = subprocess.run([CLI, *command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "usage: pipeline" in result.stdout
