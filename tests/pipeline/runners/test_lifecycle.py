@@ -58,13 +58,13 @@ def test_validate_only_stops_a_run_after_the_data_gate():
 def test_a_write_on_a_full_disk_stops_the_run_with_one_line(tmp_path, capsys):
     config = configs.load_config(data_root=tiny_input(tmp_path, 2**20), output_root=str(tmp_path / "out"))
     with pytest.raises(disk_space.OutOfSpace) as stopped:
-        with lifecycle._explaining_full_disk(config, None, lambda: ["Transform"]):
+        with lifecycle._explaining(config, None, lambda: ["Transform"]):
             raise RuntimeError("Arrow's write failed: [Errno 28] No space left on device [while running 'Write']")
     # The error names no file: the line names the folder of the component that was running.
     assert str(stopped.value).startswith(
         f"out of disk space: writing {config.pipeline_root}/Transform failed; {disk_space.mount_point(str(tmp_path))} has ")
     with pytest.raises(KeyError):  # Anything else goes on as it was.
-        with lifecycle._explaining_full_disk(config, None, lambda: ["Transform"]):
+        with lifecycle._explaining(config, None, lambda: ["Transform"]):
             raise KeyError("x")
 
     def run_once():
