@@ -345,18 +345,24 @@ def report_failure(error: BaseException, stream: TextIO | None = None) -> None:
     else:
         to_file_only(logging.getLogger(__name__), "The run failed", exc_info=(type(error), error, error.__traceback__))
     stream = stream or sys.stderr
-    if explained:
-        stream.write(f"error: {error}\n")
-        name_log_file(stream)
-        return
+    stream.write(f"error: {failure_text(error)}\n")
+    name_log_file(stream)
+
+
+def failure_text(error: BaseException) -> str:
+    """A failed run's error as the console shows it (after "error: "), and as the run's record keeps it for
+    the report: an ExplainedFailure's message; any other error's first lines and where in the user's code
+    it was raised."""
+    if isinstance(error, ExplainedFailure):
+        return str(error)
     lines = str(error).strip().splitlines() or [""]
     # Beam appends the whole worker traceback to the message; its first lines say what went wrong.
     shown = lines[:8] + (["  ..."] if len(lines) > 8 else [])
-    stream.write(f"error: {type(error).__name__}: " + "\n".join(shown) + "\n")
+    text = f"{type(error).__name__}: " + "\n".join(shown)
     frame = _users_frame(error)
     if frame is not None:
-        stream.write(f"  at {frame.filename}, line {frame.lineno}, in {frame.name}\n")
-    name_log_file(stream)
+        text += f"\n  at {frame.filename}, line {frame.lineno}, in {frame.name}"
+    return text
 
 
 def to_file_only(logger: logging.Logger, msg: str, *args, exc_info=None) -> None:

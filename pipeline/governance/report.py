@@ -23,7 +23,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline import configs
 from pipeline.governance.lineage import lineage_dot, model_lineage
-from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, find_run, property_value
+from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, RunInfo, blessing_metric_name, find_run, property_value
 from pipeline.metadata import artifact_files, run_summary
 
 _STYLE = """
@@ -35,6 +35,8 @@ th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #11703a; font-weight: bold; } .bad { color: #b3261e; font-weight: bold; }
 img, svg { max-width: 100%; height: auto; } code { font-size: .9em; }
+.warn { border: 1px solid #c77700; background: #fff6e5; padding: .4em 1em; margin: .5em 0 1em; }
+.outcome { border-left: 4px solid #888; padding: .2em 1em; } pre { white-space: pre-wrap; }
 """
 
 
@@ -273,12 +275,52 @@ def metric_cell(metrics: dict[str, float], name: str) -> tuple[float | None, str
     return value, format_number(value)
 
 
-def metrics_section(evaluation_uri: str, chart_metrics: list[str]) -> str:
-    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics)
+# A slice is trivial when a constant guess is right on at least this share of its rows (its labels nearly all
+# one class), or when its blessing metric is perfect (at least PERFECT_SCORE): its value says little of the model.
+TRIVIAL_MAJORITY_SHARE = 0.95
+PERFECT_SCORE = 0.999
+# A slice is far below overall when its blessing metric is lower than the overall value by more than this
+# (0.1 AUC is the gap between a good and a mediocre ranking).
+FAR_BELOW_MARGIN = 0.1
 
 
-def metrics_html(by_slice: dict[str, dict[str, float]], chart_metrics: list[str]) -> str:
-    """The table of every metric per slice and, for each metric that judged the model, a chart per slice
+def slice_warnings(by_slice: dict[str, dict[str, float]], metric: str) -> list[str]:
+    """One line per slice whose value of the blessing metric `metric` needs a second look, slices by name:
+
+    - trivial: its labels are one class (mean label 0 or 1, or recall undefined), or one class holds at least
+      TRIVIAL_MAJORITY_SHARE of its rows, or its value is perfect (>= PERFECT_SCORE);
+    - far below overall: its value is lower than the overall value by more than FAR_BELOW_MARGIN.
+    Each line names the slice, its value and its example count.
+    """
+    overall = metric_cell(by_slice.get("Overall", {}), metric)[0]
+    lines = []
+    for name in sorted(s for s in by_slice if s != "Overall"):
+        metrics = by_slice[name]
+        count = f"{int(metrics.get('example_count', 0)):,} examples"
+        value, text = metric_cell(metrics, metric)
+        mean_label = metrics.get("mean_label")
+        if one_class(metrics, metric):
+            lines.append(f"{name}: trivial, its labels are all one class ({metric} {text or 'n/a'}; {count}).")
+        elif mean_label is not None and max(mean_label, 1 - mean_label) >= TRIVIAL_MAJORITY_SHARE:
+            lines.append(f"{name}: trivial, one class holds {max(mean_label, 1 - mean_label):.1%} of its rows, so "
+                         f"a constant guess is right on most of them ({metric} {text}; {count}).")
+        elif value is not None and value >= PERFECT_SCORE:
+            lines.append(f"{name}: trivial, a perfect {metric} ({text}; {count}).")
+        elif value is not None and overall is not None and value < overall - FAR_BELOW_MARGIN:
+            lines.append(f"{name}: far below overall, {metric} {text} against {format_number(overall)} overall, "
+                         f"{overall - value:.4f} lower ({count}).")
+    return lines
+
+
+def metrics_section(evaluation_uri: str, chart_metrics: list[str], blessing_metric: str | None = None) -> str:
+    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics, blessing_metric)
+
+
+def metrics_html(
+    by_slice: dict[str, dict[str, float]], chart_metrics: list[str], blessing_metric: str | None = None
+) -> str:
+    """The table of every metric per slice, a warning box of slices whose value of the blessing metric
+    needs a second look (slice_warnings) and, for each metric that judged the model, a chart per slice
     feature."""
     if not by_slice:
         return "<p>No metrics recorded.</p>"
@@ -286,6 +328,13 @@ def metrics_html(by_slice: dict[str, dict[str, float]], chart_metrics: list[str]
     ordered = ["Overall"] + sorted(s for s in by_slice if s != "Overall")
     rows = [[s] + [metric_cell(by_slice[s], m)[1] for m in names] for s in ordered if s in by_slice]
     parts = ["<h3>Overall and per slice</h3>", _table(["slice", *names], rows, numeric=set(range(1, len(names) + 1)))]
+    warnings = slice_warnings(by_slice, blessing_metric) if blessing_metric else []
+    if warnings:
+        parts.append(
+            '<div class="warn"><p><b>Slices to look at twice</b> (trivial: one class, nearly one class or a perfect '
+            f"score; far below: more than {FAR_BELOW_MARGIN:g} under the overall {html.escape(blessing_metric)}):</p><ul>"
+            + "".join(f"<li>{html.escape(line)}</li>" for line in warnings) + "</ul></div>"
+        )
     columns = sorted({s.split(" = ")[0] for s in by_slice if s != "Overall"})
     for metric in chart_metrics:
         for column in columns:
@@ -358,6 +407,74 @@ def blessing_section(evaluator: run_summary.ComponentRun | None) -> str:
     parts.append("<p>The thresholds are the task's (its <code>task.py</code>) or the settings blessing_lower_bound, "
                  "blessing_max_decrease and blessing_slice_thresholds (docs/configuration.md).</p>")
     return "".join(parts)
+
+
+# -------------------------------------------------------------------------------------------- outcome
+
+
+def _tfx_error(component: run_summary.ComponentRun) -> str:
+    """The error message TFX kept on a failed execution (its `__execution_result__`), if any: it keeps one
+    only when the executor returned it, never an executor's exception."""
+    kept = component.execution.custom_properties.get("__execution_result__")
+    if kept is None or not kept.string_value:
+        return ""
+    try:
+        return json.loads(kept.string_value).get("resultMessage", "")
+    except ValueError:
+        return kept.string_value
+
+
+def outcome(info: RunInfo) -> tuple[str, str, str]:
+    """(kind, headline, detail) of how a run ended, as the console said it: `detail` is the full reason
+    (the data gate's message, the failed component's error, the blessing refusal), empty when none."""
+    record = info.record
+    by_node = {c.node_id: c for c in info.components}
+    failed = next((c for c in info.components if c.state == "failed"), None)
+    if record.get("data_gate"):
+        return "bad", f"Stopped by the data gate ({run_summary.DATA_GATE_ID}): no model was trained.", record["data_gate"]
+    if failed is not None or record.get("error"):
+        where = failed.node_id if failed is not None else "the run"
+        error = record.get("error") or (_tfx_error(failed) if failed is not None else "")
+        if not error:
+            log = record.get("log_file")
+            error = ("ML Metadata holds no error for it (TFX marks the execution failed and keeps no exception)"
+                     + (f"; the run's log file: {log}" if log else "; the run's log file, under logs/ in the output root, "
+                        "has it"))
+        elif record.get("log_file"):
+            error += f"\n(the full log: {record['log_file']})"
+        return "bad", f"Stopped: {where} failed.", error
+    if info.status != "complete":
+        last = info.components[-1].node_id if info.components else "none"
+        return "bad", f"The run is {info.status}: its last component was {last} (still running, or killed).", ""
+    evaluator = by_node.get("Evaluator")
+    if info.blessed:
+        pusher = by_node.get("Pusher")
+        pushed = pusher.output("pushed_model") if pusher else None
+        if pushed is not None and property_value(pushed.custom_properties, "pushed"):
+            where = property_value(pushed.custom_properties, "pushed_destination")
+            return "ok", f"Blessed, and pushed as version {info.pushed_version} to {where}.", ""
+        return "ok", "Blessed; not pushed (the model was already serving, or the run had no Pusher).", ""
+    if evaluator is not None:
+        reason = record.get("blessing_reason")
+        evaluation = evaluator.output("evaluation")
+        if not reason and evaluation is not None:
+            try:
+                reason = "; ".join(artifact_files.blessing_failures(evaluation.uri))
+            except (OSError, artifact_files.UnreadableArtifact) as error:  # Its files are gone: say so.
+                reason = f"the evaluation is unreadable: {error}"
+        return "bad", "Not blessed, so not pushed.", reason
+    if info.components and info.components[-1].node_id == run_summary.DATA_GATE_ID:
+        return "ok", "A validation run: the data gate passed the data and the run stopped there, training nothing.", ""
+    return "ok", "Complete; no model was evaluated.", ""
+
+
+def outcome_section(info: RunInfo) -> str:
+    """The run's outcome, first in the report: one line, and the full reason of a stop or a refusal."""
+    kind, headline, detail = outcome(info)
+    parts = [f'<div class="outcome"><p class="{kind}">{html.escape(headline)}</p>']
+    if detail:
+        parts.append(f"<pre>{html.escape(detail)}</pre>")
+    return "".join(parts) + "</div>"
 
 
 # -------------------------------------------------------------------------------------------- lineage
@@ -442,11 +559,14 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
         return component.output(key) if component else None
 
     record = info.record
-    sections = [f"<h1>Run {html.escape(info.name)} of {html.escape(config.pipeline_name)}</h1>"]
+    sections = [f"<h1>Run {html.escape(info.name)} of {html.escape(config.pipeline_name)}</h1>",
+                "<h2>Outcome</h2>" + outcome_section(info)]
+    # A failed run's record holds only its error (run_record.record_failure).
+    provenance = bool(record.get("user"))
     who = (
         f"{record.get('user')}@{record.get('host')}, runner {record.get('runner')}, commit "
         f"{record.get('git_commit') or 'none'}{' (dirty)' if record.get('git_dirty') == 1 else ''}"
-        if record else "not recorded (run made before run records existed)"
+        if provenance else "not recorded (a failed run, or one made before run records existed)"
     )
     sections.append(_table(["", ""], [
         ["status", info.status], ["duration", f"{info.seconds:.1f}s"], ["run by", who],
@@ -456,7 +576,7 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     sections.append("<h2>Components</h2>")
     sections.append(_table(["component", "state", "seconds"],
                            [[c.node_id, c.state, f"{c.seconds:.1f}"] for c in info.components], numeric={2}))
-    if record:
+    if provenance:
         code_rows = [[k.removesuffix("_sha256"), v] for k, v in sorted(record.items()) if k.endswith("_sha256")]
         task_files = record.get("task_files") or {}
         code_rows += [[f"{record.get('task')}/{name}", digest] for name, digest in sorted(task_files.items())]
@@ -478,7 +598,8 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     checks = run_summary.threshold_checks(by_node["Evaluator"]) if "Evaluator" in by_node else []
     judged_by = sorted({check.metric for check in checks})
     sections.append(
-        "<h2>Evaluation</h2>" + (metrics_section(evaluation.uri, judged_by) if evaluation else "<p>None.</p>")
+        "<h2>Evaluation</h2>"
+        + (metrics_section(evaluation.uri, judged_by, blessing_metric_name(record, config)) if evaluation else "<p>None.</p>")
     )
     sections.append("<h2>Blessing</h2>" + blessing_section(by_node.get("Evaluator")))
     pushed = output("Pusher", "pushed_model")

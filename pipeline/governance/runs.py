@@ -147,13 +147,19 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
     return sorted(runs, key=lambda r: r.first_execution_id, reverse=True)
 
 
+def blessing_metric_name(record: dict, config: configs.PipelineConfig) -> str:
+    """The blessing metric of the task a run ran, from its record (the configured task's for a run recorded
+    without one)."""
+    try:
+        return configs.load_task(record.get("task") or config.task).blessing_metric
+    except configs.ConfigError:  # The run's task package is gone from this checkout.
+        return config.task_spec.blessing_metric
+
+
 def with_blessing_metric(run: RunInfo, config: configs.PipelineConfig) -> RunInfo:
     """The run with its model's value of the blessing metric of the task it ran (from its record; the
     configured task's for a run recorded without one), read from TFMA's files with protobuf alone."""
-    try:
-        metric = configs.load_task(run.record.get("task") or config.task).blessing_metric
-    except configs.ConfigError:  # The run's task package is gone from this checkout.
-        metric = config.task_spec.blessing_metric
+    metric = blessing_metric_name(run.record, config)
     evaluation = next(
         (c.output("evaluation") for c in reversed(run.components) if c.output("evaluation")), None
     )

@@ -195,3 +195,17 @@ def read_record(context: metadata_store_pb2.Context) -> dict:
             except ValueError:  # Not written by record_run: left as it was found.
                 pass
     return record
+
+
+def record_failure(
+    connection: metadata_store_pb2.ConnectionConfig, run_id: str, error: str, log_file: str | None
+) -> bool:
+    """Put a failed run's error (as the console gave it) and its log file onto the run's context, where the
+    report finds them: TFX marks the failed execution FAILED but keeps no message of an executor's
+    exception. False when the run has no context (it failed before its first component started)."""
+    store = open_store(connection)
+    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if context is None:
+        return False
+    write_record(store, context, {PREFIX + "error": error, PREFIX + "log_file": log_file or ""})
+    return True

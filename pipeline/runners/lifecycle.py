@@ -213,7 +213,20 @@ def _run_once(
         except data_gate.DataGateError as error:
             tracker.report_failure()
             return tracker, error
+        except Exception as error:
+            _record_failure(config, run_id, error)
+            raise
     return tracker, None
+
+
+def _record_failure(config: configs.PipelineConfig, run_id: str, error: Exception) -> None:
+    """The failed run's error line and log file into its record, for the report; best effort."""
+    log_file = logs.log_file()
+    try:
+        run_record.record_failure(connection_config(config), run_id, logs.failure_text(error),
+                                  str(log_file) if log_file else None)
+    except Exception:  # noqa: BLE001  (the store may be what failed, lost or on a full disk: the run's error stands)
+        pass
 
 
 def _run_named(dag_runner, run_id: str, definition, run_options) -> None:

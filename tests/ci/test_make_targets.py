@@ -262,7 +262,11 @@ def test_validate_data_reports_data_the_gate_rejects(story):
     step = story.steps["validate-rejected"]
     assert _command_status(step) == 1
     assert "error: data gate:" in step.stderr and "Bitcoin" in step.stderr
-    assert "Bitcoin" in step.artifacts["validation-report.html"]
+    rejected_report = step.artifacts["validation-report.html"]
+    assert "Bitcoin" in rejected_report
+    # The report's outcome says which component stopped the run and gives the gate's whole message.
+    assert "Stopped by the data gate (DataGate): no model was trained." in rejected_report
+    assert "<pre>data gate: the data in " in rejected_report
     check = story.steps["check-rejected"]
     assert _command_status(check) == EXIT_NOT_BLESSED
     assert "### No model evaluated" in check.step_summary

@@ -19,8 +19,13 @@ import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.statistics import stats_impl
 from tfx_bsl.coders import example_coder
 
-from pipeline import configs
-from pipeline.governance import report
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import configs, logs
+from pipeline.components import data_gate
+from pipeline.governance import report, runs
+from pipeline.metadata import run_record
 from tests.tfma_evaluations import evaluator_run
 
 
@@ -149,6 +154,147 @@ def test_without_mean_label_an_undefined_recall_means_no_positive_label():
     assert _cell(page, "kind = no twos", "auc (class 1)") == "0.7000"
     assert _cell(page, "kind = no twos", "auc (class 2)") == "n/a (one class)"
     assert _cell(page, "kind = no twos", "auc") == ""
+
+
+def test_trivial_slices_and_slices_far_below_overall_get_a_warning_box():
+    by_slice = {
+        "Overall": {"example_count": 1000.0, "auc": 0.9, "mean_label": 0.4},
+        "kind = one class": {"example_count": 30.0, "auc": 0.0, "mean_label": 0.0},
+        "kind = nearly one class": {"example_count": 200.0, "auc": 0.88, "mean_label": 0.97},
+        "kind = perfect": {"example_count": 4.0, "auc": 1.0, "mean_label": 0.5},
+        "kind = far below": {"example_count": 120.0, "auc": 0.71, "mean_label": 0.5},
+        "kind = a little below": {"example_count": 300.0, "auc": 0.81, "mean_label": 0.5},
+    }
+    assert report.slice_warnings(by_slice, "auc") == [
+        "kind = far below: far below overall, auc 0.7100 against 0.9000 overall, 0.1900 lower (120 examples).",
+        "kind = nearly one class: trivial, one class holds 97.0% of its rows, so a constant guess is right on most "
+        "of them (auc 0.8800; 200 examples).",
+        "kind = one class: trivial, its labels are all one class (auc n/a (one class); 30 examples).",
+        "kind = perfect: trivial, a perfect auc (1; 4 examples).",
+    ]
+    page = report.metrics_html(by_slice, ["auc"], "auc")
+    box = _text(page[page.index('<div class="warn">'):page.index("</div>")])
+    assert "Slices to look at twice" in box and "more than 0.1 under the overall auc" in box
+    assert "kind = far below: far below overall" in box and "a little below" not in box
+    # Without a blessing metric (or with nothing to say) there is no box.
+    assert 'class="warn"' not in report.metrics_html(by_slice, ["auc"])
+    assert 'class="warn"' not in report.metrics_html({"Overall": by_slice["Overall"]}, ["auc"], "auc")
+
+
+# ------------------------------------------------------------------------------------------------ outcome
+
+
+def _store(tmp_path) -> tuple[metadata_store_pb2.ConnectionConfig, metadata_store.MetadataStore]:
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(tmp_path / "metadata.db")
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return connection, metadata_store.MetadataStore(connection)
+
+
+def _run(store, nodes: list[tuple], record: dict | None = None, run_id: str = "r") -> runs.RunInfo:
+    """Run `run_id` of pipeline `p` as TFX records it: each (node, state, {key: (type, properties)}) an execution
+    in the pipeline's, the node's and the run's contexts with its outputs; `record` (unprefixed) on the run's
+    context as lifecycle writes it."""
+    def context(type_name: str, name: str) -> metadata_store_pb2.Context:
+        found = store.get_context_by_type_and_name(type_name, name)
+        if found is None:
+            type_id = store.put_context_type(metadata_store_pb2.ContextType(name=type_name))
+            [found] = store.get_contexts_by_id(store.put_contexts([metadata_store_pb2.Context(type_id=type_id,
+                                                                                              name=name)]))
+        return found
+
+    pipeline, run = context("pipeline", "p"), context("pipeline_run", run_id)
+    for node, state, outputs in nodes:
+        node_context = context("node", f"p.{node}")
+        written = []
+        for key, (type_name, properties) in outputs.items():
+            artifact = metadata_store_pb2.Artifact(
+                type_id=store.put_artifact_type(metadata_store_pb2.ArtifactType(name=type_name)), uri=f"/out/{key}")
+            for name, value in properties.items():
+                field = "int_value" if isinstance(value, int) else "string_value"
+                setattr(artifact.custom_properties[name], field, value)
+            event = metadata_store_pb2.Event(type=metadata_store_pb2.Event.OUTPUT)
+            event.path.steps.add().key = key
+            written.append((artifact, event))
+        execution = metadata_store_pb2.Execution(
+            type_id=store.put_execution_type(metadata_store_pb2.ExecutionType(name=node)),
+            last_known_state=getattr(metadata_store_pb2.Execution, state))
+        store.put_execution(execution, written, [pipeline, node_context, run])
+    if record:
+        run_record.write_record(store, run, {run_record.PREFIX + k: v for k, v in record.items()})
+    return runs.find_run(store, "p", run_id)
+
+
+UP_TO_THE_GATE = [(node, "COMPLETE", {}) for node in ("CsvExampleGen", "StatisticsGen", "ExampleValidator")]
+DRIFT = ("[eval] column 'trip_miles': Numeric drift: its values moved by 0.805 (Kolmogorov-Smirnov distance) "
+         "against the last data that passed the gate, above the threshold 0.300 for 1,000 values now against "
+         "2,000; median 12.1 now, 1.9 before; mean 13.4 now, 2.6 before.")
+TOO_FEW = "[train] whole dataset: Too few rows: 12 rows, the minimum is 100 (min_train_rows)"
+
+
+@pytest.mark.parametrize("problem", [DRIFT, TOO_FEW])
+def test_a_run_the_data_gate_stopped_shows_the_gates_whole_message(tmp_path, problem):
+    message = data_gate.rejection_message("span 0, version none", "/data/taxi", [problem], [])
+    _, store = _store(tmp_path)
+    _run(store, UP_TO_THE_GATE + [("DataGate", "FAILED", {})], {"data_gate": message})
+    page = report.render_report(store, configs.load_config(pipeline_name="p"), "latest")
+    assert html.escape(problem) in page  # Before: "DataGate failed", and the reason nowhere.
+    outcome = page[page.index("<h2>Outcome</h2>"):page.index("<h2>Components</h2>")]
+    assert "Stopped by the data gate (DataGate): no model was trained." in outcome
+    assert html.escape(problem) in outcome and html.escape(message) in outcome
+    assert page.index("<h2>Outcome</h2>") < page.index("<h2>Anomalies</h2>")
+
+
+def test_a_failed_component_shows_the_error_the_console_gave_and_the_log_file(tmp_path):
+    connection, store = _store(tmp_path)
+    _run(store, UP_TO_THE_GATE + [("Trainer", "FAILED", {})], {})
+    try:
+        raise logs.ExplainedFailure("out of disk space: writing /out/Trainer failed; free space on /out")
+    except RuntimeError as error:
+        # What lifecycle writes when a run fails (its _record_failure).
+        assert run_record.record_failure(connection, "r", logs.failure_text(error), "/logs/p/run.log")
+    assert not run_record.record_failure(connection, "never-started", "error", None)
+    kind, headline, detail = report.outcome(runs.find_run(store, "p", "r"))
+    assert (kind, headline) == ("bad", "Stopped: Trainer failed.")
+    assert detail == "out of disk space: writing /out/Trainer failed; free space on /out\n(the full log: /logs/p/run.log)"
+    page = report.render_report(store, configs.load_config(pipeline_name="p"), "latest")
+    assert "not recorded (a failed run" in page and "Code and data fingerprints" not in page
+
+
+def test_a_failed_component_without_a_recorded_error_points_to_the_log(tmp_path):
+    _, store = _store(tmp_path)
+    info = _run(store, UP_TO_THE_GATE + [("Evaluator", "FAILED", {})])
+    kind, headline, detail = report.outcome(info)
+    assert headline == "Stopped: Evaluator failed."
+    assert detail.startswith("ML Metadata holds no error for it") and "logs/" in detail
+
+
+def test_a_refused_model_shows_the_recorded_reason(tmp_path):
+    _, store = _store(tmp_path)
+    reason = "auc 0.6400 is below the lower bound 0.7"
+    info = _run(store, UP_TO_THE_GATE + [("Evaluator", "COMPLETE", {"blessing": ("ModelBlessing", {"blessed": 0})})],
+                {"blessing_reason": reason})
+    assert report.outcome(info) == ("bad", "Not blessed, so not pushed.", reason)
+
+
+def test_a_refused_model_without_a_recorded_reason_shows_tfmas(tmp_path):
+    worse_on_cards = {"overall": {"auc": 0.96}, CARD: {"auc": 0.58}}
+    evaluator = evaluator_run(tmp_path, configs.load_config(**SLICE_CONFIG), worse_on_cards, FIRST)
+    info = runs.RunInfo("r", 1, 0, 1, 1.0, "complete", [evaluator], {}, False, None)
+    kind, headline, detail = report.outcome(info)
+    assert headline == "Not blessed, so not pushed."
+    assert "auc (payment_type=Credit Card) 0.5800 is below the lower bound 0.6" in detail
+
+
+def test_a_blessed_run_says_where_it_was_pushed_and_a_validation_run_that_it_passed(tmp_path):
+    _, store = _store(tmp_path)
+    pushed = {"pushed_model": ("PushedModel", {"pushed": 1, "pushed_destination": "/serving/p/5",
+                                               "pushed_version": "5"})}
+    info = _run(store, [("Evaluator", "COMPLETE", {"blessing": ("ModelBlessing", {"blessed": 1})}),
+                        ("Pusher", "COMPLETE", pushed)])
+    assert report.outcome(info) == ("ok", "Blessed, and pushed as version 5 to /serving/p/5.", "")
+    validation = _run(store, UP_TO_THE_GATE + [("DataGate", "COMPLETE", {})], run_id="v")
+    assert report.outcome(validation)[1].startswith("A validation run: the data gate passed the data")
 
 
 # ----------------------------------------------------------------------------------------------- blessing
