@@ -157,8 +157,12 @@ def node_task(config: configs.PipelineConfig, runner: str, run_id: str, node_id:
         if fresh:  # The lease had lapsed or was released (a resumed run): nothing else runs now.
             recovery.clean_up_before_run(config)
         upstream.install()  # in this task's process, as in the in-process runners'
-        with _explaining(config, None, lambda: [node_id]):
-            node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+        try:
+            with _explaining(config, None, lambda: [node_id]):
+                node_launch.launch(node_launch.compile_pipeline(config), node_id, run_id)
+        except Exception as error:
+            _record_failure(config, run_id, error)
+            raise
 
 
 @contextlib.contextmanager

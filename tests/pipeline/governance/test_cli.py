@@ -422,6 +422,9 @@ def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_fa
     for name in one_class:
         assert by_slice[name]["auc"] == 0.0 or math.isnan(by_slice[name]["auc"])
         assert _cells(page, name)[0][1] == "n/a (one class)"
+    # ... and the warning box under the metrics names it as trivial; the outcome comes first.
+    assert "payment_type = Cash: trivial, its labels are all one class" in page
+    assert page.index("<h2>Outcome</h2>") < page.index("<h2>Components</h2>") and '<p class="ok">Blessed' in page
 
     # An empty CSV cell is missing: the empty `company` cells of the sample, over both splits.
     empty = sum(1 for row in sample_rows if row["company"] == "")

@@ -13,8 +13,10 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
 from pipeline.components import data_gate
+from pipeline.governance import report, runs
 from pipeline.guards import disk_space
 from pipeline.metadata import run_summary
+from pipeline.metadata.store import open_store
 from pipeline.runners import lifecycle
 from tests.conftest import LOCAL_RUNNER, copy_modules, small_run_env, tiny_input
 
@@ -116,3 +118,9 @@ def test_a_failing_component_prints_its_error_where_it_was_raised_and_the_full_l
     assert len(errors) == 3 and errors[2].startswith("The full log: "), result.stderr
     full = Path(errors[2].removeprefix("The full log: ")).read_text()
     assert "Traceback (most recent call last)" in full and f'File "{transform}", line {broken_line}' in full
+    # The run's record keeps that error (TFX keeps none), so its report's outcome says it too.
+    config = configs.load_config(output_root=str(tmp_path / "out"))
+    info = runs.find_run(open_store(config), config.pipeline_name, "latest")
+    kind, headline, detail = report.outcome(info)
+    assert headline == "Stopped: Transform failed."
+    assert detail == "\n".join(errors[:2]).removeprefix("error: ") + f"\n(the full log: {errors[2].removeprefix('The full log: ')})"
