@@ -33,7 +33,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
 import absl.logging
 
@@ -331,6 +331,16 @@ def _users_frame(error: BaseException) -> traceback.FrameSummary | None:
 class ExplainedFailure(RuntimeError):
     """A failure whose message says what happened and what to change (a full disk, a lost store or Beam
     worker), the error behind it chained: report_failure shows the message alone."""
+
+
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """The error and those it was raised from or while handling, innermost last: where the causes that
+    explain a failure (ENOSPC, a lost server or worker) sit under the errors the libraries wrap them in."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def report_failure(error: BaseException, stream: TextIO | None = None) -> None:

@@ -67,7 +67,7 @@ def explain(
 ) -> WorkerLost | None:
     """WorkerLost for a component error that is a lost worker (None for any other error): the component,
     the worker's end, and what to change."""
-    messages = _messages(error)
+    messages = [str(link) for link in logs.error_chain(error)]
     if not any(_LOST in message or _EXITED.search(message) for message in messages):
         return None
     component = " and ".join(node_ids) or "A component"
@@ -95,13 +95,3 @@ def _remedy(config: configs.PipelineConfig, run_input: inputs.RunInput | None) -
         f"Give the workers of profile {config.beam_profile} more memory (their machines' or the cluster's "
         f"settings, docs/distributed-engines.md); {retry}."
     )
-
-
-def _messages(error: BaseException | None) -> list[str]:
-    """The messages of the error and of those it was raised from or while handling."""
-    seen, messages = set(), []
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return messages

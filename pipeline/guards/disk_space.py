@@ -21,7 +21,7 @@ import errno
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from pipeline import configs, inputs, logs
 
@@ -99,19 +99,10 @@ def warn_if_short(
     return warning
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """The error and those it was raised from or while handling, innermost last."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
 def _failed_path(error: BaseException) -> tuple[bool, str | None]:
     """Whether the error (or one in its chain) is a full disk, and the path the failed write named, if any."""
     full, path = False, None
-    for link in _chain(error):
+    for link in logs.error_chain(error):
         if isinstance(link, OSError) and link.errno == errno.ENOSPC:
             full, path = True, path or link.filename
             continue
@@ -131,11 +122,17 @@ def out_of_space(
 ) -> OutOfSpace | None:
     """OutOfSpace saying in one line which write found its disk full (where the error names no file, the
     output folder of the node that was running, `node_ids`), the space free there now and what a run on
-    this input needs (space_needed); None when the error is something else."""
+    this input (`run_input`, else the configuration's) needs (space_needed); None when the error is
+    something else."""
     full, path = _failed_path(error)
     if not full:
         return None
     path = path or os.path.join(config.pipeline_root, *node_ids[:1])
+    if run_input is None:  # A node task's: resolved here, for a full disk only.
+        try:
+            run_input = inputs.resolve_for(config)
+        except configs.ConfigError:  # The input is gone too: the line gives no estimate.
+            run_input = None
     size = input_bytes(run_input) if run_input is not None else None
     needed = (
         f"a run on this input needs about {_mb(space_needed(size))} there ({_rule(size)})"

@@ -48,13 +48,10 @@ class StoreUnreachable(logs.ExplainedFailure):
 def unreachable(error: BaseException | None) -> str | None:
     """What happened when `error`, or an error it was raised from or while handling, says the MySQL server
     behind a store stopped answering (`_UNREACHABLE`); None for any other error."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        meaning = next((meaning for marker, meaning in _UNREACHABLE if marker in str(error)), None)
+    for link in logs.error_chain(error):
+        meaning = next((meaning for marker, meaning in _UNREACHABLE if marker in str(link)), None)
         if meaning is not None:
             return meaning
-        error = error.__cause__ or error.__context__
     return None
 
 

@@ -176,9 +176,10 @@ def _explaining(
         try:
             yield
         except Exception as error:
-            explained = disk_space.out_of_space(error, config, run_input or inputs.resolve_for(config), running())
+            node_ids = running()
+            explained = disk_space.out_of_space(error, config, run_input, node_ids)
             if explained is None:
-                explained = worker_loss.explain(error, config, running(), worker_exits, run_input)
+                explained = worker_loss.explain(error, config, node_ids, worker_exits, run_input)
             if explained is None:
                 raise
             raise explained from error
