@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-all run test notebook tensorboard schema-candidate lock clean-outputs bench
+.PHONY: install install-all run test notebook tensorboard schema-infer schema-candidate lock clean-outputs bench
 
 install:
 	@scripts/setup_env.sh requirements.lock
@@ -28,6 +28,11 @@ notebook: install
 # variables choose the store, as for `make run`); TENSORBOARD_ARGS="--port 6007" or a run name to change.
 tensorboard: install
 	$(VENV)/bin/pipeline tensorboard $(TENSORBOARD_ARGS)
+
+# A new task's schema before its first run: TFDV's statistics of the task's data (PIPELINE_TASK names the
+# task), then its inference, written to the task's schema file only when that file does not exist yet.
+schema-infer: install
+	$(PY) scripts/infer_schema.py
 
 # Write the newest SchemaGen inference next to the curated schema, with a diff, for review.
 schema-candidate: install

@@ -7,7 +7,7 @@ schema and the data (examples/penguin/ is a second task laid out the same way) a
 
 from pathlib import Path
 
-from modules import features
+from . import features
 
 _HERE = Path(__file__).resolve().parent
 

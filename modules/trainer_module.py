@@ -4,8 +4,11 @@ The saved model embeds the transform graph, so clients send raw features and get
 the trip is a big tipper.
 """
 
+import importlib.util
 import json
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -16,7 +19,17 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs  # noqa: E
 from scipy import stats  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from modules import features  # noqa: E402
+
+def _sibling(name: str):
+    """The module `name`.py beside this file (see transform_module.py: TFX never loads this file as part of
+    its package)."""
+    spec = importlib.util.spec_from_file_location(f"{__name__}_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+features = _sibling("features")
 
 # Signature names in the pushed SavedModel.
 SERVING_SIGNATURE = "serving_default"

@@ -68,14 +68,23 @@ class Task:
     per_class_metrics: tuple[str, ...]
     slice_feature_keys: tuple[str, ...]
     blessing_metric: str
-    blessing_lower_bound: float
-    blessing_max_decrease: float
+    # The blessing metric's direction, declared by the bound a task names: BLESSING_LOWER_BOUND (with
+    # BLESSING_MAX_DECREASE) for a metric where higher is better, BLESSING_UPPER_BOUND (with
+    # BLESSING_MAX_INCREASE) for one where lower is better, such as a regression's error.
+    blessing_higher_is_better: bool
+    blessing_bound: float
+    blessing_max_change: float
     blessing_slice_thresholds: dict
     numeric_drift_overrides: tuple[str, ...]
 
     @property
     def multiclass(self) -> bool:
         return len(self.classes) > 2
+
+    @property
+    def regression(self) -> bool:
+        """A task with no classes: its label is a number."""
+        return not self.classes
 
 
 # Attributes a task module may leave out, with their value then.
@@ -87,21 +96,29 @@ _TASK_DEFAULTS = {
 }
 
 
+# The blessing's bound and allowed change by the direction of the blessing metric (higher is better?), as a
+# task module names them and as settings (blessing_<name>) and slice thresholds' keys (<name>) do.
+BLESSING_BOUNDS = {True: ("lower_bound", "max_decrease"), False: ("upper_bound", "max_increase")}
+
+
 @dataclasses.dataclass(frozen=True)
 class SliceThreshold:
     """The blessing metric's bounds on the rows where one feature has one value, judged beside the whole
-    eval split's (a task's BLESSING_SLICE_THRESHOLDS, or the blessing_slice_thresholds setting)."""
+    eval split's (a task's BLESSING_SLICE_THRESHOLDS, or the blessing_slice_thresholds setting): its lower
+    bound and allowed decrease, or, for a metric where lower is better, its upper bound and allowed increase."""
 
     feature: str
     value: str
-    lower_bound: float
-    max_decrease: float
+    bound: float
+    max_change: float
 
 
-def parse_slice_thresholds(text: str) -> tuple[SliceThreshold, ...]:
+def parse_slice_thresholds(text: str, higher_is_better: bool = True) -> tuple[SliceThreshold, ...]:
     """The blessing_slice_thresholds setting, JSON: {"feature=value": {"lower_bound": 0.6, "max_decrease":
-    0.02}, ...}; both bounds are required, so that a typo is refused instead of judging nothing. A ValueError
-    says what is wrong (PipelineConfig names the setting and the ranges of the bounds)."""
+    0.02}, ...} (for a blessing metric where lower is better, "upper_bound" and "max_increase"); both bounds
+    are required, so that a typo is refused instead of judging nothing. A ValueError says what is wrong
+    (PipelineConfig names the setting and the ranges of the bounds)."""
+    bound_key, change_key = BLESSING_BOUNDS[higher_is_better]
     try:
         parsed = json.loads(text or "{}")
     except json.JSONDecodeError as error:
@@ -113,12 +130,10 @@ def parse_slice_thresholds(text: str) -> tuple[SliceThreshold, ...]:
         feature, equals, value = name.partition("=")
         if not feature.strip() or not equals:
             raise ValueError(f"{name!r} is not \"feature=value\"")
-        if not isinstance(bounds, dict) or set(bounds) != {"lower_bound", "max_decrease"} or not all(
+        if not isinstance(bounds, dict) or set(bounds) != {bound_key, change_key} or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values()):
-            raise ValueError(f"{name!r} needs exactly a numeric lower_bound and max_decrease, got {bounds!r}")
-        found.append(
-            SliceThreshold(feature.strip(), value, float(bounds["lower_bound"]), float(bounds["max_decrease"]))
-        )
+            raise ValueError(f"{name!r} needs exactly a numeric {bound_key} and {change_key}, got {bounds!r}")
+        found.append(SliceThreshold(feature.strip(), value, float(bounds[bound_key]), float(bounds[change_key])))
     return tuple(found)
 
 
@@ -132,15 +147,19 @@ def load_task(package: str) -> Task:
     """The task defined by `<package>.task`, checked: a missing attribute is named, not met later."""
     try:
         module = importlib.import_module(f"{package}.task")
-    except ModuleNotFoundError as error:
+    except ImportError as error:
+        missing = isinstance(error, ModuleNotFoundError) and error.name and f"{package}.task".startswith(error.name)
+        if not missing:  # The package is there; an import inside its code failed.
+            raise ConfigError(f"task {package!r} cannot be loaded: an import in its code failed: {error}") from None
         raise ConfigError(
-            f"task {package!r} cannot be loaded: {error} (set {ENV_PREFIX}TASK to a package with a task "
-            "module, such as modules or examples.penguin.modules)"
+            f"task {package!r} cannot be loaded: {error}. {ENV_PREFIX}TASK names a package with a task module "
+            "(modules, examples.penguin.modules, or one of your own), importable by this Python: installed, "
+            "or the folder holding its top-level package on PYTHONPATH"
         ) from None
-    values = {}
+    values = _blessing_bounds(module)
     missing = []
     for field in dataclasses.fields(Task):
-        if field.name == "package":
+        if field.name == "package" or field.name in values:
             continue
         attribute = field.name.upper()
         if hasattr(module, attribute):
@@ -153,14 +172,33 @@ def load_task(package: str) -> Task:
     if missing:
         raise ConfigError(f"task module {module.__file__} does not define {', '.join(missing)}")
     task = Task(package=package, **values)
-    if len(task.classes) < 2:
-        raise ConfigError(f"task {package!r}: CLASSES needs at least two classes, got {task.classes}")
+    if len(task.classes) == 1:
+        raise ConfigError(
+            f"task {package!r}: CLASSES needs at least two classes (a classification) or none (a regression: "
+            f"the label is a number), got {task.classes}"
+        )
     if task.blessing_metric not in {metric_name(m) for m in task.metrics}:
         raise ConfigError(
             f"task {package!r}: BLESSING_METRIC {task.blessing_metric!r} is not computed by METRICS "
             f"({', '.join(metric_name(m) for m in task.metrics)})"
         )
     return task
+
+
+def _blessing_bounds(module) -> dict:
+    """The blessing's direction, bound and allowed change as a task module declares them: a lower bound and
+    an allowed decrease, or an upper bound and an allowed increase, never both."""
+    named = {higher: [hasattr(module, f"BLESSING_{name.upper()}") for name in names]
+             for higher, names in BLESSING_BOUNDS.items()}
+    if any(named[True]) == any(named[False]) or not all(named[True] if any(named[True]) else named[False]):
+        raise ConfigError(
+            f"task module {module.__file__} must define BLESSING_LOWER_BOUND and BLESSING_MAX_DECREASE (a "
+            "blessing metric where higher is better) or BLESSING_UPPER_BOUND and BLESSING_MAX_INCREASE (one "
+            "where lower is better), one pair and not the other"
+        )
+    higher = any(named[True])
+    bound, change = (getattr(module, f"BLESSING_{name.upper()}") for name in BLESSING_BOUNDS[higher])
+    return {"blessing_higher_is_better": higher, "blessing_bound": bound, "blessing_max_change": change}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,9 +240,13 @@ class PipelineConfig:
     hidden_units: tuple[int, ...] = (64, 32)
     epochs: int = 3
     # Blessing: the task's blessing metric must reach this on the eval split, and may not fall behind the
-    # blessed baseline's by more than the allowed decrease (None: the task's numbers).
+    # blessed baseline's by more than the allowed decrease (None: the task's numbers). For a task whose
+    # blessing metric is lower-is-better (it names BLESSING_UPPER_BOUND), the upper bound and the allowed
+    # increase instead; the other pair does not apply to it and is refused.
     blessing_lower_bound: float | None = None
     blessing_max_decrease: float | None = None
+    blessing_upper_bound: float | None = None
+    blessing_max_increase: float | None = None
     # Blessing on slices that matter, beside the whole eval split: the blessing metric's lower bound and
     # allowed decrease against the baseline on the rows where a feature has one value, as JSON
     # ({"color=red": {"lower_bound": 0.6, "max_decrease": 0.03}}; "{}": none; empty: the task's).
@@ -326,8 +368,7 @@ class PipelineConfig:
             "schema_path": task.schema_file,
             "transform_module_file": task.transform_module_file,
             "trainer_module_file": task.trainer_module_file,
-            "blessing_lower_bound": task.blessing_lower_bound,
-            "blessing_max_decrease": task.blessing_max_decrease,
+            **dict(zip(self._blessing_settings, (task.blessing_bound, task.blessing_max_change))),
             "blessing_slice_thresholds": json.dumps(task.blessing_slice_thresholds),
             "numeric_drift_overrides": task.numeric_drift_overrides,
             "slice_feature_keys": task.slice_feature_keys,
@@ -361,8 +402,9 @@ class PipelineConfig:
         self._check("log_level", self.log_level in LOG_LEVELS)
         self._check("numeric_drift_min_distance", 0.0 < self.numeric_drift_min_distance <= 1.0)
         metric = self.task_spec.blessing_metric
-        for name in ("blessing_lower_bound", "blessing_max_decrease"):
+        for name in self._blessing_settings:
             self._check(name, blessing_in_range(name, getattr(self, name), metric), blessing_form(name, metric))
+        self._check_blessing_direction()
         self._check_slice_thresholds(metric)
         if self.metadata_mysql_url:
             label, _ = setting_source("metadata_mysql_url", self.metadata_mysql_url)
@@ -375,18 +417,37 @@ class PipelineConfig:
             label, given = setting_source(name, getattr(self, name))
             raise ConfigError(f"{label} must be {form or value_form(name)}, got {given}")
 
+    @property
+    def _blessing_settings(self) -> tuple[str, str]:
+        """The blessing's bound and allowed change as settings, for the direction of the task's metric."""
+        return tuple(f"blessing_{name}" for name in BLESSING_BOUNDS[load_task(self.task).blessing_higher_is_better])
+
+    def _check_blessing_direction(self) -> None:
+        """Refuse the bounds of the other direction: an upper bound on AUC, or a lower bound on an error,
+        would judge nothing the user meant."""
+        task = self.task_spec
+        for name in (f"blessing_{n}" for n in BLESSING_BOUNDS[not task.blessing_higher_is_better]):
+            if getattr(self, name) is not None:
+                label, given = setting_source(name, getattr(self, name))
+                direction = "higher" if task.blessing_higher_is_better else "lower"
+                instead = " and ".join(f"{ENV_PREFIX}{s.upper()}" for s in self._blessing_settings)
+                raise ConfigError(
+                    f"{label} does not apply to task {task.package}: its blessing metric, {task.blessing_metric}, "
+                    f"is one where {direction} is better (got {given}); set {instead} instead"
+                )
+
     def _check_slice_thresholds(self, metric: str) -> None:
         """Refuse blessing_slice_thresholds unless it parses and each slice's bounds lie in the ranges of the
         overall ones, naming its variable (or field), the slice and the range."""
         label, given = setting_source("blessing_slice_thresholds", self.blessing_slice_thresholds)
+        higher = self.task_spec.blessing_higher_is_better
         try:
-            found = parse_slice_thresholds(self.blessing_slice_thresholds)
+            found = parse_slice_thresholds(self.blessing_slice_thresholds, higher)
         except ValueError as error:
-            form = value_form("blessing_slice_thresholds")
+            form = slice_thresholds_form(higher)
             raise ConfigError(f"{label} must be {form}, got {given} ({error})") from None
         for bound in found:
-            for name, value in (("blessing_lower_bound", bound.lower_bound),
-                                ("blessing_max_decrease", bound.max_decrease)):
+            for name, value in zip(self._blessing_settings, (bound.bound, bound.max_change)):
                 if not blessing_in_range(name, value, metric):
                     raise ConfigError(
                         f"{label}: the {name.removeprefix('blessing_')} of {bound.feature}={bound.value} must be "
@@ -405,7 +466,18 @@ class PipelineConfig:
     @property
     def slice_thresholds(self) -> tuple[SliceThreshold, ...]:
         """The blessing's bounds per slice (blessing_slice_thresholds)."""
-        return parse_slice_thresholds(self.blessing_slice_thresholds)
+        return parse_slice_thresholds(self.blessing_slice_thresholds, self.task_spec.blessing_higher_is_better)
+
+    @property
+    def blessing_bound(self) -> float:
+        """The blessing metric's bound on the whole eval split: its lower bound, or its upper bound for a
+        metric where lower is better (Task.blessing_higher_is_better)."""
+        return getattr(self, self._blessing_settings[0])
+
+    @property
+    def blessing_max_change(self) -> float:
+        """How much worse than the baseline's the blessing metric may be: the allowed decrease, or increase."""
+        return getattr(self, self._blessing_settings[1])
 
     @property
     def hyperparameters(self) -> dict:
@@ -551,26 +623,41 @@ def value_form(name: str) -> str:
         "log_level": f"one of {', '.join(LOG_LEVELS)}",
         "numeric_drift_min_distance": "a number above 0 and at most 1",
         "beam_pipeline_args": "Beam flags as a shell splits them, e.g. --direct_num_workers=2",
-        "blessing_slice_thresholds": (
-            'a JSON object of "feature=value": {"lower_bound": <number>, "max_decrease": <number>}'
-        ),
+        "blessing_slice_thresholds": slice_thresholds_form(True),
     }
     return special.get(name) or _TYPE_FORMS.get(_annotation(name), "text")
 
 
+# Blessing metrics never below 0 (errors): a bound below 0 could never be met, so it is refused.
+NON_NEGATIVE_METRICS = frozenset({
+    "mean_squared_error", "mean_absolute_error", "root_mean_squared_error", "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+})
+
+
+def slice_thresholds_form(higher_is_better: bool) -> str:
+    """What blessing_slice_thresholds must look like for a blessing metric of this direction."""
+    bound, change = BLESSING_BOUNDS[higher_is_better]
+    return f'a JSON object of "feature=value": {{"{bound}": <number>, "{change}": <number>}}'
+
+
 def blessing_in_range(name: str, value: float, metric: str) -> bool:
-    """Whether a blessing bound (blessing_lower_bound or blessing_max_decrease, overall or a slice's) lies in
-    the range blessing_form names."""
+    """Whether a blessing bound (blessing_lower_bound, blessing_upper_bound, or the allowed decrease or
+    increase, overall or a slice's) lies in the range blessing_form names."""
     bounded = metric in BOUNDED_METRICS
-    low = 0.0 if bounded or name == "blessing_max_decrease" else float("-inf")
+    change = name in ("blessing_max_decrease", "blessing_max_increase")
+    low = 0.0 if bounded or change or metric in NON_NEGATIVE_METRICS else float("-inf")
     return low <= value <= (1.0 if bounded else float("inf"))
 
 
 def blessing_form(name: str, metric: str) -> str:
-    """The range of a blessing setting: within [0, 1] for a metric in BOUNDED_METRICS."""
+    """The range of a blessing setting: within [0, 1] for a metric in BOUNDED_METRICS, 0 or more for an
+    allowed change and for a metric in NON_NEGATIVE_METRICS."""
     if metric in BOUNDED_METRICS:
         return f"a number from 0 to 1 (the task's blessing metric, {metric}, lies in [0, 1])"
-    return "a number" if name == "blessing_lower_bound" else "a number of 0 or more"
+    if metric in NON_NEGATIVE_METRICS:
+        return f"a number of 0 or more (the task's blessing metric, {metric}, is never below 0)"
+    return "a number" if name in ("blessing_lower_bound", "blessing_upper_bound") else "a number of 0 or more"
 
 
 def _variables(name: str) -> list[str]:

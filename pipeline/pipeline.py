@@ -62,6 +62,24 @@ CURATED_SCHEMA_ID = curated_schema.CURATED_SCHEMA_ID
 _NO_PACKAGING_ENV = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 
 
+# How a task's module files load the modules beside them (`features = _sibling("features")`): TFX loads a
+# module file by path or from a wheel of its folder, never as part of its package, so a relative import
+# cannot reach them (examples/taxi_fare/modules/transform_module.py).
+SIBLING_LOADER = "_sibling"
+
+
+def _sibling_files(path: Path) -> list[Path]:
+    """The files beside `path` that it loads with SIBLING_LOADER and a literal name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == SIBLING_LOADER
+                and len(node.args) == 1 and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):
+            sibling = path.with_name(f"{node.args[0].value}.py")
+            found += [sibling] if sibling.is_file() else []
+    return found
+
+
 def _imported_names(path: Path) -> list[str]:
     """Every module name an `import` or `from ... import` in the file may refer to."""
     names = []
@@ -98,8 +116,8 @@ def _in_project(spec) -> bool:
 
 
 def module_sources(module_file: str) -> list[Path]:
-    """The user module and every project module it imports, directly or not, sorted: what
-    `module_fingerprint` hashes (and `pipeline plan` names when the hash changed)."""
+    """The user module and every project module it imports or loads beside it (SIBLING_LOADER), directly or
+    not, sorted: what `module_fingerprint` hashes (and `pipeline plan` names when the hash changed)."""
     package = Path(module_file).resolve().parent.name
     seen: set[Path] = set()
     todo = [Path(module_file).resolve()]
@@ -108,13 +126,13 @@ def module_sources(module_file: str) -> list[Path]:
         if path in seen:
             continue
         seen.add(path)
-        found = (_project_file(name, package) for name in _imported_names(path))
+        found = [_project_file(name, package) for name in _imported_names(path)] + _sibling_files(path)
         todo += [file.resolve() for file in found if file]
     return sorted(seen)
 
 
 def module_fingerprint(module_file: str) -> str:
-    """Content hash of a user module and of every project module it imports, directly or not.
+    """Content hash of a user module and of every project module it imports or loads, directly or not.
 
     It goes into the component's `custom_config`, so editing exactly the code a component runs
     (features.py, or any helper module a fork adds beside it) invalidates its cache, and nothing else's.
@@ -143,31 +161,38 @@ def _user_module_packaging(enabled: bool) -> Iterator[None]:
             os.environ[_NO_PACKAGING_ENV] = previous
 
 
-def _blessing_threshold(lower_bound: float, max_decrease: float) -> tfma.MetricThreshold:
-    """The blessing metric reaches the lower bound and does not fall behind the baseline's by more than
-    the allowed decrease (TFMA reads a change of 0 as no threshold, hence the tiny negative number)."""
-    return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
-        # Ignored on the first run, when there is no blessed baseline yet.
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -max(max_decrease, 1e-10)},
-        ),
-    )
+def _blessing_threshold(bound: float, max_change: float, higher_is_better: bool) -> tfma.MetricThreshold:
+    """The blessing metric reaches its bound (at least a lower bound, or at most an upper bound where lower
+    is better) and is not worse than the baseline's by more than the allowed change (TFMA reads a change of 0
+    as no threshold, hence the tiny number)."""
+    allowed = max(max_change, 1e-10)
+    if higher_is_better:
+        value = tfma.GenericValueThreshold(lower_bound={"value": bound})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -allowed}
+        )
+    else:
+        value = tfma.GenericValueThreshold(upper_bound={"value": bound})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": allowed}
+        )
+    # The change threshold is ignored on the first run, when there is no blessed baseline yet.
+    return tfma.MetricThreshold(value_threshold=value, change_threshold=change)
 
 
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA settings from the task: its metrics overall and per slice (and per class, for a multi-class
     task), and the blessing: the task's metric on the whole eval split, and on each slice the task names
-    (blessing_slice_thresholds), reaches its lower bound and does not fall behind the baseline's on the
-    same rows by more than the allowed decrease. A slice that decides is judged on its own because an
-    overall number can hide it: rows that are trivial to predict lift the whole split's metric (the default
+    (blessing_slice_thresholds), reaches its bound and is not worse than the baseline's on the same rows by
+    more than the allowed change (a lower bound and decrease, or, for a metric where lower is better such
+    as a regression's error, an upper bound and increase). A slice that decides is judged on its own because
+    an overall number can hide it: rows that are trivial to predict lift the whole split's metric (the default
     task's BLESSING_SLICE_THRESHOLDS says where)."""
     task = config.task_spec
     slice_thresholds = [
         tfma.PerSliceMetricThreshold(
             slicing_specs=[tfma.SlicingSpec(feature_values={bound.feature: bound.value})],
-            threshold=_blessing_threshold(bound.lower_bound, bound.max_decrease),
+            threshold=_blessing_threshold(bound.bound, bound.max_change, task.blessing_higher_is_better),
         )
         for bound in config.slice_thresholds
     ]
@@ -179,7 +204,9 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             metric.per_slice_thresholds.append(
                 tfma.PerSliceMetricThreshold(
                     slicing_specs=[tfma.SlicingSpec()],
-                    threshold=_blessing_threshold(config.blessing_lower_bound, config.blessing_max_decrease),
+                    threshold=_blessing_threshold(
+                        config.blessing_bound, config.blessing_max_change, task.blessing_higher_is_better
+                    ),
                 )
             )
             metric.per_slice_thresholds.extend(slice_thresholds)

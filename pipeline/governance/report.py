@@ -23,7 +23,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline import configs
 from pipeline.governance.lineage import lineage_dot, model_lineage
-from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, RunInfo, blessing_metric_name, find_run, property_value
+from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, RunInfo, find_run, property_value, run_task
 from pipeline.metadata import artifact_files, run_summary
 
 _STYLE = """
@@ -53,11 +53,13 @@ def _svg_text(x, y, text, size=11, anchor="start", weight="normal") -> str:
 
 def bar_chart_svg(title: str, labels: list[str], values: list[float | None], notes: list[str],
                   reference: float | None) -> str:
-    """Horizontal bars of values in [0, 1], one per label, with an optional reference line; a value of
-    None draws no bar, only its note (a metric the slice has no value of)."""
+    """Horizontal bars of values from 0 to 1 (to the largest value, for a metric such as an error that can
+    exceed 1), one per label, with an optional reference line; a value of None draws no bar, only its note
+    (a metric the slice has no value of)."""
     left, width, row = 170, 360, 20
     height = 40 + row * len(labels) + 30
-    scale = lambda v: left + width * max(0.0, min(v, 1.0))  # noqa: E731
+    top = max([1.0, *(v for v in [*values, reference] if v is not None and math.isfinite(v))])
+    scale = lambda v: left + width * max(0.0, min(v / top, 1.0))  # noqa: E731
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}">',
              '<rect width="100%" height="100%" fill="white"/>', _svg_text(10, 20, title, 13, weight="bold")]
     for i, (label, value, note) in enumerate(zip(labels, values, notes)):
@@ -70,8 +72,8 @@ def bar_chart_svg(title: str, labels: list[str], values: list[float | None], not
         parts.append(_svg_text(scale(value) + 4, y + 13, f"{value:.3f} {note}", 10))
     axis_y = 35 + row * len(labels) + 4
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + width}" y2="{axis_y}" stroke="#888"/>')
-    for tick in (0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(_svg_text(scale(tick), axis_y + 14, f"{tick:g}", 10, anchor="middle"))
+    for tick in (0, 0.25 * top, 0.5 * top, 0.75 * top, top):
+        parts.append(_svg_text(scale(tick), axis_y + 14, f"{tick:.3g}", 10, anchor="middle"))
     if reference is not None:
         x = scale(reference)
         parts.append(f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{axis_y}" stroke="#b3261e" stroke-dasharray="4 3"/>')
@@ -284,12 +286,19 @@ PERFECT_SCORE = 0.999
 FAR_BELOW_MARGIN = 0.1
 
 
-def slice_warnings(by_slice: dict[str, dict[str, float]], metric: str) -> list[str]:
+# For a regression (no classes), whose blessing metric is an error: a slice is far worse than overall when
+# its error exceeds the overall error by more than this share of it.
+FAR_WORSE_SHARE = 0.5
+
+
+def slice_warnings(by_slice: dict[str, dict[str, float]], metric: str, classification: bool = True) -> list[str]:
     """One line per slice whose value of the blessing metric `metric` needs a second look, slices by name:
 
     - trivial: its labels are one class (mean label 0 or 1, or recall undefined), or one class holds at least
       TRIVIAL_MAJORITY_SHARE of its rows, or its value is perfect (>= PERFECT_SCORE);
     - far below overall: its value is lower than the overall value by more than FAR_BELOW_MARGIN.
+    For a regression (`classification` False) there are no classes and the metric is an error (lower is
+    better): only a slice whose error exceeds the overall one by more than FAR_WORSE_SHARE is named.
     Each line names the slice, its value and its example count.
     """
     overall = metric_cell(by_slice.get("Overall", {}), metric)[0]
@@ -299,7 +308,11 @@ def slice_warnings(by_slice: dict[str, dict[str, float]], metric: str) -> list[s
         count = f"{int(metrics.get('example_count', 0)):,} examples"
         value, text = metric_cell(metrics, metric)
         mean_label = metrics.get("mean_label")
-        if one_class(metrics, metric):
+        if not classification:
+            if value is not None and overall is not None and value > overall * (1 + FAR_WORSE_SHARE):
+                lines.append(f"{name}: far worse than overall, {metric} {text} against {format_number(overall)} "
+                             f"overall ({count}).")
+        elif one_class(metrics, metric):
             lines.append(f"{name}: trivial, its labels are all one class ({metric} {text or 'n/a'}; {count}).")
         elif mean_label is not None and max(mean_label, 1 - mean_label) >= TRIVIAL_MAJORITY_SHARE:
             lines.append(f"{name}: trivial, one class holds {max(mean_label, 1 - mean_label):.1%} of its rows, so "
@@ -312,12 +325,14 @@ def slice_warnings(by_slice: dict[str, dict[str, float]], metric: str) -> list[s
     return lines
 
 
-def metrics_section(evaluation_uri: str, chart_metrics: list[str], blessing_metric: str | None = None) -> str:
-    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics, blessing_metric)
+def metrics_section(evaluation_uri: str, chart_metrics: list[str], blessing_metric: str | None = None,
+                    classification: bool = True) -> str:
+    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics, blessing_metric, classification)
 
 
 def metrics_html(
-    by_slice: dict[str, dict[str, float]], chart_metrics: list[str], blessing_metric: str | None = None
+    by_slice: dict[str, dict[str, float]], chart_metrics: list[str], blessing_metric: str | None = None,
+    classification: bool = True,
 ) -> str:
     """The table of every metric per slice, a warning box of slices whose value of the blessing metric
     needs a second look (slice_warnings) and, for each metric that judged the model, a chart per slice
@@ -328,11 +343,13 @@ def metrics_html(
     ordered = ["Overall"] + sorted(s for s in by_slice if s != "Overall")
     rows = [[s] + [metric_cell(by_slice[s], m)[1] for m in names] for s in ordered if s in by_slice]
     parts = ["<h3>Overall and per slice</h3>", _table(["slice", *names], rows, numeric=set(range(1, len(names) + 1)))]
-    warnings = slice_warnings(by_slice, blessing_metric) if blessing_metric else []
+    warnings = slice_warnings(by_slice, blessing_metric, classification) if blessing_metric else []
     if warnings:
+        rule = (f"trivial: one class, nearly one class or a perfect score; far below: more than {FAR_BELOW_MARGIN:g} "
+                f"under the overall {html.escape(blessing_metric)}" if classification else
+                f"far worse: {html.escape(blessing_metric)} more than {FAR_WORSE_SHARE:.0%} above the overall one")
         parts.append(
-            '<div class="warn"><p><b>Slices to look at twice</b> (trivial: one class, nearly one class or a perfect '
-            f"score; far below: more than {FAR_BELOW_MARGIN:g} under the overall {html.escape(blessing_metric)}):</p><ul>"
+            f'<div class="warn"><p><b>Slices to look at twice</b> ({rule}):</p><ul>'
             + "".join(f"<li>{html.escape(line)}</li>" for line in warnings) + "</ul></div>"
         )
     columns = sorted({s.split(" = ")[0] for s in by_slice if s != "Overall"})
@@ -404,8 +421,9 @@ def blessing_section(evaluator: run_summary.ComponentRun | None) -> str:
             evaluation = evaluator.output("evaluation")
             parts += [f"<p class='bad'>Failed: {html.escape(line)}</p>"
                       for line in artifact_files.blessing_failures(evaluation.uri)]
-    parts.append("<p>The thresholds are the task's (its <code>task.py</code>) or the settings blessing_lower_bound, "
-                 "blessing_max_decrease and blessing_slice_thresholds (docs/configuration.md).</p>")
+    parts.append("<p>The thresholds are the task's (its <code>task.py</code>) or the settings blessing_lower_bound "
+                 "and blessing_max_decrease (blessing_upper_bound and blessing_max_increase for a metric where lower "
+                 "is better) and blessing_slice_thresholds (docs/configuration.md).</p>")
     return "".join(parts)
 
 
@@ -597,9 +615,11 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     evaluation = output("Evaluator", "evaluation")
     checks = run_summary.threshold_checks(by_node["Evaluator"]) if "Evaluator" in by_node else []
     judged_by = sorted({check.metric for check in checks})
+    task = run_task(record, config)
     sections.append(
         "<h2>Evaluation</h2>"
-        + (metrics_section(evaluation.uri, judged_by, blessing_metric_name(record, config)) if evaluation else "<p>None.</p>")
+        + (metrics_section(evaluation.uri, judged_by, task.blessing_metric, not task.regression)
+           if evaluation else "<p>None.</p>")
     )
     sections.append("<h2>Blessing</h2>" + blessing_section(by_node.get("Evaluator")))
     pushed = output("Pusher", "pushed_model")

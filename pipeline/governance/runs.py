@@ -147,13 +147,17 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[R
     return sorted(runs, key=lambda r: r.first_execution_id, reverse=True)
 
 
-def blessing_metric_name(record: dict, config: configs.PipelineConfig) -> str:
-    """The blessing metric of the task a run ran, from its record (the configured task's for a run recorded
-    without one)."""
+def run_task(record: dict, config: configs.PipelineConfig) -> configs.Task:
+    """The task a run ran, from its record (the configured task for a run recorded without one)."""
     try:
-        return configs.load_task(record.get("task") or config.task).blessing_metric
+        return configs.load_task(record.get("task") or config.task)
     except configs.ConfigError:  # The run's task package is gone from this checkout.
-        return config.task_spec.blessing_metric
+        return config.task_spec
+
+
+def blessing_metric_name(record: dict, config: configs.PipelineConfig) -> str:
+    """The blessing metric of the task a run ran (run_task)."""
+    return run_task(record, config).blessing_metric
 
 
 def with_blessing_metric(run: RunInfo, config: configs.PipelineConfig) -> RunInfo:

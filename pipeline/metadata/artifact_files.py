@@ -338,12 +338,13 @@ def _bound_text(threshold) -> list[tuple[str, str]]:
     if threshold.HasField("change_threshold"):
         change = threshold.change_threshold
         worse = "increase" if change.direction == tfma_protos().config_pb2.MetricDirection.LOWER_IS_BETTER else "decrease"
+        article = "an" if worse == "increase" else "a"
         texts = []
         for kind in ("absolute", "relative"):
             if change.HasField(kind):
                 allowed = abs(getattr(change, kind).value)
                 unit = " (relative)" if kind == "relative" else ""
-                texts.append(f"no {worse}{unit}" if allowed <= _NO_CHANGE else f"a {worse} of at most {allowed:g}{unit}")
+                texts.append(f"no {worse}{unit}" if allowed <= _NO_CHANGE else f"{article} {worse} of at most {allowed:g}{unit}")
         parts.append(("change", " and ".join(texts or [f"no {worse}"]) + " against the baseline"))
     return parts
 

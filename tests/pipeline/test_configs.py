@@ -131,8 +131,8 @@ def test_the_blessing_bounds_follow_the_tasks_metric():
     )
     assert configs.load_config(blessing_lower_bound=1.0, blessing_max_decrease=0.0).blessing_lower_bound == 1.0
     assert "sparse_categorical_accuracy" in configs.BOUNDED_METRICS and "auc" in configs.BOUNDED_METRICS
-    assert configs.blessing_form("blessing_lower_bound", "mean_squared_error") == "a number"
-    assert configs.blessing_form("blessing_max_decrease", "mean_squared_error") == "a number of 0 or more"
+    assert configs.blessing_form("blessing_lower_bound", "mean_label") == "a number"
+    assert configs.blessing_form("blessing_max_decrease", "mean_label") == "a number of 0 or more"
 
 
 def test_unknown_setting_is_refused():
@@ -179,7 +179,7 @@ def test_the_task_gives_the_defaults_and_settings_override_them():
     task = config.task_spec
     assert (config.task, config.pipeline_name) == ("modules", task.name)
     assert config.schema_path == task.schema_file and config.data_root == task.data_root
-    assert config.blessing_lower_bound == task.blessing_lower_bound
+    assert config.blessing_lower_bound == config.blessing_bound == task.blessing_bound
     assert config.slice_feature_keys == task.slice_feature_keys
     assert configs.load_config(blessing_lower_bound=0.9, slice_feature_keys=()).slice_feature_keys == ()
     with pytest.raises(configs.ConfigError, match="task 'no_such_task' cannot be loaded"):
@@ -240,3 +240,98 @@ def test_a_bad_slice_threshold_setting_is_refused_naming_the_variable(setting, e
     # Given in code (or by the task), the field is named instead.
     monkeypatch.delenv("PIPELINE_BLESSING_SLICE_THRESHOLDS")
     assert _error(blessing_slice_thresholds=setting) == "blessing_slice_thresholds" + error
+
+
+FARE_TASK = "examples.taxi_fare.modules"
+
+
+def test_a_task_whose_blessing_metric_is_lower_is_better_takes_an_upper_bound_and_an_allowed_increase(monkeypatch):
+    config = configs.load_config(task=FARE_TASK)
+    task = config.task_spec
+    assert (task.regression, task.blessing_higher_is_better, task.blessing_metric) == (
+        True, False, "mean_absolute_error")
+    assert (config.blessing_upper_bound, config.blessing_max_increase) == (task.blessing_bound, task.blessing_max_change)
+    assert (config.blessing_bound, config.blessing_max_change) == (task.blessing_bound, task.blessing_max_change)
+    assert (config.blessing_lower_bound, config.blessing_max_decrease) == (None, None)
+    assert configs.load_config(task=FARE_TASK, blessing_upper_bound=2.5).blessing_bound == 2.5
+    # The other direction's bounds judge nothing the user meant: refused, naming what to set instead.
+    assert _error(task=FARE_TASK, blessing_lower_bound=1.0) == (
+        "blessing_lower_bound does not apply to task examples.taxi_fare.modules: its blessing metric, "
+        "mean_absolute_error, is one where lower is better (got 1.0); set PIPELINE_BLESSING_UPPER_BOUND and "
+        "PIPELINE_BLESSING_MAX_INCREASE instead"
+    )
+    assert _error(blessing_max_increase=0.1) == (
+        "blessing_max_increase does not apply to task modules: its blessing metric, auc, is one where higher is "
+        "better (got 0.1); set PIPELINE_BLESSING_LOWER_BOUND and PIPELINE_BLESSING_MAX_DECREASE instead"
+    )
+    # An error is never below 0: an upper bound below 0 could never be met.
+    assert _error(task=FARE_TASK, blessing_upper_bound=-1.0) == (
+        "blessing_upper_bound must be a number of 0 or more (the task's blessing metric, mean_absolute_error, is "
+        "never below 0), got -1.0"
+    )
+    monkeypatch.setenv("PIPELINE_BLESSING_MAX_INCREASE", "-0.5")
+    assert _error(task=FARE_TASK).startswith("PIPELINE_BLESSING_MAX_INCREASE must be a number of 0 or more")
+    monkeypatch.delenv("PIPELINE_BLESSING_MAX_INCREASE")
+    # Its slices are judged by an upper bound and an allowed increase too.
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS",
+                       '{"payment_type=Cash": {"upper_bound": 3, "max_increase": 0.5}}')
+    assert configs.load_config(task=FARE_TASK).slice_thresholds == (
+        configs.SliceThreshold("payment_type", "Cash", 3.0, 0.5),)
+    monkeypatch.setenv("PIPELINE_BLESSING_SLICE_THRESHOLDS",
+                       '{"payment_type=Cash": {"lower_bound": 3, "max_decrease": 0.5}}')
+    assert _error(task=FARE_TASK) == (
+        'PIPELINE_BLESSING_SLICE_THRESHOLDS must be a JSON object of "feature=value": {"upper_bound": <number>, '
+        '"max_increase": <number>}, got \'{"payment_type=Cash": {"lower_bound": 3, "max_decrease": 0.5}}\' '
+        "('payment_type=Cash' needs exactly a numeric upper_bound and max_increase, got {'lower_bound': 3, "
+        "'max_decrease': 0.5})"
+    )
+
+
+TASK_MODULE = '''
+NAME = "made-up"
+DATA_ROOT = SCHEMA_FILE = TRANSFORM_MODULE_FILE = TRAINER_MODULE_FILE = "/nowhere"
+LABEL_KEY = "y"
+LABEL_SOURCE_KEYS = ("y",)
+METRICS = ("ExampleCount", "MeanSquaredError")
+BLESSING_METRIC = "mean_squared_error"
+'''
+
+
+@pytest.mark.parametrize(("package", "declared", "error"), [
+    ("both_pairs", "CLASSES = ()\nBLESSING_LOWER_BOUND = BLESSING_MAX_DECREASE = 0\nBLESSING_UPPER_BOUND = "
+     "BLESSING_MAX_INCREASE = 1", "must define BLESSING_LOWER_BOUND and BLESSING_MAX_DECREASE (a blessing metric "
+     "where higher is better) or BLESSING_UPPER_BOUND and BLESSING_MAX_INCREASE (one where lower is better), one "
+     "pair and not the other"),
+    ("neither_pair", "CLASSES = ()", "must define BLESSING_LOWER_BOUND and BLESSING_MAX_DECREASE"),
+    ("half_a_pair", "CLASSES = ()\nBLESSING_UPPER_BOUND = 1", "must define BLESSING_LOWER_BOUND and"),
+    ("mixed_pair", "CLASSES = ()\nBLESSING_UPPER_BOUND = 1\nBLESSING_MAX_DECREASE = 0", "one pair and not the other"),
+    ("one_class", "CLASSES = ('only',)\nBLESSING_UPPER_BOUND = 1\nBLESSING_MAX_INCREASE = 0",
+     "task 'one_class': CLASSES needs at least two classes (a classification) or none (a regression: the label is "
+     "a number), got ('only',)"),
+])
+def test_a_task_declares_its_blessing_direction_by_the_pair_of_bounds_it_names(
+        package, declared, error, tmp_path, monkeypatch):
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "task.py").write_text(TASK_MODULE + declared + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(configs.ConfigError) as raised:
+        configs.load_task(package)
+    assert error in str(raised.value)
+
+
+def test_a_task_package_that_cannot_be_imported_says_why(tmp_path, monkeypatch):
+    message = str(pytest.raises(configs.ConfigError, configs.load_task, "nowhere_task").value)
+    assert message == (
+        "task 'nowhere_task' cannot be loaded: No module named 'nowhere_task'. PIPELINE_TASK names a package with a "
+        "task module (modules, examples.penguin.modules, or one of your own), importable by this Python: installed, "
+        "or the folder holding its top-level package on PYTHONPATH"
+    )
+    # Found on the import path, anywhere: a package whose task module imports what is not there is named so.
+    (tmp_path / "broken_task").mkdir()
+    (tmp_path / "broken_task" / "__init__.py").write_text("")
+    (tmp_path / "broken_task" / "task.py").write_text("from . import featurs\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    message = str(pytest.raises(configs.ConfigError, configs.load_task, "broken_task").value)
+    assert message.startswith("task 'broken_task' cannot be loaded: an import in its code failed: cannot import "
+                              "name 'featurs' from 'broken_task'")

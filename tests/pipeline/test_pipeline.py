@@ -45,6 +45,28 @@ def test_module_fingerprints_cover_the_project_modules_they_import(tmp_path, mon
     assert pipeline_definition.module_fingerprint(module) != before
 
 
+def test_module_fingerprints_cover_the_siblings_a_module_file_loads_by_path(tmp_path):
+    """A task's module files load features.py beside them by path (`_sibling`), as TFX never imports them as
+    part of their package: an edit to a loaded sibling re-keys the component, an edit to the other module
+    file or to task.py does not. Each of the three tasks' module files reaches its features.py so."""
+    for folder in ("modules", "examples/penguin/modules", "examples/taxi_fare/modules"):
+        for name in ("transform_module.py", "trainer_module.py"):
+            module = configs.PROJECT_ROOT / folder / name
+            assert module.with_name("features.py") in pipeline_definition.module_sources(str(module))
+    folder = tmp_path / "anywhere" / "my_task"
+    folder.mkdir(parents=True)
+    for name in ("features.py", "task.py", "trainer_module.py"):
+        (folder / name).write_text("X = 1\n")
+    (folder / "transform_module.py").write_text('def _sibling(name): ...\n\n\nfeatures = _sibling("features")\n')
+    module = str(folder / "transform_module.py")
+    before = pipeline_definition.module_fingerprint(module)
+    for name in ("task.py", "trainer_module.py"):
+        (folder / name).write_text("X = 2\n")
+    assert pipeline_definition.module_fingerprint(module) == before
+    (folder / "features.py").write_text("X = 2\n")
+    assert pipeline_definition.module_fingerprint(module) != before
+
+
 def _thresholds(config: configs.PipelineConfig) -> dict[str, tuple]:
     """{slice: (lower bound, allowed change)} of the blessing metric's thresholds in the eval config."""
     eval_config = pipeline_definition.create_eval_config(config)
@@ -82,3 +104,28 @@ def test_a_task_without_slice_thresholds_is_judged_on_the_whole_eval_split_only(
     for config in (configs.load_config(blessing_slice_thresholds="{}"),
                    configs.load_config(task="examples.penguin.modules")):
         assert list(_thresholds(config)) == ["{}"]
+
+
+def test_a_lower_is_better_blessing_metric_gets_an_upper_bound_and_an_allowed_increase():
+    """The fare task's mean absolute error: at most the upper bound, and at most the allowed increase over the
+    baseline's (TFMA's LOWER_IS_BETTER change threshold), overall and on each judged slice."""
+    config = configs.load_config(
+        task="examples.taxi_fare.modules", blessing_upper_bound=3.0, blessing_max_increase=0.0,
+        blessing_slice_thresholds='{"payment_type=Cash": {"upper_bound": 2.5, "max_increase": 0.2}}',
+    )
+    eval_config = pipeline_definition.create_eval_config(config)
+    (judged,) = [m for spec in eval_config.metrics_specs for m in spec.metrics if m.class_name == "MeanAbsoluteError"]
+    found = {
+        json_format.MessageToJson(spec, sort_keys=True, indent=None): (
+            t.threshold.value_threshold.HasField("lower_bound"), round(t.threshold.value_threshold.upper_bound.value, 6),
+            t.threshold.change_threshold.direction, round(t.threshold.change_threshold.absolute.value, 6))
+        for t in judged.per_slice_thresholds for spec in t.slicing_specs
+    }
+    lower_is_better = tfma.MetricDirection.LOWER_IS_BETTER
+    assert found == {"{}": (False, 3.0, lower_is_better, 0.0),
+                     '{"featureValues": {"payment_type": "Cash"}}': (False, 2.5, lower_is_better, 0.2)}
+    # No classes: nothing is binarized per class.
+    assert len(eval_config.metrics_specs) == 1
+    for has_baseline in (True, False):
+        tfma.utils.verify_eval_config(tfma.utils.update_eval_config_with_defaults(
+            eval_config, has_baseline=has_baseline, rubber_stamp=True))

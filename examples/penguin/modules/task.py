@@ -6,7 +6,7 @@ and by each class's precision and recall. Run it with `PIPELINE_TASK=examples.pe
 
 from pathlib import Path
 
-from examples.penguin.modules import features
+from . import features
 
 _HERE = Path(__file__).resolve().parent
 

@@ -1,7 +1,9 @@
 """`preprocessing_fn` for TFX Transform: four measurements to z-scores, and the species as the label."""
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -9,12 +11,24 @@ import cloudpickle  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from examples.penguin.modules import features  # noqa: E402
+
+def _sibling(name: str):
+    """The module `name`.py beside this file. TFX loads this file by path, or from a wheel of its folder,
+    never as part of its package: a relative import cannot reach a sibling, and an absolute one would name
+    the package a second time (PIPELINE_TASK names it once). The pipeline fingerprints what `_sibling` loads."""
+    spec = importlib.util.spec_from_file_location(f"{__name__}_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+features = _sibling("features")
 
 if __name__.startswith("user_module_"):
     # TFX loaded this file by path under a made-up name that Beam's worker processes cannot import: ship
-    # its functions by value (with --pickle_library=cloudpickle).
+    # its functions, and the features module they read, by value (with --pickle_library=cloudpickle).
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(features)
 
 
 def _dense(tensor: tf.Tensor | tf.SparseTensor) -> tf.Tensor:

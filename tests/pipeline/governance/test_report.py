@@ -181,6 +181,25 @@ def test_trivial_slices_and_slices_far_below_overall_get_a_warning_box():
     assert 'class="warn"' not in report.metrics_html({"Overall": by_slice["Overall"]}, ["auc"], "auc")
 
 
+def test_a_regression_has_no_class_warnings_and_a_slice_whose_error_is_far_above_overall_is_named():
+    # A regression's mean label is a mean fare, not a share of a class; its blessing metric is an error.
+    by_slice = {
+        "Overall": {"example_count": 1000.0, "mean_absolute_error": 1.9933, "mean_label": 11.7},
+        "kind = mostly zero": {"example_count": 40.0, "mean_absolute_error": 1.0, "mean_label": 0.0},
+        "kind = far worse": {"example_count": 12.0, "mean_absolute_error": 5.1, "mean_label": 10.5},
+        "kind = a little worse": {"example_count": 300.0, "mean_absolute_error": 2.6, "mean_label": 14.6},
+    }
+    assert report.slice_warnings(by_slice, "mean_absolute_error", classification=False) == [
+        "kind = far worse: far worse than overall, mean_absolute_error 5.1000 against 1.9933 overall (12 examples).",
+    ]
+    page = report.metrics_html(by_slice, ["mean_absolute_error"], "mean_absolute_error", classification=False)
+    box = _text(page[page.index('<div class="warn">'):page.index("</div>")])
+    assert "more than 50% above the overall one" in box and "one class" not in box
+    # Its chart's bars are drawn to the largest value, not cut at 1.
+    chart = report.bar_chart_svg("mae", ["a", "b"], [2.0, 5.1], ["", ""], 2.0)
+    assert 'width="360.0"' in chart and 'width="141.2"' in chart
+
+
 # ------------------------------------------------------------------------------------------------ outcome
 
 
