@@ -78,7 +78,7 @@ def test_a_fork_of_the_fare_task_outside_the_repository_runs_as_the_docs_say(tmp
     """docs/configuration.md's fork, literally: the fare task's package copied outside the repository and
     named once (PIPELINE_TASK), its task.py told where its data is, its schema inferred from that data (and not
     inferred again over it), then `make run`: blessed by an error at most the bound, pushed; with a bound it
-    cannot meet, refused, saying so, with only the Evaluator and the Pusher run again."""
+    cannot meet, refused, saying so, with Transform and the Trainer served from the cache."""
     tasks = tmp_path / "my-tasks"
     copy = documented("docs/configuration.md",
                       "mkdir -p ../my-tasks && cp -r examples/taxi_fare/modules ../my-tasks/my_task")
