@@ -6,12 +6,18 @@ get a little noise so that the data is not just the sample repeated: fare and ti
 factor (the big-tipper label, tips > 20% of fare, is unchanged), trip length and duration by another,
 coordinates move by a few hundred metres. Categories, timestamps and calendar fields are kept as drawn.
 
+A generated row is a near-copy of its sample row, so a model evaluated on rows drawn from the sample rows
+it trained on would score what it memorised. The rows ExampleGen will put in the eval split (it splits by
+a hash of each row's text) are therefore drawn only from the sample rows it puts in eval on the sample
+itself, and the training rows only from the others: an AUC at scale means what it says.
+
     .venv/bin/python -m bench.generate_data --rows 1500000 --out bench/data/1.5M
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -20,6 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
+from pipeline import configs, inputs
+from pipeline.components import csv_ranges
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = PROJECT_ROOT / "data" / "data.csv"
@@ -80,29 +89,102 @@ def resample(sample: pa.Table, rows: int, rng: np.random.Generator) -> pa.Table:
     return chunk
 
 
+# Written beside data.csv: what made it, so that data from an earlier generator is not reused.
+STAMP = "data.csv.generator"
+GENERATOR_VERSION = "2: eval rows from the sample's eval rows"
+
+
+def _splits(table: pa.Table, buckets: list[int]) -> np.ndarray:
+    """The split ExampleGen puts each row in (0 train, 1 eval): from the row's text as written to CSV and
+    read back as ExampleGen reads it, by ExampleGen's own hash rule."""
+    text = io.BytesIO()
+    pa_csv.write_csv(table, text, pa_csv.WriteOptions(include_header=False))
+    parsed = csv_ranges.parse_rows(text.getvalue(), table.column_names)
+    return csv_ranges.split_indices(csv_ranges.row_keys(parsed), buckets)
+
+
+def eval_sources(path: Path = SAMPLE) -> np.ndarray:
+    """Whether each sample row is in the eval split when the pipeline runs on the sample itself (3:1),
+    from the file's own text, in the order of read_sample's rows."""
+    header, _, rows = path.read_bytes().partition(b"\n")
+    parsed = csv_ranges.parse_rows(rows, header.decode().split(","))
+    default = configs.PipelineConfig()
+    buckets = [default.train_hash_buckets, default.train_hash_buckets + default.eval_hash_buckets]
+    return csv_ranges.split_indices(csv_ranges.row_keys(parsed), buckets) == 1
+
+
+def honest_chunk(sample: pa.Table, is_eval_source: np.ndarray, rows: int, buckets: list[int],
+                 rng: np.random.Generator) -> pa.Table:
+    """`rows` rows whose eval rows (under `buckets`) all come from eval source rows, and whose training
+    rows all come from the others. Rows are drawn from the training sources; the few that hash into eval
+    are replaced by draws from the eval sources until as many land in eval (redrawn in bulk: about one in
+    `buckets[-1] - buckets[0]` does)."""
+    train_part = resample(sample.filter(pa.array(~is_eval_source)), rows, rng)
+    in_eval = _splits(train_part, buckets) == 1
+    wanted = int(in_eval.sum())
+    kept = [train_part.filter(pa.array(~in_eval))]
+    eval_sample = sample.filter(pa.array(is_eval_source))
+    eval_share = (buckets[-1] - buckets[0]) / buckets[-1]
+    while wanted:
+        draws = resample(eval_sample, min(CHUNK_ROWS, max(1_000, int(wanted / eval_share * 1.2))), rng)
+        landed = np.flatnonzero(_splits(draws, buckets) == 1)[:wanted]
+        kept.append(draws.take(pa.array(landed)))
+        wanted -= len(landed)
+    return pa.concat_tables(kept)
+
+
 def generate(rows: int, out_dir: Path, seed: int = 0) -> Path:
-    """Write `rows` rows to out_dir/data.csv (header as in the sample) and return its path."""
+    """Write `rows` rows to out_dir/data.csv (header as in the sample) and return its path.
+
+    The eval split's hash buckets depend on the input's size (inputs.split_hash_buckets, from the file's
+    estimated rows): the rows are written for the buckets of `rows` rows, and written again for the
+    file's own when the estimate lands on other buckets."""
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "data.csv"
     partial = out_dir / "data.csv.partial"
     sample = read_sample()
-    rng = np.random.default_rng(seed)
+    is_eval_source = eval_sources()
+    config = configs.PipelineConfig()
+    buckets = inputs.hash_buckets_for_rows(config, rows)
+    for _ in range(3):
+        rng = np.random.default_rng(seed)
+        _write(partial, sample, is_eval_source, rows, [buckets[0], sum(buckets)], rng)
+        written = inputs.RunInput(str(out_dir), partial.name, partial.name, 0, None, (str(partial),), "")
+        actual = inputs.hash_buckets_for_rows(config, inputs.estimated_rows(written))
+        if actual == buckets:
+            break
+        buckets = actual
+    else:
+        raise RuntimeError(f"the hash buckets of {partial} do not settle (last {buckets})")
+    # Only a complete file gets the name the benchmark reads.
+    os.replace(partial, target)
+    (out_dir / STAMP).write_text(f"{GENERATOR_VERSION}; rows {rows}; seed {seed}; hash buckets {buckets}\n")
+    return target
+
+
+def _write(path: Path, sample: pa.Table, is_eval_source: np.ndarray, rows: int, buckets: list[int],
+           rng: np.random.Generator) -> None:
     written = 0
-    with open(partial, "wb") as sink:
+    with open(path, "wb") as sink:
         # The sample's header, unquoted (pyarrow would quote every name).
         sink.write((",".join(sample.column_names) + "\n").encode())
         while written < rows:
             size = min(CHUNK_ROWS, rows - written)
             pa_csv.write_csv(
-                resample(sample, size, rng), sink,
+                honest_chunk(sample, is_eval_source, size, buckets, rng), sink,
                 pa_csv.WriteOptions(include_header=False),
             )
             written += size
-    # Only a complete file gets the name the benchmark reads.
-    os.replace(partial, target)
-    return target
+
+
+def is_current(out_dir: Path, rows: int, seed: int = 0) -> bool:
+    """Whether out_dir holds data.csv as this generator writes it for `rows` rows."""
+    stamp = out_dir / STAMP
+    return (out_dir / "data.csv").is_file() and stamp.is_file() and stamp.read_text().startswith(
+        f"{GENERATOR_VERSION}; rows {rows}; seed {seed};"
+    )
 
 
 def parse_rows(text: str) -> int:

@@ -156,7 +156,7 @@ def scale(
         for size in sizes:
             rows = generate_data.parse_rows(size)
             data_dir = data_root / size
-            if not (data_dir / "data.csv").is_file():
+            if not generate_data.is_current(data_dir, rows):
                 print(f"generating {rows:,} rows into {data_dir}", flush=True)
                 generate_data.generate(rows, data_dir)
             result = _scale_run(size, data_dir, work_root, timeout, "ours") if "auto" in engines else {}

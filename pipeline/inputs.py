@@ -259,7 +259,12 @@ def split_hash_buckets(config: PipelineConfig, run_input: RunInput | None = None
             run_input = resolve_for(config)
         except ConfigError:  # No input yet: the run's pre-flight check says so; compiling goes on.
             return train, evaluation
-    rows = estimated_rows(run_input)
-    if rows * evaluation / (train + evaluation) <= config.max_eval_rows:
+    return hash_buckets_for_rows(config, estimated_rows(run_input))
+
+
+def hash_buckets_for_rows(config: PipelineConfig, rows: int) -> tuple[int, int]:
+    """split_hash_buckets for an input of `rows` rows (the benchmark's generator writes to them)."""
+    train, evaluation = config.train_hash_buckets, config.eval_hash_buckets
+    if not config.max_eval_rows or rows * evaluation / (train + evaluation) <= config.max_eval_rows:
         return train, evaluation
     return math.ceil(rows / config.max_eval_rows) - 1, 1

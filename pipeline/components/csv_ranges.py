@@ -176,6 +176,13 @@ def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
             data = f.read(chunk.end - begin) if begin < chunk.end else b""
             if data and not data.endswith(b"\n"):
                 data += f.readline()
+    return parse_rows(data, column_names, newlines_in_values=chunk.end < 0, path=chunk.path)
+
+
+def parse_rows(data: bytes, column_names: list[str], newlines_in_values: bool = True, path: str = "") -> pa.Table:
+    """CSV rows (no header) as ExampleGen reads them: every column a nullable string, an empty cell null.
+
+    The benchmark's generator parses its rows with it too, to put each in the split ExampleGen will."""
     if not data.strip():
         return pa.table({name: pa.array([], pa.string()) for name in column_names})
     # Arrow parses a block at a time and refuses a row longer than a block ("straddles two block
@@ -186,7 +193,7 @@ def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
             return pcsv.read_csv(
                 pa.BufferReader(data),
                 read_options=pcsv.ReadOptions(column_names=column_names, use_threads=False, block_size=block_bytes),
-                parse_options=pcsv.ParseOptions(newlines_in_values=chunk.end < 0),
+                parse_options=pcsv.ParseOptions(newlines_in_values=newlines_in_values),
                 convert_options=pcsv.ConvertOptions(
                     column_types={name: pa.string() for name in column_names},
                     strings_can_be_null=True,
@@ -198,17 +205,18 @@ def read_chunk(chunk: Chunk, column_names: list[str]) -> pa.Table:
             if "straddl" in str(error) and block_bytes <= len(data):
                 block_bytes *= 4
                 continue
-            raise ValueError(_parse_failure(chunk.path, error)) from error
+            raise ValueError(_parse_failure(path, error)) from error
 
 
 def _parse_failure(path: str, error: Exception) -> str:
     """What is wrong with a file Arrow could not parse, by line, as the pre-flight check says it."""
+    if not path:
+        return f"cannot parse CSV rows: {error}"
     try:
         input_checks.check_csv_file(path)
     except ConfigError as problem:
         return str(problem)
     return f"cannot parse input file {path}: {error}"
-
 
 
 def merge_types(types: Iterable[list[ColumnType]]) -> list[ColumnType]:
