@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import configs
@@ -94,8 +95,15 @@ def cli_json(capsys, config: configs.PipelineConfig, *args: str):
 # TFMA metrics computed from sums of float predictions: their last bits depend on the order a slice's
 # examples are added in (the task's other metrics count examples). Seen to differ by 1.7e-10 of the value
 # between two evaluations of the same model and examples; one example more or less moves it by about 1e-4.
+# A candidate-minus-baseline change is the difference of two such means, often a thousand times smaller
+# than either: its error is theirs, so it is bounded in absolute terms too (1e-8 of a mean near 0.2).
 FLOAT_SUM_METRICS = {"mean_prediction"}
 FLOAT_SUM_TOLERANCE = 1e-8
+
+
+def float_sum_approx(value: float):
+    """A float-sum metric's value as the order of its sums may change it (FLOAT_SUM_TOLERANCE)."""
+    return pytest.approx(value, rel=FLOAT_SUM_TOLERANCE, abs=FLOAT_SUM_TOLERANCE)
 
 
 def node_execution(store, pipeline_name: str, run_id: str, node: str):

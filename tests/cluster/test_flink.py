@@ -31,9 +31,9 @@ from tests.docs.commands import documented, run_together
 from tests.orchestrator_checks import (
     ALL_NODES,
     FLOAT_SUM_METRICS,
-    FLOAT_SUM_TOLERANCE,
     evaluation_metrics,
     execution_artifacts,
+    float_sum_approx,
     node_execution,
 )
 
@@ -147,7 +147,7 @@ def test_the_engine_computes_the_direct_runners_statistics_and_metrics(local_run
     assert len(on_flink) > 30 and set(on_flink) == set(direct)
     for key, value in direct.items():
         if key[1] in FLOAT_SUM_METRICS:
-            expected = pytest.approx(on_flink[key].double_value.value, rel=FLOAT_SUM_TOLERANCE, abs=0)
+            expected = float_sum_approx(on_flink[key].double_value.value)
             assert value.double_value.value == expected, key
         else:
             assert value.SerializeToString() == on_flink[key].SerializeToString(), key
