@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import json
 import importlib.util
 import os
 from pathlib import Path
@@ -156,6 +157,23 @@ def _blessing_threshold(lower_bound: float, max_decrease: float) -> tfma.MetricT
     )
 
 
+# The calibration plot's buckets of predicted probability: as many as a chart of it can show apart.
+CALIBRATION_BUCKETS = 20
+
+
+def plot_metrics(multiclass: bool) -> list[tfma.MetricConfig]:
+    """TFMA's plots the report draws (pipeline/governance/views.py), per slice: for a binary task the
+    confusion matrices over 1,000 thresholds (the ROC and precision-recall curves, and the matrix at the
+    decision threshold, 0.5, one of them) and the calibration histogram; for a multi-class task the
+    confusion matrix of the predicted class (the most probable)."""
+    if multiclass:
+        return [tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]
+    return [
+        tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+        tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": CALIBRATION_BUCKETS})),
+    ]
+
+
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA settings from the task: its metrics overall and per slice (and per class, for a multi-class
     task), and the blessing: the task's metric on the whole eval split, and on each slice the task names
@@ -192,6 +210,7 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(task.classes)))}),
             )
         )
+    metrics_specs.append(tfma.MetricsSpec(metrics=plot_metrics(task.multiclass)))
     # TFMA computes metrics only on the slices it is asked for: a judged slice whose feature is not sliced
     # by already gets its own spec.
     judged_apart = sorted({(bound.feature, bound.value) for bound in config.slice_thresholds
