@@ -504,10 +504,11 @@ def outcome_section(info: RunInfo) -> str:
 # -------------------------------------------------------------------------------------------- lineage
 
 
-def lineage_image(story: dict) -> str:
-    """The lineage graph, drawn into the page at its own size (graph_svg), so its text reads as drawn."""
+def lineage_image(graph: dict) -> str:
+    """The lineage graph (lineage.lineage_graph's, as a dict), drawn into the page at its own size
+    (graph_svg), so its text reads as drawn."""
     return views.view("lineage", "Lineage of the model (the baseline it was compared with in orange)",
-                      graph_svg(story["graph"]), wide=True)
+                      graph_svg(graph), wide=True)
 
 
 # The lineage drawing: boxes per row, so that it is drawn at its size in the report's column (72em).
@@ -674,7 +675,7 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     target = pushed if pushed is not None and property_value(pushed.custom_properties, "pushed") else model
     if target is not None:
         story = model_lineage(store, config.serving_model_dir, str(target.id))
-        sections.append("<h2>Lineage</h2>" + lineage_image(story))
+        sections.append("<h2>Lineage</h2>" + lineage_image(story["graph"]))
     body = "\n".join(sections)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -419,7 +419,7 @@ def test_the_lineage_is_drawn_at_its_size_with_readable_text_and_the_baseline_ma
     assert sizes and min(sizes) >= 11
     assert "Model (baseline)" in _text(svg) and "DataGate" in _text(svg)
     assert svg.count('fill="#fde9cf"') == 1  # the baseline's box alone in orange
-    page = report.lineage_image({"graph": _lineage_graph(2)})
+    page = report.lineage_image(_lineage_graph(2))
     assert 'id="view-lineage"' in page and "<img" not in page  # inline: the page's text size is the drawing's
 
 
