@@ -133,7 +133,7 @@ def line_chart_svg(series: list[tuple[str, str, list[tuple[float, float]]]], x_l
 
 def decision_matrix(matrices, threshold: float = DECISION_THRESHOLD):
     """The entry of TFMA's ConfusionMatrixAtThresholds at the decision threshold (the nearest threshold;
-    the pipeline's plot has 0.5 itself among its 1,001)."""
+    the pipeline's plot has 0.5 itself among its thresholds, pipeline.PLOT_THRESHOLDS)."""
     return min(matrices.matrices, key=lambda m: abs(m.threshold - threshold))
 
 

@@ -51,7 +51,7 @@ def test_the_confusion_matrix_at_the_decision_threshold_gives_tfmas_accuracy_pre
         plots = artifact_files.slice_plots(binary, baseline)
         for where in ("overall", "kind=x", "kind=y"):
             at = views.decision_matrix(plots[where]["confusion_matrix_at_thresholds"])
-            assert at.threshold == 0.5  # among the plot's 1,001 thresholds, exactly
+            assert at.threshold == 0.5  # among the plot's thresholds, exactly
             tp, tn, fp, fn = at.true_positives, at.true_negatives, at.false_positives, at.false_negatives
             expected = metrics[where]
             assert tp + tn + fp + fn == expected["example_count"]
@@ -80,7 +80,7 @@ def test_the_roc_curve_drawn_has_tfmas_auc_under_it_and_each_model_its_line(bina
     for where in ("overall", "kind=x"):
         roc = views._roc(plots[where]["confusion_matrix_at_thresholds"])
         assert roc[0] == (0.0, 0.0) and roc[-1] == (1.0, 1.0)
-        # TFMA's AUC interpolates 10,000 thresholds, the plot has 1,000: the areas agree to a few thousandths.
+        # TFMA's AUC interpolates 10,000 thresholds, the plot has 201: the areas agree to a few thousandths.
         assert _area(roc) == pytest.approx(metrics[where]["auc"], abs=5e-3)
     page = views.evaluation_views(binary, ["0", "1"])
     for view_id in ("roc-overall", "pr-overall", "calibration-overall"):
