@@ -7,6 +7,7 @@ candidate that passes or fails each threshold.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import tensorflow as tf
@@ -85,3 +86,42 @@ def evaluator_run(root: Path, config, candidate: Values, baseline: Values | None
         blessing.custom_properties["baseline_model_id"].int_value = baseline_model_id
     outputs = {"evaluation": [metadata_store_pb2.Artifact(uri=str(root))], "blessing": [blessing]}
     return run_summary.ComponentRun("Evaluator", "executed", 1.0, execution, outputs=outputs)
+
+
+def scored_evaluation(root: Path, rows: int = 400, multiclass: bool = False) -> tfma.EvalConfig:
+    """A real TFMA evaluation, metrics and plots, of scores written into the examples (TFMA evaluates a
+    `prediction_key` without a model): a candidate and a baseline scoring the same labelled rows, overall and
+    per `kind` (x or y), with the task's plot metrics (pipeline.plot_metrics). Binary: label 0 or 1, scores
+    probabilities; multi-class: label 0, 1 or 2, scores three probabilities. Returns its eval config."""
+    rng = random.Random(0)
+    path = root / "examples.tfrecord"
+    root.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _ in range(rows):
+            example = tf.train.Example()
+            features = example.features.feature
+            label = rng.randrange(3) if multiclass else int(rng.random() < 0.3)
+            for key, noise in (("candidate", 0.2), ("baseline", 0.3)):
+                if multiclass:
+                    raw = [max(0.01, (0.6 if c == label else 0.2) + rng.gauss(0, noise)) for c in range(3)]
+                    features[key].float_list.value.extend(v / sum(raw) for v in raw)
+                else:
+                    features[key].float_list.value.append(min(1.0, max(0.0, 0.25 + 0.35 * label + rng.gauss(0, noise))))
+            features["label"].int64_list.value.append(label)
+            features["kind"].bytes_list.value.append(rng.choice([b"x", b"y"]))
+            writer.write(example.SerializeToString())
+    if multiclass:
+        metrics = [tfma.MetricConfig(class_name="ExampleCount"), tfma.MetricConfig(class_name="SparseCategoricalAccuracy")]
+    else:
+        metrics = [tfma.MetricConfig(class_name=name)
+                   for name in ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "MeanLabel")]
+    eval_config = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate"),
+                     tfma.ModelSpec(name=tfma.BASELINE_KEY, label_key="label", prediction_key="baseline",
+                                    is_baseline=True)],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["kind"])],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics),
+                       tfma.MetricsSpec(metrics=pipeline_definition.plot_metrics(multiclass))],
+    )
+    tfma.run_model_analysis(eval_config=eval_config, data_location=str(path), output_path=str(root / "evaluation"))
+    return eval_config

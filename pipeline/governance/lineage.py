@@ -22,7 +22,7 @@ from pipeline.governance.runs import (
 )
 from pipeline.governance.serving import blessings_of, model_of_push, pushed_artifacts, resolve_model
 from pipeline.guards.serving_dir import serving_versions
-from pipeline.metadata import artifact_files, events, run_record
+from pipeline.metadata import artifact_files, events, run_record, run_summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +113,14 @@ def lineage_graph(store, artifact_ids: list[int], downstream_of_model: int | Non
         and producer_node(store, i) not in ("Transform", "")
     ]
     frontier = raw_examples
-    for _ in range(2):  # examples -> StatisticsGen -> statistics -> ExampleValidator
+    for _ in range(2):  # examples -> StatisticsGen -> statistics -> ExampleValidator, DataGate
         next_frontier = []
         for artifact_id in frontier:
             consumers: dict[str, int] = {}
             for event in events.readers(store, [artifact_id]):
                 execution = store.get_executions_by_id([event.execution_id])[0]
                 node = node_of_execution(store, execution)
-                if node in ("StatisticsGen", "SchemaGen", "ExampleValidator"):
+                if node in ("StatisticsGen", "SchemaGen", "ExampleValidator", run_summary.DATA_GATE_ID):
                     consumers[node] = min(consumers.get(node, execution.id), execution.id)
             for execution_id in consumers.values():
                 execution_ids.add(execution_id)
@@ -129,6 +129,8 @@ def lineage_graph(store, artifact_ids: list[int], downstream_of_model: int | Non
     graph_events = events.of_executions(store, execution_ids)
     artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in graph_events} | seen)}
     executions = {e.id: e for e in store.get_executions_by_id(sorted(execution_ids))}
+    # The model the Evaluator compared the candidate with (its `baseline_model` input), marked as such.
+    baselines = {e.artifact_id for e in graph_events if e.type in events.INPUTS and events.key(e) == "baseline_model"}
     edges = []
     for event in graph_events:
         if event.type in events.INPUTS:
@@ -148,6 +150,7 @@ def lineage_graph(store, artifact_ids: list[int], downstream_of_model: int | Non
                     if k in a.custom_properties
                 } | {k: property_value(a.properties, k) for k in ("span",) if k in a.properties},
                 "producer": producer_node(store, a.id),
+                "baseline": i in baselines,
             }
             for i, a in sorted(artifacts.items())
         },
@@ -250,7 +253,10 @@ def lineage_dot(story: dict) -> str:
         version = artifact["properties"].get("pushed_version")
         if version:
             label += f"\nversion {version}"
-        lines.append(f"  a{artifact['id']} [shape=box, style=filled, fillcolor=\"#e8f0fe\", label={quote(label)}];")
+        fill = "#e8f0fe"
+        if artifact.get("baseline"):
+            label, fill = label + "\nthe baseline", "#fde9cf"
+        lines.append(f"  a{artifact['id']} [shape=box, style=filled, fillcolor=\"{fill}\", label={quote(label)}];")
     for execution in graph["executions"].values():
         label = f"{execution['node']}\n#{execution['id']} {execution['state'].lower()}"
         color = "#fde8e8" if execution["node"] == ROLLBACK_TYPE else "#eef7e8"

@@ -14,17 +14,16 @@ import html
 import json
 import math
 import os
-import shutil
-import subprocess
 
 from google.protobuf import text_format
 from ml_metadata import metadata_store
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline import configs
-from pipeline.governance.lineage import lineage_dot, model_lineage
+from pipeline.governance import views
+from pipeline.governance.lineage import model_lineage
 from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, RunInfo, find_run, property_value, run_task
-from pipeline.metadata import artifact_files, run_summary
+from pipeline.metadata import artifact_files, events, run_summary
 
 _STYLE = """
 body { font-family: -apple-system, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 72em;
@@ -34,10 +33,10 @@ table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #11703a; font-weight: bold; } .bad { color: #b3261e; font-weight: bold; }
-img, svg { max-width: 100%; height: auto; } code { font-size: .9em; }
+img { max-width: 100%; height: auto; } code { font-size: .9em; }
 .warn { border: 1px solid #c77700; background: #fff6e5; padding: .4em 1em; margin: .5em 0 1em; }
 .outcome { border-left: 4px solid #888; padding: .2em 1em; } pre { white-space: pre-wrap; }
-"""
+""" + views.STYLE
 
 
 def _image(svg: str, alt: str) -> str:
@@ -104,24 +103,9 @@ def format_number(value) -> str:
 # ------------------------------------------------------------------------------------------- sections
 
 
-def empty_rows(common) -> tuple[int, bool]:
-    """(rows, exact) of a feature whose value list is empty: how TFX writes an empty CSV cell, which TFDV
-    counts as present (`num_missing` counts only rows without the feature at all).
-
-    Exact when no row holds more than one value (rows with a value = `tot_num_values`); otherwise
-    estimated from the quantiles of values per row.
-    """
-    if common.min_num_values > 0:
-        return 0, True
-    if common.max_num_values <= 1:
-        return int(common.num_non_missing - common.tot_num_values), True
-    zero = sum(b.sample_count for b in common.num_values_histogram.buckets if b.high_value == 0)
-    return round(zero), False
-
-
 def _missing(common, rows: int) -> tuple[int, str]:
     """(rows with a value, "missing" cell): a missing value is an absent feature or an empty one."""
-    empty, exact = empty_rows(common)
+    empty, exact = artifact_files.empty_rows(common)
     missing = int(common.num_missing) + empty
     share = f"{missing / rows:.1%}" if rows else "-"
     return int(common.num_non_missing) - empty, f"{'' if exact else '~'}{missing:,} ({share})"
@@ -137,8 +121,10 @@ def statistics_section(statistics_uri: str) -> str:
                 if feature.HasField("num_stats"):
                     s = feature.num_stats
                     present, missing = _missing(s.common_stats, dataset.num_examples)
+                    # A feature no row has a value of has no mean: TFDV writes 0 there.
+                    summary = [s.mean, s.std_dev, s.min, s.max] if present > 0 else [None] * 4
                     rows.append([name, "number", f"{present:,}", missing,
-                                 format_number(s.mean), format_number(s.std_dev), format_number(s.min), format_number(s.max), ""])
+                                 *(views.format_statistic(v) for v in summary), ""])
                 elif feature.HasField("string_stats"):
                     s = feature.string_stats
                     present, missing = _missing(s.common_stats, dataset.num_examples)
@@ -326,12 +312,13 @@ def slice_warnings(by_slice: dict[str, dict[str, float]], metric: str, classific
 
 
 def metrics_section(evaluation_uri: str, chart_metrics: list[str], blessing_metric: str | None = None,
-                    classification: bool = True) -> str:
-    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics, blessing_metric, classification)
+                    class_names: list[str] = (), classification: bool = True) -> str:
+    return metrics_html(metrics_by_slice(evaluation_uri), chart_metrics, blessing_metric, class_names, classification)
 
 
 def metrics_html(
     by_slice: dict[str, dict[str, float]], chart_metrics: list[str], blessing_metric: str | None = None,
+    class_names: list[str] = (),
     classification: bool = True,
 ) -> str:
     """The table of every metric per slice, a warning box of slices whose value of the blessing metric
@@ -342,7 +329,8 @@ def metrics_html(
     names = sorted({m for metrics in by_slice.values() for m in metrics})
     ordered = ["Overall"] + sorted(s for s in by_slice if s != "Overall")
     rows = [[s] + [metric_cell(by_slice[s], m)[1] for m in names] for s in ordered if s in by_slice]
-    parts = ["<h3>Overall and per slice</h3>", _table(["slice", *names], rows, numeric=set(range(1, len(names) + 1)))]
+    header = ["slice", *(views.class_label(name, list(class_names)) for name in names)]
+    parts = ["<h3>Overall and per slice</h3>", _table(header, rows, numeric=set(range(1, len(names) + 1)))]
     warnings = slice_warnings(by_slice, blessing_metric, classification) if blessing_metric else []
     if warnings:
         rule = (f"trivial: one class, nearly one class or a perfect score; far below: more than {FAR_BELOW_MARGIN:g} "
@@ -369,6 +357,41 @@ def metrics_html(
             title = f"{metric} by {column}"
             parts.append(_image(bar_chart_svg(title, labels, values, notes, overall), title))
     return "".join(parts)
+
+
+def slices_against_baseline(evaluation_uri: str, metrics: list[str], class_names: list[str]) -> str:
+    """Each slice's value of each metric, the candidate's beside the baseline's and the change (the candidate's
+    minus the baseline's), with the report's rules: "n/a (one class)" where the slice has no such value."""
+    candidate = artifact_files.slice_metrics(evaluation_uri)
+    baseline = artifact_files.slice_metrics(evaluation_uri, baseline=True)
+    if not candidate:
+        return views.view("slices-vs-baseline", "Per slice: candidate against baseline", "<p>No metrics recorded.</p>",
+                    wide=True)
+    header = ["slice", "examples"]
+    for metric in metrics:
+        label = views.class_label(metric, class_names)
+        header += [f"{label} candidate", f"{label} baseline", "change"]
+    rows = []
+    order = ["overall"] + sorted(s for s in candidate if s != "overall")
+    for where in order:
+        values = candidate.get(where, {})
+        count = values.get("example_count")
+        row = [f"<td>{html.escape(where)}</td>", f'<td class="num">{views.format_statistic(count)}</td>']
+        for metric in metrics:
+            ours, text = metric_cell(values, metric)
+            theirs, base_text = metric_cell(baseline.get(where, {}), metric) if baseline else (None, "-")
+            change = None if ours is None or theirs is None else ours - theirs
+            css = "" if change is None or abs(change) < 5e-5 else (' style="color:#11703a"' if change > 0
+                                                                     else ' style="color:#b3261e"')
+            row += [f'<td class="num">{html.escape(text or "-")}</td>',
+                    f'<td class="num">{html.escape(base_text or "-")}</td>',
+                    f'<td class="num"{css}>{"-" if change is None else f"{change:+.4f}"}</td>']
+        rows.append("<tr>" + "".join(row) + "</tr>")
+    table = ("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>"
+             + "".join(rows) + "</tbody></table>")
+    note = ("<p>The baseline is the model the candidate would replace, evaluated on the same rows.</p>" if baseline
+            else "<p>No baseline: no model was serving, so there is nothing to compare with (\"-\").</p>")
+    return views.view("slices-vs-baseline", "Per slice: candidate against baseline", note + table, wide=True)
 
 
 # The columns of the thresholds table, in the report and in `pipeline blessing`'s Markdown.
@@ -498,17 +521,21 @@ def outcome_section(info: RunInfo) -> str:
 # -------------------------------------------------------------------------------------------- lineage
 
 
-def lineage_image(story: dict) -> str:
-    """The lineage graph as an inline image: Graphviz's SVG when installed, else our own SVG drawing."""
-    dot_text = lineage_dot(story)
-    if shutil.which("dot"):
-        svg = subprocess.run(["dot", "-Tsvg"], input=dot_text, capture_output=True, text=True, check=True).stdout
-        return _image(svg, "lineage graph")
-    return _image(graph_svg(story["graph"]), "lineage graph")
+def lineage_image(graph: dict) -> str:
+    """The lineage graph (lineage.lineage_graph's, as a dict), drawn into the page at its own size
+    (graph_svg), so its text reads as drawn."""
+    return views.view("lineage", "Lineage of the model (the baseline it was compared with in orange)",
+                      graph_svg(graph), wide=True)
+
+
+# The lineage drawing: boxes per row, so that it is drawn at its size in the report's column (72em).
+LINEAGE_PER_ROW = 5
 
 
 def graph_svg(graph: dict) -> str:
-    """A left-to-right layered drawing of the lineage graph, for machines without Graphviz."""
+    """A top-to-bottom layered drawing of the lineage graph: each layer a row of at most LINEAGE_PER_ROW
+    boxes (a wider layer wraps), text of 12 and 11 px, drawn unscaled (about 1,000 px wide). Artifacts are
+    boxes (the baseline model orange), executions rounded (a rollback red)."""
     nodes = {f"a{i}": a for i, a in graph["artifacts"].items()}
     nodes |= {f"e{i}": e for i, e in graph["executions"].items()}
     parents: dict[str, list[str]] = {n: [] for n in nodes}
@@ -529,24 +556,26 @@ def graph_svg(graph: dict) -> str:
     layers: dict[int, list[str]] = {}
     for node in sorted(nodes, key=lambda n: (depth[n], n[0], int(n[1:]))):
         layers.setdefault(depth[node], []).append(node)
-    box_w, box_h, gap_x, gap_y = 150, 34, 40, 14
-    rows = max(len(v) for v in layers.values())
-    total_h = rows * (box_h + gap_y) + gap_y
+    rows = [members[i:i + LINEAGE_PER_ROW] for _, members in sorted(layers.items())
+            for i in range(0, len(members), LINEAGE_PER_ROW)]
+    box_w, box_h, gap_x, gap_y = 178, 40, 22, 30
+    width = LINEAGE_PER_ROW * (box_w + gap_x) + gap_x
+    height = len(rows) * (box_h + gap_y) + gap_y
     position = {}
-    for layer, members in layers.items():
-        top = (total_h - len(members) * (box_h + gap_y)) / 2 + gap_y / 2
+    for r, members in enumerate(rows):
+        left = (width - len(members) * (box_w + gap_x) + gap_x) / 2
         for index, node in enumerate(members):
-            position[node] = (10 + layer * (box_w + gap_x), top + index * (box_h + gap_y))
-    width = 20 + len(layers) * (box_w + gap_x)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
+            position[node] = (left + index * (box_w + gap_x), gap_y / 2 + r * (box_h + gap_y))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}">',
+             '<defs><marker id="lineage-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
              'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>',
              '<rect width="100%" height="100%" fill="white"/>']
     for source, target in graph["edges"]:
         if source in position and target in position:
             (x0, y0), (x1, y1) = position[source], position[target]
-            parts.append(f'<line x1="{x0 + box_w}" y1="{y0 + box_h / 2}" x2="{x1}" y2="{y1 + box_h / 2}" '
-                         'stroke="#888" marker-end="url(#arrow)"/>')
+            parts.append(f'<line x1="{x0 + box_w / 2:.1f}" y1="{y0 + box_h}" x2="{x1 + box_w / 2:.1f}" y2="{y1}" '
+                         'stroke="#999" marker-end="url(#lineage-arrow)"/>')
     for node, (x, y) in position.items():
         info = nodes[node]
         if node.startswith("a"):
@@ -554,18 +583,31 @@ def graph_svg(graph: dict) -> str:
             version = info["properties"].get("pushed_version")
             if version:
                 second += f" v{version}"
+            if info.get("baseline"):
+                first, fill, stroke = f"{info['type']} (baseline)", "#fde9cf", "#d9731a"
         else:
             rollback = info["node"] == ROLLBACK_TYPE
-            first, second = info["node"][:24], f"#{info['id']} {info['state'].lower()}"
+            first, second = info["node"][:26], f"#{info['id']} {info['state'].lower()}"
             fill, stroke, rx = ("#fde8e8" if rollback else "#eef7e8"), "#3d8b40", 14
-        parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="{rx}" fill="{fill}" stroke="{stroke}"/>')
-        parts.append(_svg_text(x + box_w / 2, y + 14, first, 10, anchor="middle", weight="bold"))
-        parts.append(_svg_text(x + box_w / 2, y + 27, second, 9, anchor="middle"))
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="{rx}" fill="{fill}" '
+                     f'stroke="{stroke}"/>')
+        parts.append(_svg_text(x + box_w / 2, y + 17, first, 12, anchor="middle", weight="bold"))
+        parts.append(_svg_text(x + box_w / 2, y + 32, second, 11, anchor="middle"))
     parts.append("</svg>")
     return "".join(parts)
 
 
 # --------------------------------------------------------------------------------------------- report
+
+
+def previous_statistics(store: metadata_store.MetadataStore, data_gate: run_summary.ComponentRun | None):
+    """The statistics the data gate compared the run's data with (its `baseline_statistics` input: the last
+    data it passed), or None when it had none."""
+    if data_gate is None:
+        return None
+    ids = [e.artifact_id for e in events.inputs(store, [data_gate.execution.id])
+           if events.key(e) == "baseline_statistics"]
+    return store.get_artifacts_by_id(ids)[0] if ids else None
 
 
 def render_report(store: metadata_store.MetadataStore, config: configs.PipelineConfig, run: str) -> str:
@@ -607,7 +649,13 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
         sections.append("<details><summary>Configuration</summary>"
                         + _table(["setting", "value"], [[k, json.dumps(v)] for k, v in config_rows]) + "</details>")
     statistics = output("StatisticsGen", "statistics")
-    sections.append("<h2>Data statistics</h2>" + (statistics_section(statistics.uri) if statistics else "<p>None.</p>"))
+    if statistics:
+        previous = previous_statistics(store, by_node.get(run_summary.DATA_GATE_ID))
+        sections.append("<h2>Data statistics</h2>" + views.statistics_views(statistics.uri, previous and previous.uri)
+                        + "<details><summary>Every statistic per split</summary>"
+                        + statistics_section(statistics.uri) + "</details>")
+    else:
+        sections.append("<h2>Data statistics</h2><p>None.</p>")
     anomalies = output("ExampleValidator", "anomalies")
     sections.append("<h2>Anomalies</h2>" + (anomalies_section(anomalies.uri) if anomalies else "<p>None.</p>"))
     schema = output("CuratedSchemaImporter", "schema")
@@ -618,16 +666,25 @@ def render_report(store: metadata_store.MetadataStore, config: configs.PipelineC
     task = run_task(record, config)
     sections.append(
         "<h2>Evaluation</h2>"
-        + (metrics_section(evaluation.uri, judged_by, task.blessing_metric, not task.regression)
+        + (metrics_section(evaluation.uri, judged_by, task.blessing_metric, list(task.classes), not task.regression)
            if evaluation else "<p>None.</p>")
     )
+    classes = list(task.classes)
+    if evaluation:  # The views under the metrics table, the plots first.
+        judged = [c.slice for c in checks if c.slice != "overall"]
+        sections.append("<h3>Plots</h3>" + views.evaluation_views(evaluation.uri, classes, ["overall", *dict.fromkeys(judged)]))
+        sections.append(slices_against_baseline(evaluation.uri, judged_by or [task.blessing_metric],
+                                                      classes))
+    model_run = output("Trainer", "model_run")
+    if model_run is not None:
+        sections.append("<h2>Training</h2>" + views.training_views(model_run.uri))
     sections.append("<h2>Blessing</h2>" + blessing_section(by_node.get("Evaluator")))
     pushed = output("Pusher", "pushed_model")
     model = output("Trainer", "model")
     target = pushed if pushed is not None and property_value(pushed.custom_properties, "pushed") else model
     if target is not None:
         story = model_lineage(store, config.serving_model_dir, str(target.id))
-        sections.append("<h2>Lineage</h2>" + lineage_image(story))
+        sections.append("<h2>Lineage</h2>" + lineage_image(story["graph"]))
     body = "\n".join(sections)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

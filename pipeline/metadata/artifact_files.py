@@ -142,6 +142,21 @@ def load_anomalies(anomalies_uri: str) -> dict[str, anomalies_pb2.Anomalies]:
     return _per_split(anomalies_uri, "SchemaDiff.pb", anomalies_pb2.Anomalies)
 
 
+def empty_rows(common) -> tuple[int, bool]:
+    """(rows, exact) of a feature whose value list is empty: how TFX writes an empty CSV cell, which TFDV
+    counts as present (`num_missing` counts only rows without the feature at all).
+
+    Exact when no row holds more than one value (rows with a value = `tot_num_values`); otherwise
+    estimated from the quantiles of values per row.
+    """
+    if common.min_num_values > 0:
+        return 0, True
+    if common.max_num_values <= 1:
+        return int(common.num_non_missing - common.tot_num_values), True
+    zero = sum(b.sample_count for b in common.num_values_histogram.buckets if b.high_value == 0)
+    return round(zero), False
+
+
 def rows_per_split(statistics_uri: str) -> dict[str, int]:
     """Rows counted by StatisticsGen in each split."""
     return {
@@ -243,6 +258,32 @@ def load_metrics(evaluation_uri: str) -> list:
     return [message.FromString(record) for record in _evaluation_records(evaluation_uri, "metrics")]
 
 
+def load_plots(evaluation_uri: str) -> list:
+    """TFMA's PlotsForSlice of each slice in an evaluation (what `tfma.load_plots` reads): the plot metrics
+    of the eval config (confusion matrices over thresholds, calibration histograms), the candidate's and,
+    with a baseline, the baseline's. An evaluation made without plot metrics has none."""
+    message = tfma_protos().metrics_for_slice_pb2.PlotsForSlice
+    return [message.FromString(record) for record in _evaluation_records(evaluation_uri, "plots")]
+
+
+def slice_plots(evaluation_uri: str, baseline: bool = False) -> dict[str, dict[str, object]]:
+    """The candidate model's (or the baseline's) plots on each slice, by slice_name, then by the PlotData
+    field that holds each ("confusion_matrix_at_thresholds", "calibration_histogram_buckets",
+    "multi_class_confusion_matrix_at_thresholds"; a per-class plot's name ends in " (class 1)"): TFMA's
+    writer merges a model's plots into one PlotData and leaves their names out of its key."""
+    found: dict[str, dict[str, object]] = {}
+    for per_slice in load_plots(evaluation_uri):
+        for key_and_value in per_slice.plot_keys_and_values:
+            key = key_and_value.key
+            if (key.model_name == BASELINE_KEY) != baseline:
+                continue
+            suffix = metric_name(key)[len(key.name):]
+            for field, value in key_and_value.value.ListFields():
+                if field.name != "debug_message":
+                    found.setdefault(slice_name(per_slice.slice_key), {})[field.name + suffix] = value
+    return found
+
+
 def load_validation_result(evaluation_uri: str):
     """TFMA's ValidationResult of an evaluation (what `tfma.load_validation_result` reads)."""
     records = _evaluation_records(evaluation_uri, "validations")
@@ -297,6 +338,51 @@ def slice_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, dict
 def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, float]:
     """The candidate model's (or the blessed baseline's) metrics on the whole eval split."""
     return slice_metrics(evaluation_uri, baseline).get("overall", {})
+
+
+def training_curves(model_run_uri: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """The Trainer's scalars from its TensorBoard logs under `model_run_uri`, by run (the log folder relative
+    to it: "train", "validation") and tag ("epoch_loss"), each a list of (step, value) in step order.
+
+    The event files are TFRecords of TensorBoard's Event protos, read with protobuf alone (TensorBoard's own
+    copy of them, no TensorFlow). A scalar is a `simple_value` (Keras's writers before TF 2) or a rank-0
+    tensor (tf.summary.scalar in TF 2).
+    """
+    # TensorBoard's protos load neither TensorFlow nor TensorBoard's server: only the report needs them.
+    from tensorboard.compat.proto import event_pb2
+
+    curves: dict[str, dict[str, dict[int, float]]] = {}
+    if not os.path.isdir(model_run_uri):
+        return {}
+    for folder, _, files in sorted(os.walk(model_run_uri)):
+        for name in sorted(files):
+            if "tfevents" not in name:
+                continue
+            run = os.path.relpath(folder, model_run_uri)
+            for record in tfrecords(os.path.join(folder, name)):
+                event = event_pb2.Event.FromString(record)
+                for value in event.summary.value:
+                    number = _scalar(value)
+                    if number is not None:
+                        curves.setdefault(run, {}).setdefault(value.tag, {})[event.step] = number
+    return {run: {tag: sorted(points.items()) for tag, points in tags.items()} for run, tags in curves.items()}
+
+
+def _scalar(value) -> float | None:
+    """A summary value's number, when it is a scalar."""
+    if value.HasField("simple_value"):
+        return float(value.simple_value)
+    if not value.HasField("tensor") or value.tensor.tensor_shape.dim:
+        return None
+    tensor = value.tensor
+    for field in ("float_val", "double_val", "int_val", "int64_val"):
+        if getattr(tensor, field):
+            return float(getattr(tensor, field)[0])
+    if tensor.tensor_content:
+        kinds = {1: "<f", 2: "<d", 3: "<i", 9: "<q"}  # DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64
+        if tensor.dtype in kinds:
+            return float(struct.unpack(kinds[tensor.dtype], tensor.tensor_content[:struct.calcsize(kinds[tensor.dtype])])[0])
+    return None
 
 
 # TFMA reads a change threshold of 0 as none; the pipeline passes "no decrease allowed" as a tiny negative

@@ -23,8 +23,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
-from pipeline.governance import report
+from pipeline.governance import report, views
 from tests.conftest import PROJECT_ROOT, small_run_env
+from tests.pipeline.governance.test_views import _row_cells
 from tests.docs.commands import documented
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -137,6 +138,12 @@ def test_notebook_checks_the_input_first_and_passes_the_gate(executed, re_execut
     again = re_executed.outputs("data-gate", "stream")
     assert "Drift checked against the data that passed the gate before: " in again
     assert "The data passed the gate." in again
+    # The report's statistics view: train beside eval, and beside the data the gate compared with once there is.
+    first_view, again_view = executed.outputs("data-gate", "text/html"), re_executed.outputs("data-gate", "text/html")
+    assert 'id="view-statistics"' in first_view and "No earlier statistics" in first_view
+    assert "previous train" not in first_view and "previous train" in again_view
+    assert again_view.endswith(views.statistics_views(
+        _statistics_uri(executed.output_root), _previous_statistics_uri(again)))
 
 
 @pytest.mark.e2e
@@ -155,6 +162,11 @@ def test_notebook_stops_at_the_pre_flight_check_on_a_bad_span(notebook_env, tmp_
     assert f"input file {data / 'span-1' / 'data.csv'} (span 1) is empty" in message
     # Stopped in the configuration cell, before any component: no store, no artifact.
     assert not (output_root / "metadata").exists() and not (output_root / "pipelines").exists()
+
+
+def _previous_statistics_uri(gate_output: str) -> str:
+    prefix = "Drift checked against the data that passed the gate before: "
+    return next(line for line in gate_output.splitlines() if line.startswith(prefix)).removeprefix(prefix)
 
 
 def _statistics_uri(output_root: Path) -> str:
@@ -224,6 +236,9 @@ def test_notebook_shows_transformed_examples_and_training_history(executed):
 
     history = executed.outputs("trainer", "text/html")
     assert "val_auc" in history and "val_loss" in history
+    (model_run,) = (executed.output_root / "pipelines" / "chicago-taxi" / "Trainer" / "model_run").iterdir()
+    assert views.training_views(str(model_run)) in history  # the report's curves, from the TensorBoard logs
+    assert 'id="view-training-curves"' in history and "<circle" in history  # one epoch: a point per curve
 
 
 @pytest.mark.e2e
@@ -235,6 +250,17 @@ def test_notebook_shows_eval_metrics_blessing_and_push(executed):
     assert float(auc_line.split()[1]) > 0.6
     per_slice = executed.outputs("evaluator", "text/html")
     assert "payment_type" in per_slice and "trip_start_day" in per_slice and "example_count" in per_slice
+    # The report's table and views, from the same functions: a one-class slice has no AUC, counts are whole,
+    # an absent value is "-", never NaN or 0.000000.
+    (evaluation,) = (executed.output_root / "pipelines" / "chicago-taxi" / "Evaluator" / "evaluation").iterdir()
+    assert report.metrics_section(str(evaluation), ["auc"], "auc", ["not a big tipper", "big tipper"]) in per_slice
+    cash = _row_cells(per_slice, "payment_type = Cash")
+    assert cash[1] == "n/a (one class)" and re.fullmatch(r"[0-9]+", cash[3]) and "n/a" in cash
+    assert "NaN" not in per_slice and "0.000000" not in per_slice
+    for view in ("confusion-matrix-overall", "roc-overall", "pr-overall", "calibration-overall",
+                 "confusion-matrix-payment_type-Credit-Card", "slices-vs-baseline"):
+        assert f'id="view-{view}"' in per_slice, view
+    assert "not a big tipper" in per_slice.split('id="view-confusion-matrix-overall"')[1]  # the task's class names
 
     blessing = executed.outputs("blessing", "stream").splitlines()
     assert blessing[0] == "Blessed: True"
@@ -255,6 +281,8 @@ def test_notebook_traces_the_model_to_its_examples_and_schema(executed):
     table = executed.outputs("lineage", "text/html")
     for producer in ("CsvExampleGen", "CuratedSchemaImporter", "Transform"):
         assert producer in table
+    graph = table.split('id="view-lineage"')[1].split("</figure>")[0]  # the report's drawing
+    assert "DataGate" in graph and "Trainer" in graph and "Evaluator" in graph
 
 
 @pytest.mark.e2e

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import io
 import json
 import os
@@ -125,7 +126,17 @@ def test_the_command_and_the_report_read_the_penguin_runs(penguin, capsys, tmp_p
     documented("docs/configuration.md", "PIPELINE_TASK=examples.penguin.modules .venv/bin/pipeline report latest -o "
                "penguin.html").replace("penguin.html", str(report)).run(penguin.env, timeout=300)
     page = report.read_text()
-    assert "sparse_categorical_accuracy" in page and "precision (class 1)" in page
+    # Per-class metrics named by the task's classes, not their ids.
+    assert "sparse_categorical_accuracy" in page and "precision (Chinstrap)" in page and "(class 1)" not in page
+    # TFMA's confusion matrix of the most probable species, from the run's own evaluation (with this project's
+    # changes to TFMA installed): its counts are the eval rows, its diagonal the accuracy TFMA computed.
+    matrix = re.search(r'id="view-confusion-matrix-overall">(.*?)</figure>', page, re.S).group(1)
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", matrix)]
+    assert {"Adelie", "Chinstrap", "Gentoo"} <= set(texts)
+    counts = [int(t.replace(",", "")) for t in texts if re.fullmatch(r"[0-9,]+", t)]
+    metrics = penguin.summary.eval_metrics
+    assert len(counts) == 9 and sum(counts) == metrics["example_count"]
+    assert sum(counts[0::4]) / sum(counts) == pytest.approx(metrics["sparse_categorical_accuracy"], abs=1e-6)
     # Charts and tables follow the task's metrics: no AUC, which a three-class task does not compute.
     assert not re.search(r"\bauc\b", page.split("<body>", 1)[1], re.IGNORECASE)
 

@@ -24,11 +24,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from pipeline.metadata import run_summary
+from pipeline.governance import views
+from pipeline.metadata import artifact_files, run_summary
 from pipeline.metadata.store import connection_config, open_store
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, tensorboard_scalars
 from tests.docs.commands import documented
 
 pytestmark = pytest.mark.e2e
@@ -426,26 +429,32 @@ def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_fa
     assert "payment_type = Cash: trivial, its labels are all one class" in page
     assert page.index("<h2>Outcome</h2>") < page.index("<h2>Components</h2>") and '<p class="ok">Blessed' in page
 
-    # An empty CSV cell is missing: the empty `company` cells of the sample, over both splits.
+    # An empty CSV cell is missing: the empty `company` cells of the sample, over both splits (the table of
+    # every statistic, under the views).
     empty = sum(1 for row in sample_rows if row["company"] == "")
-    company = _cells(page, "company")
+    company = _cells(page[page.index("Every statistic per split"):], "company")
     assert len(company) == 2  # train and eval
     missing = [int(re.match(r"([0-9,]+) \(", row[3]).group(1).replace(",", "")) for row in company]
     present = [int(row[2].replace(",", "")) for row in company]
     assert sum(missing) == empty > 0 and sum(present) == len(sample_rows) - empty
     for row, m, p in zip(company, missing, present):
         assert row[3] == f"{m:,} ({m / (m + p):.1%})"
-    assert page.count("data:image/svg+xml;base64,") >= 2  # slice plot(s) and the lineage graph
+    assert page.count("data:image/svg+xml;base64,") >= 2  # the charts of a metric per slice feature
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the report must not load anything"
+
+    # The training curves drawn are the scalars TensorBoard's own reader finds in the Trainer's logs.
+    model_run = summaries[1].component("Trainer").output("model_run").uri
+    assert {(run, tag): [tuple(point) for point in points]
+            for run, tags in artifact_files.training_curves(model_run).items() for tag, points in tags.items()
+            } == tensorboard_scalars(model_run)
 
     chromium = _chromium()
     if chromium is None:
         pytest.skip("Chromium is not installed (scripts/install_os_packages.sh installs it as root)")
     screenshot = out_dir / "report.png"
+    boxes = _view_boxes(chromium, report, out_dir)
     result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={out_dir / 'profile'}", "--enable-logging=stderr", "--window-size=1400,6000",
+        [*_headless(chromium, out_dir), f"--window-size={PAGE_WIDTH},{boxes['height']}",
          f"--screenshot={screenshot}", report.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
@@ -453,3 +462,89 @@ def test_report_is_self_contained_html_that_a_browser_renders(store, tmp_path_fa
     assert "CONSOLE(" not in result.stderr, result.stderr[-3000:]
     assert screenshot.is_file() and screenshot.stat().st_size > 20_000
     print(f"report screenshot for review: {screenshot}")
+    _check_views_in_screenshot(screenshot, boxes["views"])
+
+
+def _headless(chromium: str, out_dir: Path) -> list[str]:
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={out_dir / 'profile'}", "--enable-logging=stderr"]
+
+
+PAGE_WIDTH = 1400
+# Written into a copy of the report (the report itself runs no script): each view's box on the page, and the
+# smallest text in its drawings as displayed (an SVG's font size times the scale it is drawn at).
+_MEASURE = """<script>
+window.addEventListener("load", function () {
+  var views = {};
+  document.querySelectorAll("figure.view").forEach(function (figure) {
+    var box = figure.getBoundingClientRect(), smallest = null;
+    figure.querySelectorAll("svg").forEach(function (svg) {
+      var scale = svg.getBoundingClientRect().width / (svg.viewBox.baseVal.width || svg.width.baseVal.value);
+      svg.querySelectorAll("text").forEach(function (text) {
+        var px = parseFloat(text.getAttribute("font-size")) * scale;
+        smallest = smallest === null ? px : Math.min(smallest, px);
+      });
+    });
+    views[figure.id] = {x: box.left + scrollX, y: box.top + scrollY, width: box.width, height: box.height,
+                        smallest_text_px: smallest};
+  });
+  var out = document.createElement("pre");
+  out.id = "measured";
+  out.style.position = "absolute";
+  out.textContent = JSON.stringify({height: document.documentElement.scrollHeight, views: views});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _view_boxes(chromium: str, report: Path, out_dir: Path) -> dict:
+    """Where Chromium lays out each view of the report (a copy with _MEASURE added), read from its DOM."""
+    measured = out_dir / "measured.html"
+    measured.write_text(report.read_text().replace("</body>", _MEASURE + "</body>"))
+    result = subprocess.run([*_headless(chromium, out_dir), f"--window-size={PAGE_WIDTH},2000",
+                             "--virtual-time-budget=5000", "--dump-dom", measured.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = re.search(r'<pre id="measured"[^>]*>(.*?)</pre>', result.stdout, re.S)
+    assert found, result.stdout[-2000:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _check_views_in_screenshot(screenshot: Path, views_found: dict) -> None:
+    """Each view the report must show is on the screenshot where the browser laid it out: its box drawn on
+    (not blank) and holding its own colours (a line's, a bar's, a box's), its text at least 11 px."""
+    candidate, baseline, eval_colour = _rgb(views.CANDIDATE), _rgb(views.BASELINE), _rgb(views.EVAL)
+    expected = {  # view id: colours that must appear in it
+        "view-confusion-matrix-overall": ["blue"],  # its shades: the share of each row
+        "view-roc-overall": [candidate, baseline],  # the second run has a baseline
+        "view-pr-overall": [candidate, baseline],
+        "view-calibration-overall": [candidate, baseline],
+        "view-confusion-matrix-payment_type-Credit-Card": ["blue"],
+        "view-roc-payment_type-Credit-Card": [candidate, baseline],
+        "view-slices-vs-baseline": [],
+        "view-statistics": [candidate, eval_colour, _rgb(views.PREVIOUS)],  # train, eval, the data before
+        "view-training-curves": [candidate, eval_colour],  # train and validation loss
+        "view-lineage": [_rgb("#fde9cf")],  # the baseline model's box
+    }
+    image = np.asarray(Image.open(screenshot).convert("RGB"), dtype=np.int16)
+    for view_id, colours in expected.items():
+        assert view_id in views_found, (view_id, sorted(views_found))
+        box = views_found[view_id]
+        assert box["width"] > 100 and box["height"] > 100, (view_id, box)
+        left, top = round(box["x"]), round(box["y"])
+        pixels = image[top:top + round(box["height"]), left:left + round(box["width"])].reshape(-1, 3)
+        drawn = np.mean(pixels.min(axis=1) < 200)
+        assert drawn > 0.02, (view_id, drawn)  # not a blank box
+        for colour in colours:
+            if colour == "blue":
+                near = np.sum(pixels[:, 2] - pixels[:, 0] > 60)
+            else:
+                near = np.sum(np.all(np.abs(pixels - np.array(colour)) <= 12, axis=1))
+            assert near >= 20, (view_id, colour, near)
+        if box["smallest_text_px"] is not None:
+            assert box["smallest_text_px"] >= 11, (view_id, box)

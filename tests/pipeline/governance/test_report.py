@@ -412,3 +412,53 @@ def test_anomalies_are_shown_as_tfdvs_anomalies_view_shows_them(tmp_path):
     assert _table_rows(page) == [header, *sorted(features), dataset]
     assert [row[0] for row in _table_rows(page)[1:3]] == ["'fare'", "'tips'"]
     assert "<h3>train</h3><p class=\"ok\">No anomalies against the curated schema.</p>" in page
+
+
+# ------------------------------------------------------------------------------------------------ lineage
+
+def _lineage_graph(width: int) -> dict:
+    """A lineage graph in model_lineage's shape: a chain of `width` examples read by one trainer, a baseline
+    model beside it, both read by the Evaluator."""
+    artifacts = {i: {"id": i, "type": "Examples", "properties": {}, "baseline": False} for i in range(1, width + 1)}
+    artifacts[50] = {"id": 50, "type": "Model", "properties": {}, "baseline": True}
+    artifacts[51] = {"id": 51, "type": "Model", "properties": {"pushed_version": 3}, "baseline": False}
+    executions = {60: {"id": 60, "node": "Trainer", "state": "COMPLETE"},
+                  61: {"id": 61, "node": "DataGate", "state": "COMPLETE"},
+                  62: {"id": 62, "node": "Evaluator", "state": "COMPLETE"}}
+    edges = [(f"a{i}", "e60") for i in range(1, width + 1)] + [("a1", "e61"), ("e60", "a51"), ("a51", "e62"),
+                                                              ("a50", "e62")]
+    return {"artifacts": artifacts, "executions": executions, "edges": edges}
+
+
+def test_the_lineage_is_drawn_at_its_size_with_readable_text_and_the_baseline_marked():
+    svg = report.graph_svg(_lineage_graph(12))
+    width = int(re.search(r'<svg[^>]* width="(\d+)"', svg).group(1))
+    assert width <= 1100  # the report's column: drawn unscaled, however wide a layer is (12 wrap into rows)
+    sizes = [int(s) for s in re.findall(r'<text[^>]* font-size="(\d+)"', svg)]
+    assert sizes and min(sizes) >= 11
+    assert "Model (baseline)" in _text(svg) and "DataGate" in _text(svg)
+    assert svg.count('fill="#fde9cf"') == 1  # the baseline's box alone in orange
+    page = report.lineage_image(_lineage_graph(2))
+    assert 'id="view-lineage"' in page and "<img" not in page  # inline: the page's text size is the drawing's
+
+
+def test_per_class_metrics_carry_the_tasks_class_names():
+    by_slice = {"Overall": {"precision (class 0)": 0.9, "precision (class 2)": 0.8, "example_count": 10.0}}
+    page = report.metrics_html(by_slice, [], class_names=["Adelie", "Chinstrap", "Gentoo"])
+    assert "precision (Adelie)" in page and "precision (Gentoo)" in page and "class 0" not in page
+
+
+def test_each_slice_is_shown_against_the_baseline_with_the_tables_rules(tmp_path):
+    config = configs.load_config()
+    candidate = {"overall": {"auc": 0.9, "example_count": 100.0, "mean_label": 0.3},
+                 (("payment_type", "Cash"),): {"auc": 0.0, "example_count": 60.0, "mean_label": 0.0},
+                 (("payment_type", "Credit Card"),): {"auc": 0.62, "example_count": 40.0, "mean_label": 0.7}}
+    baseline = {"overall": {"auc": 0.91}, (("payment_type", "Credit Card"),): {"auc": 0.6}}
+    evaluator = evaluator_run(tmp_path, config, candidate, baseline)
+    page = report.slices_against_baseline(evaluator.output("evaluation").uri, ["auc"], ["no", "yes"])
+    assert _row(page, "overall") == ["overall", "100", "0.9000", "0.9100", "-0.0100"]
+    assert _row(page, "payment_type=Cash") == ["payment_type=Cash", "60", "n/a (one class)", "-", "-"]
+    assert _row(page, "payment_type=Credit Card")[2:] == ["0.6200", "0.6000", "+0.0200"]
+    first = evaluator_run(tmp_path / "first", config, candidate)
+    page = report.slices_against_baseline(first.output("evaluation").uri, ["auc"], ["no", "yes"])
+    assert "No baseline" in page and _row(page, "overall")[2:] == ["0.9000", "-", "-"]

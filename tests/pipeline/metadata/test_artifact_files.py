@@ -67,6 +67,23 @@ def evaluation(tmp_path_factory):
     failure.metric_threshold.change_threshold.absolute.value = -1e-10
     with tf.io.TFRecordWriter(str(root / "validations.tfrecord")) as writer:
         writer.write(result.SerializeToString())
+    # Plots as TFMA's writer merges them: each model's plots in one PlotData, keyed without a name.
+    plots = metrics_for_slice_pb2.PlotsForSlice()
+    for model, true_positives in (("candidate", 30.0), ("baseline", 20.0)):
+        entry = plots.plot_keys_and_values.add()
+        entry.key.model_name = model
+        entry.value.confusion_matrix_at_thresholds.matrices.add(threshold=0.5, true_positives=true_positives)
+        entry.value.calibration_histogram_buckets.buckets.add(upper_threshold_exclusive=0.05)
+    per_class = plots.plot_keys_and_values.add()
+    per_class.key.model_name = "candidate"
+    per_class.key.sub_key.class_id.value = 2
+    per_class.value.confusion_matrix_at_thresholds.matrices.add(threshold=0.5, true_positives=7.0)
+    with tf.io.TFRecordWriter(str(root / "plots-00000-of-00001.tfrecord")) as writer:
+        writer.write(plots.SerializeToString())
+    # The Trainer's scalars, as its TensorBoard writers write them (tf.summary in TF 2: rank-0 tensors).
+    with tf.summary.create_file_writer(str(root / "model_run" / "validation")).as_default():
+        for step, value in enumerate((0.5, 0.25)):
+            tf.summary.scalar("epoch_loss", value, step=step)
     return root
 
 
@@ -76,6 +93,8 @@ def test_metrics_and_validation_are_what_tfma_reads(evaluation):
     assert (artifact_files.load_validation_result(str(evaluation)).SerializeToString()
             == tfma.load_validation_result(str(evaluation)).SerializeToString())
     assert artifact_files.BASELINE_KEY == tfma.BASELINE_KEY
+    assert ([p.SerializeToString() for p in artifact_files.load_plots(str(evaluation))]
+            == [p.SerializeToString() for p in tfma.load_plots(str(evaluation))])
 
 
 _READ = """
@@ -87,6 +106,12 @@ print(json.dumps({
     "baseline": artifact_files.overall_metrics(uri, baseline=True),
     "failures": artifact_files.blessing_failures(uri),
     "checks": [dataclasses.asdict(c) for c in artifact_files.threshold_checks(sys.argv[2], uri)],
+    "plots": {model: {name: {field: str(type(value).__name__) for field, value in plots.items()}
+                      for name, plots in artifact_files.slice_plots(uri, model == "baseline").items()}
+              for model in ("candidate", "baseline")},
+    "true_positives": [artifact_files.slice_plots(uri, baseline)["overall"]["confusion_matrix_at_thresholds"]
+                       .matrices[0].true_positives for baseline in (False, True)],
+    "curves": artifact_files.training_curves(uri + "/model_run"),
     "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
                      ("tensorflow", "tensorflow_model_analysis", "tensorflow_data_validation", "tfx")),
 }))
@@ -112,6 +137,14 @@ def test_a_process_reads_them_without_loading_tensorflow_or_tfma(evaluation):
     assert read["checks"] == [{"metric": "auc", "slice": "overall", "kind": "change",
                                "bound": "no decrease against the baseline", "value": 0.81, "baseline": 0.86,
                                "passed": False}]
+    matrices = {"confusion_matrix_at_thresholds": "ConfusionMatrixAtThresholds"}
+    assert read["plots"] == {
+        "candidate": {"overall": {**matrices, "calibration_histogram_buckets": "CalibrationHistogramBuckets",
+                                  "confusion_matrix_at_thresholds (class 2)": "ConfusionMatrixAtThresholds"}},
+        "baseline": {"overall": {**matrices, "calibration_histogram_buckets": "CalibrationHistogramBuckets"}},
+    }
+    assert read["true_positives"] == [30.0, 20.0]
+    assert read["curves"] == {"validation": {"epoch_loss": [[0, 0.5], [1, 0.25]]}}
     # Only TFMA's proto modules, loaded without its package (whose __init__ imports TFMA and TensorFlow).
     assert all(m.startswith("tensorflow_model_analysis.proto.") and m.endswith("_pb2") for m in read["loaded"]), read
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as tfma_evaluator
-from tensorflow_model_analysis.metrics import metric_specs, metric_types
+from tensorflow_model_analysis.metrics import calibration_histogram, metric_specs, metric_types
 from tensorflow_model_analysis.slicer import slicer_lib as slicer
 
 from pipeline.upstream import slice_groups
@@ -213,12 +213,16 @@ def test_histograms_cross_the_wire_as_arrays_and_give_tfmas_results():
     accumulator = ours.add_input(ours.create_accumulator(), element(_groups(examples)))
     wired = coder.decode(coder.encode(ours.compact(accumulator)))
     assert [type(state) for state in wired] == [type(state) for state in accumulator]
-    assert sum(type(state) is slice_groups.BucketDict for state in wired) == 2  # candidate and baseline
+    # Candidate and baseline, each with the histogram of AUC and of the plots (the confusion matrix plot's is
+    # AUC's: the same key, one output).
+    histogram_states = [c for c in computations if type(c.combiner) is calibration_histogram._CalibrationHistogramCombiner]
+    assert len(histogram_states) >= 2
+    assert sum(type(state) is slice_groups.BucketDict for state in wired) == len(histogram_states)
     merged = ours.merge_accumulators([ours.create_accumulator(), wired])
-    assert sum(type(state) is slice_groups.BucketDict for state in merged) == 2
+    assert sum(type(state) is slice_groups.BucketDict for state in merged) == len(histogram_states)
     got = coder.decode(coder.encode(ours.extract_output(merged)))
     histograms = [value for value in got.values() if type(value) is slice_groups.Histogram]
-    assert len(histograms) == 2 and all(histograms)
+    assert len(histograms) == len({key for c in histogram_states for key in c.keys}) and all(histograms)
     assert set(got) == set(expected)
     for key, value in expected.items():
         assert _plain(list(got[key]) if type(got[key]) is slice_groups.Histogram else got[key]) == _plain(value), key
