@@ -10,7 +10,7 @@ import dataclasses
 import shutil
 import subprocess
 
-from ml_metadata import metadata_store
+from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.governance.runs import (
@@ -169,8 +169,14 @@ def lineage_graph(store, artifact_ids: list[int], downstream_of_model: int | Non
 
 
 def run_of_execution(store, execution_id: int) -> metadata_store_pb2.Context | None:
-    run_type = store.get_context_type("pipeline_run")
-    for context in store.get_contexts_by_execution(execution_id):
+    """The pipeline run an execution belongs to; None when it belongs to none, as in a notebook's store
+    (InteractiveContext records no `pipeline_run` contexts, so the type itself is missing)."""
+    try:
+        run_type = store.get_context_type("pipeline_run")
+        contexts = store.get_contexts_by_execution(execution_id)
+    except errors.NotFoundError:  # MLMD's answer for a missing type, and for an execution in no context.
+        return None
+    for context in contexts:
         if context.type_id == run_type.id:
             return context
     return None
