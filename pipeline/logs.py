@@ -24,6 +24,7 @@ import builtins
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import shlex
@@ -76,6 +77,18 @@ _FILE_ONLY = "pipeline_file_only"
 # The C++ libraries' minimum log levels, read once as each loads: TensorFlow's, ML Metadata's (glog's). Both
 # count 0 (INFO) to 3 (FATAL).
 NATIVE_LOG_LEVELS = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")
+
+
+def format_number(value) -> str:
+    """A metric or count as the console, `pipeline blessing` and the report show it: whole numbers whole,
+    with thousands separators (3,776), others to 4 decimals (0.9501), "-" for none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4f}"
+    if isinstance(value, float) and abs(value) >= 1e15:  # beyond where a float holds every whole number
+        return f"{value:.4g}"
+    return f"{int(value):,}"
 
 
 def native_log_level(level: str | None) -> str:

@@ -20,6 +20,7 @@ from ml_metadata import metadata_store
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline import configs
+from pipeline.logs import format_number
 from pipeline.governance import views
 from pipeline.governance.lineage import model_lineage
 from pipeline.governance.runs import ROLLBACK_TYPE, BadArgument, RunInfo, find_run, property_value, run_task
@@ -91,13 +92,6 @@ def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset())
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def format_number(value) -> str:
-    """A metric or count as the report and `pipeline blessing` show it: whole numbers whole, else 4 decimals."""
-    if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() else f"{value:.4f}"
-    return str(value)
 
 
 # ------------------------------------------------------------------------------------------- sections

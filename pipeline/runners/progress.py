@@ -22,7 +22,7 @@ from typing import Iterator, TextIO
 
 import absl.logging
 
-from pipeline import inputs
+from pipeline import inputs, logs
 from pipeline.metadata import artifact_files, run_summary
 
 # The local orchestrator's messages, then the Beam orchestrator's.
@@ -182,10 +182,7 @@ def format_summary(
     for split, found in summary.anomalies.items():
         lines.extend(f"  [{split}] {line}" for line in found)
     if summary.eval_metrics:
-        shown = ", ".join(
-            f"{name} {value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{name} {value:g}"
-            for name, value in sorted(summary.eval_metrics.items())
-        )
+        shown = ", ".join(f"{name} {logs.format_number(value)}" for name, value in sorted(summary.eval_metrics.items()))
         lines.append(f"Eval metrics (overall): {shown}")
     if summary.blessing_checks:
         lines.append("Blessing thresholds (TFMA's verdict on each):")

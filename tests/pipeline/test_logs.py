@@ -254,3 +254,9 @@ def test_tensorflow_says_nothing_at_import_by_default_and_everything_at_info(lev
         assert "Unable to register cuDNN factory" in result.stderr
     else:
         assert result.stderr == ""
+
+
+def test_a_metric_or_count_has_one_format_wherever_it_is_shown():
+    """The console's summary, `pipeline blessing` and the report's metric tables all use it."""
+    assert [logs.format_number(v) for v in (None, float("nan"), 384, 3776.0, 1_500_000.0, 0.95012, 0.5)] == [
+        "-", "-", "384", "3,776", "1,500,000", "0.9501", "0.5000"]
