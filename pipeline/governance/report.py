@@ -47,8 +47,8 @@ def _image(svg: str, alt: str) -> str:
 
 
 def _svg_text(x, y, text, size=11, anchor="start", weight="normal") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
-            f'font-weight="{weight}" font-family="Helvetica, Arial, sans-serif">{html.escape(str(text))}</text>')
+    """views.svg_text in the bar charts' and the lineage's black, 11 px unless given."""
+    return views.svg_text(x, y, text, size, anchor, weight, color="black")
 
 
 def bar_chart_svg(title: str, labels: list[str], values: list[float | None], notes: list[str],

@@ -60,7 +60,8 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-") or "x"
 
 
-def _text(x, y, text, size=FONT_PX, anchor="start", weight="normal", color="#222", rotate=None) -> str:
+def svg_text(x, y, text, size=FONT_PX, anchor="start", weight="normal", color="#222", rotate=None) -> str:
+    """One line of text in an SVG drawing, escaped; every drawing of the report writes its text through it."""
     turn = f' transform="rotate({rotate} {x:.1f} {y:.1f})"' if rotate is not None else ""
     return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" font-weight="{weight}" '
             f'fill="{color}" font-family="Helvetica, Arial, sans-serif"{turn}>{html.escape(str(text))}</text>')
@@ -101,12 +102,12 @@ def line_chart_svg(series: list[tuple[str, str, list[tuple[float, float]]]], x_l
     x_ticks = ([float(x) for x in range(math.ceil(x0), math.floor(x1) + 1)] if whole_x
                else [x0 + (x1 - x0) * i / 4 for i in range(5)])
     for fx in x_ticks[:: max(1, len(x_ticks) // 8)]:
-        parts.append(_text(sx(fx), top + plot_h + 16, format_statistic(round(fx, 4)), anchor="middle"))
+        parts.append(svg_text(sx(fx), top + plot_h + 16, format_statistic(round(fx, 4)), anchor="middle"))
     for i in range(5):
         fy = y0 + (y1 - y0) * i / 4
-        parts.append(_text(left - 5, sy(fy) + 4, format_statistic(round(fy, 4)), anchor="end"))
-    parts.append(_text(left + plot_w / 2, height - 6, x_label, anchor="middle"))
-    parts.append(_text(13, top + plot_h / 2, y_label, anchor="middle", rotate=-90))
+        parts.append(svg_text(left - 5, sy(fy) + 4, format_statistic(round(fy, 4)), anchor="end"))
+    parts.append(svg_text(left + plot_w / 2, height - 6, x_label, anchor="middle"))
+    parts.append(svg_text(13, top + plot_h / 2, y_label, anchor="middle", rotate=-90))
     if diagonal:
         low, high = max(x0, y0), min(x1, y1)
         parts.append(f'<line x1="{sx(low):.1f}" y1="{sy(low):.1f}" x2="{sx(high):.1f}" y2="{sy(high):.1f}" '
@@ -123,7 +124,7 @@ def line_chart_svg(series: list[tuple[str, str, list[tuple[float, float]]]], x_l
     for x, y, label in marks:
         parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="none" stroke="#222" stroke-width="1.5"/>')
         right_side = x < x0 + (x1 - x0) * 0.7
-        parts.append(_text(sx(x) + (8 if right_side else -8), sy(y) + 16, label, anchor="start" if right_side else "end"))
+        parts.append(svg_text(sx(x) + (8 if right_side else -8), sy(y) + 16, label, anchor="start" if right_side else "end"))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -147,13 +148,13 @@ def confusion_matrix_svg(cells: list[list[float]], class_names: list[str]) -> st
     width, height = left + n * cell + 10, top + n * cell + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">', f'<rect width="{width}" height="{height}" fill="white"/>',
-             _text(left + n * cell / 2, 14, "predicted", anchor="middle", weight="bold"),
-             _text(left - 8, top - 8, "actual", anchor="end", weight="bold")]
+             svg_text(left + n * cell / 2, 14, "predicted", anchor="middle", weight="bold"),
+             svg_text(left - 8, top - 8, "actual", anchor="end", weight="bold")]
     for j, name in enumerate(class_names):
-        parts.append(_text(left + j * cell + cell / 2, top - 8, name[:chars], anchor="middle"))
+        parts.append(svg_text(left + j * cell + cell / 2, top - 8, name[:chars], anchor="middle"))
     for i, row in enumerate(cells):
         total = sum(row)
-        parts.append(_text(left - 8, top + i * cell + cell / 2 + 4, class_names[i][:20], anchor="end"))
+        parts.append(svg_text(left - 8, top + i * cell + cell / 2 + 4, class_names[i][:20], anchor="end"))
         for j, count in enumerate(row):
             share = count / total if total else 0.0
             rgb = (31, 95, 191) if i == j else (217, 115, 26)
@@ -161,9 +162,9 @@ def confusion_matrix_svg(cells: list[list[float]], class_names: list[str]) -> st
             ink = "white" if share > 0.5 else "#222"
             x, y = left + j * cell, top + i * cell
             parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" stroke="white"/>')
-            parts.append(_text(x + cell / 2, y + cell / 2, format_statistic(count), anchor="middle", weight="bold",
+            parts.append(svg_text(x + cell / 2, y + cell / 2, format_statistic(count), anchor="middle", weight="bold",
                                color=ink))
-            parts.append(_text(x + cell / 2, y + cell / 2 + 16, f"{share:.1%}" if total else "-", anchor="middle",
+            parts.append(svg_text(x + cell / 2, y + cell / 2 + 16, f"{share:.1%}" if total else "-", anchor="middle",
                                color=ink))
     parts.append("</svg>")
     return "".join(parts)
@@ -342,11 +343,11 @@ def histogram_svg(datasets: list[tuple[str, str, list[float]]], labels: tuple[st
             parts.append(f'<rect x="{i * slot + d * bar + bar / 4:.1f}" y="{top + plot_h - h:.1f}" '
                          f'width="{bar:.1f}" height="{h:.1f}" fill="{color}"/>')
     if len(labels) == 2 and bins > 2:
-        parts.append(_text(0, height - 4, labels[0]))
-        parts.append(_text(width, height - 4, labels[1], anchor="end"))
+        parts.append(svg_text(0, height - 4, labels[0]))
+        parts.append(svg_text(width, height - 4, labels[1], anchor="end"))
     else:
         for i, label in enumerate(labels):
-            parts.append(_text(i * slot + slot / 2, height - 4, str(label)[:max(3, int(slot / 7))], anchor="middle"))
+            parts.append(svg_text(i * slot + slot / 2, height - 4, str(label)[:max(3, int(slot / 7))], anchor="middle"))
     parts.append("</svg>")
     return "".join(parts)
 
