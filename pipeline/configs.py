@@ -361,7 +361,7 @@ class PipelineConfig:
     )
 
     def __post_init__(self) -> None:
-        task = load_task(self.task)
+        task = self.task_spec
         from_task = {
             "pipeline_name": task.name,
             "data_root": task.data_root,
@@ -420,7 +420,7 @@ class PipelineConfig:
     @property
     def _blessing_settings(self) -> tuple[str, str]:
         """The blessing's bound and allowed change as settings, for the direction of the task's metric."""
-        return tuple(f"blessing_{name}" for name in BLESSING_BOUNDS[load_task(self.task).blessing_higher_is_better])
+        return tuple(f"blessing_{name}" for name in BLESSING_BOUNDS[self.task_spec.blessing_higher_is_better])
 
     def _check_blessing_direction(self) -> None:
         """Refuse the bounds of the other direction: an upper bound on AUC, or a lower bound on an error,
