@@ -113,17 +113,16 @@ def eval_sources(path: Path = SAMPLE) -> np.ndarray:
     return csv_ranges.split_indices(csv_ranges.row_keys(parsed), buckets) == 1
 
 
-def honest_chunk(sample: pa.Table, is_eval_source: np.ndarray, rows: int, buckets: list[int],
+def honest_chunk(train_sample: pa.Table, eval_sample: pa.Table, rows: int, buckets: list[int],
                  rng: np.random.Generator) -> pa.Table:
-    """`rows` rows whose eval rows (under `buckets`) all come from eval source rows, and whose training
-    rows all come from the others. Rows are drawn from the training sources; the few that hash into eval
-    are replaced by draws from the eval sources until as many land in eval (redrawn in bulk: about one in
-    `buckets[-1] - buckets[0]` does)."""
-    train_part = resample(sample.filter(pa.array(~is_eval_source)), rows, rng)
+    """`rows` rows whose eval rows (under `buckets`) all come from `eval_sample`'s rows, and whose training
+    rows all come from `train_sample`'s. Rows are drawn from the training sources; the few that hash into
+    eval are replaced by draws from the eval sources until as many land in eval (redrawn in bulk: about one
+    in `buckets[-1] - buckets[0]` does)."""
+    train_part = resample(train_sample, rows, rng)
     in_eval = _splits(train_part, buckets) == 1
     wanted = int(in_eval.sum())
     kept = [train_part.filter(pa.array(~in_eval))]
-    eval_sample = sample.filter(pa.array(is_eval_source))
     eval_share = (buckets[-1] - buckets[0]) / buckets[-1]
     while wanted:
         draws = resample(eval_sample, min(CHUNK_ROWS, max(1_000, int(wanted / eval_share * 1.2))), rng)
@@ -146,13 +145,13 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> Path:
     partial = out_dir / "data.csv.partial"
     sample = read_sample()
     is_eval_source = eval_sources()
+    sources = (sample.filter(pa.array(~is_eval_source)), sample.filter(pa.array(is_eval_source)))
     config = configs.PipelineConfig()
     buckets = inputs.hash_buckets_for_rows(config, rows)
     for _ in range(3):
         rng = np.random.default_rng(seed)
-        _write(partial, sample, is_eval_source, rows, [buckets[0], sum(buckets)], rng)
-        written = inputs.RunInput(str(out_dir), partial.name, partial.name, 0, None, (str(partial),), "")
-        actual = inputs.hash_buckets_for_rows(config, inputs.estimated_rows(written))
+        _write(partial, sources, rows, [buckets[0], sum(buckets)], rng)
+        actual = inputs.hash_buckets_for_rows(config, inputs.estimated_rows([str(partial)]))
         if actual == buckets:
             break
         buckets = actual
@@ -164,16 +163,17 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> Path:
     return target
 
 
-def _write(path: Path, sample: pa.Table, is_eval_source: np.ndarray, rows: int, buckets: list[int],
+def _write(path: Path, sources: tuple[pa.Table, pa.Table], rows: int, buckets: list[int],
            rng: np.random.Generator) -> None:
+    """`rows` rows into `path` from the (training, eval) source rows (honest_chunk)."""
     written = 0
     with open(path, "wb") as sink:
         # The sample's header, unquoted (pyarrow would quote every name).
-        sink.write((",".join(sample.column_names) + "\n").encode())
+        sink.write((",".join(sources[0].column_names) + "\n").encode())
         while written < rows:
             size = min(CHUNK_ROWS, rows - written)
             pa_csv.write_csv(
-                honest_chunk(sample, is_eval_source, size, buckets, rng), sink,
+                honest_chunk(*sources, size, buckets, rng), sink,
                 pa_csv.WriteOptions(include_header=False),
             )
             written += size

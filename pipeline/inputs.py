@@ -242,9 +242,9 @@ def local_bytes(run_input: RunInput) -> int:
     return sum(os.path.getsize(path) for path in run_input.files)
 
 
-def estimated_rows(run_input: RunInput) -> int:
-    """Rows in the run's local input files, from their size and the line length at their top."""
-    return max(1, round(sum(os.path.getsize(p) * _lines_per_byte(p) for p in run_input.files)))
+def estimated_rows(files) -> int:
+    """Rows in local input files (a run's: RunInput.files), from their size and the line length at their top."""
+    return max(1, round(sum(os.path.getsize(p) * _lines_per_byte(p) for p in files)))
 
 
 def split_hash_buckets(config: PipelineConfig, run_input: RunInput | None = None) -> tuple[int, int]:
@@ -259,7 +259,7 @@ def split_hash_buckets(config: PipelineConfig, run_input: RunInput | None = None
             run_input = resolve_for(config)
         except ConfigError:  # No input yet: the run's pre-flight check says so; compiling goes on.
             return train, evaluation
-    return hash_buckets_for_rows(config, estimated_rows(run_input))
+    return hash_buckets_for_rows(config, estimated_rows(run_input.files))
 
 
 def hash_buckets_for_rows(config: PipelineConfig, rows: int) -> tuple[int, int]:

@@ -24,7 +24,7 @@ def test_eval_split_is_capped_on_large_inputs(tmp_path):
     small = configs.load_config(data_root=str(_rows(tmp_path / "small", 1000)), max_eval_rows=400)
     assert inputs.split_hash_buckets(small) == (3, 1)  # 250 eval rows
     large = configs.load_config(data_root=str(_rows(tmp_path / "large", 10_000)), max_eval_rows=400)
-    assert inputs.estimated_rows(inputs.resolve_for(large)) == 10_001
+    assert inputs.estimated_rows(inputs.resolve_for(large).files) == 10_001
     assert inputs.split_hash_buckets(large) == (25, 1)  # about 385 eval rows
     assert inputs.split_hash_buckets(dataclasses.replace(large, max_eval_rows=0)) == (3, 1)
     remote = configs.load_config(data_root="gs://bucket/taxi", max_eval_rows=400)
