@@ -144,9 +144,11 @@ def scale(
     progress_file: str = "",
     before: Path | None = None,
     engines: tuple[str, ...] = ("auto",),
+    scales: tuple[str, ...] = ("sample",),
 ) -> dict:
     """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC; with
-    `before`, that checkout's pipeline too, on the same input just before ours. Each engine beside `auto`
+    `before`, that checkout's pipeline too, on the same input just before ours. Each training scale
+    (PIPELINE_SCALE) beside the first runs the same input after it, on the default profile. Each engine beside `auto`
     (the default profile) runs the same input after it on a local cluster (cluster/) started once for the
     invocation; its processes count in the run's peak memory and CPU time, and each Beam component's time
     is set beside its job's own time in the engine."""
@@ -159,7 +161,13 @@ def scale(
             if not generate_data.is_current(data_dir, rows):
                 print(f"generating {rows:,} rows into {data_dir}", flush=True)
                 generate_data.generate(rows, data_dir)
-            result = _scale_run(size, data_dir, work_root, timeout, "ours") if "auto" in engines else {}
+            first, *others = scales
+            scale_env = {"PIPELINE_SCALE": first}
+            result = _scale_run(size, data_dir, work_root, timeout, "ours", env=scale_env) if "auto" in engines else {}
+            for other in others if "auto" in engines else ():
+                result[other] = _scale_run(size, data_dir, work_root, timeout, other, env={"PIPELINE_SCALE": other})
+                if progress_file:
+                    _write(progress_file, {"partial": True, "sizes": [*results, result]})
             if before is not None:
                 result["before"] = _scale_run(size, data_dir, work_root, timeout, "before", before)
                 result["ratio_to_before"] = _ratios(result, result["before"])
@@ -173,7 +181,8 @@ def scale(
     finally:
         for cluster in clusters.values():
             cluster.down()
-    return {"before": str(before) if before else None, "engines": list(engines), "sizes": results}
+    return {"before": str(before) if before else None, "engines": list(engines), "scales": list(scales),
+            "sizes": results}
 
 
 def _start_cluster(engine: str, work_root: Path):
@@ -188,10 +197,11 @@ def _start_cluster(engine: str, work_root: Path):
 
 
 def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name: str,
-               project_root: Path = pipelines.PROJECT_ROOT, cluster=None) -> dict:
+               project_root: Path = pipelines.PROJECT_ROOT, cluster=None, env: dict | None = None) -> dict:
     work_dir = work_root / f"scale-{size}-{name}"
     shutil.rmtree(work_dir, ignore_errors=True)
-    run = pipelines.ours(data_dir, work_dir, cluster.settings() if cluster else None, project_root, name)
+    settings = {**(cluster.settings() if cluster else {}), **(env or {})}
+    run = pipelines.ours(data_dir, work_dir, settings, project_root, name)
     jobs_before = cluster.job_ids() if cluster else set()
     also = [p.pid for p in cluster.processes() if p.alive()] if cluster else []
     result = run_once(run, work_root / "logs" / f"scale-{size}-{name}.log", timeout, also)
@@ -217,6 +227,12 @@ def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name:
     result["seconds_per_million_rows"] = round(result["seconds"] / counts["csv_rows"] * 1e6, 1)
     result["to_pyarrow_read"] = round(result["seconds"] / max(counts["pyarrow_read_seconds"], 1e-3), 1)
     result["eval_metrics"] = _eval_metrics(run)
+    result["trainer"] = _training(run)
+    if result["trainer"]:
+        result["rows_per_second"]["Trainer"] = round(result["trainer"]["rows"] / result["trainer"]["seconds"])
+    csv_bytes = sum(path.stat().st_size for path in data_dir.glob("*.csv"))
+    result["output_bytes"] = _bytes_under(Path(run.env["TAXI_OUTPUT_ROOT"]) / "pipelines")
+    result["output_to_csv"] = round(result["output_bytes"] / max(csv_bytes, 1), 3)
     print(f"{size} {name}: {result['seconds']:.0f}s (cpu {result['cpu_seconds']:.0f}s), "
           f"peak {result['peak_rss_mb']} MB during {result['peak_during']}, rows intact: {counts['rows_intact']}, "
           f"{result['rows_per_second']} ({result['load_before']})", flush=True)
@@ -232,6 +248,18 @@ def _ratios(ours: dict, before: dict) -> dict:
         if then >= 1:
             ratios[node] = round(value["seconds"] / then, 3)
     return ratios
+
+
+def _training(run: pipelines.PipelineRun) -> dict:
+    """What the trainer module wrote to model_run/training.json: the rows trained on, the seconds it took."""
+    uris = measure.latest_outputs(run.metadata_path, run.pipeline_name)
+    path = Path(uris.get("model_run", "")) / "training.json"
+    return json.loads(path.read_text()) if "model_run" in uris and path.is_file() else {}
+
+
+def _bytes_under(root: Path) -> int:
+    """Disk used by the files under root (the pipeline's outputs)."""
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
 def _eval_metrics(run: pipelines.PipelineRun) -> dict:
@@ -281,13 +309,17 @@ def scale_table(result: dict) -> str:
     lines = [
         "| rows | end to end (CPU) | per 1M rows | / pyarrow read | CsvExampleGen | StatisticsGen | Transform "
         "| Trainer | Evaluator | rows/s ExampleGen / StatisticsGen / Transform / Evaluator (eval split) "
-        "| peak memory | rows intact | eval AUC |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Trainer rows trained, rows/s | outputs / CSV | peak memory | rows intact | eval AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     entries = []
+    scales = result.get("scales") or ["sample"]
     for entry in result["sizes"]:
         if "seconds" in entry:
-            entries.append(("", entry))
+            entries.append((f" ({scales[0]})" if len(scales) > 1 else "", entry))
+        for other in scales[1:]:
+            if other in entry:
+                entries.append((f" ({other})", entry[other]))
         if "before" in entry:
             entries.append((" (before)", entry["before"]))
         for engine in result.get("engines", ()):
@@ -302,7 +334,9 @@ def scale_table(result: dict) -> str:
             + "".join(f"| {seconds.get(node, 0):.0f} s " for node in
                       ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"))
             + f"| {' / '.join(f'{rate.get(node, 0):,}' for node in (*ROW_COMPONENTS, 'Evaluator (eval split)'))} "
-            f"| {entry['peak_rss_mb'] / 1024:.1f} GB"
+            + (f"| {entry['trainer']['rows']:,}, {rate['Trainer']:,} " if entry.get("trainer") else "| | ")
+            + (f"| {entry['output_to_csv']:.2f}x " if "output_to_csv" in entry else "| ")
+            + f"| {entry['peak_rss_mb'] / 1024:.1f} GB"
             + (f" ({entry['peak_during']}) " if entry.get("peak_during") else " ")
             + f"| {'yes' if entry['counts']['rows_intact'] else 'NO'} "
             f"| {entry['eval_metrics'].get('auc', float('nan')):.4f} |"
@@ -346,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     scaling.add_argument("--engines", default="auto",
                          help="comma-separated: auto (the default profile) and local clusters, flink or spark")
+    scaling.add_argument("--scales", default="sample",
+                         help="comma-separated training scales (PIPELINE_SCALE): sample, full; each size runs "
+                              "once per scale on the default profile")
     scaling.add_argument("--data-root", type=Path, default=DATA_DIR,
                          help="where generated inputs are kept (<root>/<size>/data.csv)")
     for command in (comparing, scaling):
@@ -379,7 +416,11 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             print(f"error: --engines takes auto, flink and spark, not {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
-        result = scale(sizes, args.data_root, work_root, args.timeout, kind, args.before, engines)
+        scales = tuple(name.strip() for name in args.scales.split(",") if name.strip())
+        if not scales or set(scales) - {"sample", "full"}:
+            print(f"error: --scales takes sample and full, got {args.scales!r}", file=sys.stderr)
+            return 2
+        result = scale(sizes, args.data_root, work_root, args.timeout, kind, args.before, engines, scales)
         table = scale_table(result)
     result["bench_seconds"] = round(time.monotonic() - started)
     path = _write(kind, result)

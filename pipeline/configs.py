@@ -231,14 +231,17 @@ class PipelineConfig:
     # split_hash_buckets). The Evaluator's cost grows with its rows (per slice, per model, in TFMA's
     # Python), while metrics on 100k rows already agree closely with those on millions (bench/README.md).
     max_eval_rows: int = 100_000
-    # Training: what the Trainer's run_fn receives (300 steps of 128 rows: a few passes over a sample of
-    # some ten thousand rows; set more for larger data).
-    train_steps: int = 300
+    # How much of the training split the Trainer learns from (SCALES). sample: train_steps batches of
+    # batch_size rows whatever the input (300 of 128, 3 epochs: a few passes over the shipped sample),
+    # quick for trying things; full: `epochs` whole passes over every training row (1 of 4096-row
+    # batches), as production does. Empty settings below take the scale's values.
+    scale: str = "sample"
+    train_steps: int | None = None
     eval_steps: int = 20
-    batch_size: int = 128
+    batch_size: int | None = None
     learning_rate: float = 0.003
     hidden_units: tuple[int, ...] = (64, 32)
-    epochs: int = 3
+    epochs: int | None = None
     # Blessing: the task's blessing metric must reach this on the eval split, and may not fall behind the
     # blessed baseline's by more than the allowed decrease (None: the task's numbers). For a task whose
     # blessing metric is lower-is-better (it names BLESSING_UPPER_BOUND), the upper bound and the allowed
@@ -376,6 +379,16 @@ class PipelineConfig:
         for name, value in from_task.items():
             if getattr(self, name) in ("", None):
                 object.__setattr__(self, name, value)
+        self._check("scale", self.scale in SCALES)
+        if self.scale == "full" and self.train_steps is not None:
+            label, given = setting_source("train_steps", self.train_steps)
+            raise ConfigError(
+                f"{label} does not apply at {ENV_PREFIX}SCALE=full (got {given}): the Trainer makes "
+                f"{ENV_PREFIX}EPOCHS whole passes over the training split; unset it, or use the sample scale"
+            )
+        for name, value in SCALES[self.scale].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         out = Path(self.output_root)
         defaults = {
             "pipeline_root": out / "pipelines" / self.pipeline_name,
@@ -393,7 +406,7 @@ class PipelineConfig:
             if "://" not in getattr(self, name):
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
         for name in AT_LEAST_ONE:
-            self._check(name, getattr(self, name) >= 1)
+            self._check(name, getattr(self, name) is None or getattr(self, name) >= 1)
         for name in NOT_NEGATIVE:
             self._check(name, getattr(self, name) >= 0)
         self._check("hidden_units", bool(self.hidden_units) and min(self.hidden_units) >= 1)
@@ -550,6 +563,13 @@ BEAM_PROFILES: dict[str, tuple[str, ...]] = {
     ),
 }
 LOCAL_BEAM_PROFILES = ("auto", "in_memory", "multi_processing")
+# The training each `scale` stands for: the values of the settings left empty. Batches of 4096 rows at
+# the full scale: the Trainer reads and transforms a batch at a fixed cost per call in Python, which
+# batches of 128 pay 32 times as often (bench/README.md).
+SCALES: dict[str, dict] = {
+    "sample": {"train_steps": 300, "batch_size": 128, "epochs": 3},
+    "full": {"train_steps": None, "batch_size": 4096, "epochs": 1},
+}
 # The profiles whose Beam jobs go through a job service (beam_job_endpoint), checked before a run starts.
 JOB_SERVICE_PROFILES = ("flink", "spark", "portable")
 
@@ -620,6 +640,7 @@ def value_form(name: str) -> str:
     special = {
         "hidden_units": "a comma-separated list of whole numbers of at least 1, e.g. 64,32",
         "beam_profile": f"one of {', '.join(BEAM_PROFILES)}",
+        "scale": f"one of {', '.join(SCALES)}",
         "log_level": f"one of {', '.join(LOG_LEVELS)}",
         "numeric_drift_min_distance": "a number above 0 and at most 1",
         "beam_pipeline_args": "Beam flags as a shell splits them, e.g. --direct_num_workers=2",

@@ -358,7 +358,8 @@ def create_components(
             examples=example_gen.outputs["examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_importer.outputs["schema"],
-            train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
+            # No steps at the full scale: the module makes whole passes (fn_args.train_steps is None).
+            train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps or 0),
             eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
             custom_config={
                 **config.hyperparameters,

@@ -146,19 +146,19 @@ def tensorflow_dataset(
     }
     adapter = tensor_adapter.TensorAdapter(tensor_adapter.TensorAdapterConfig(arrow_schema, representations))
 
-    # Tensors are made CONVERSION_ROWS at a time and cut into batches by tf.data: TFXIO's tensor adapter
-    # has a fixed cost per call in Python, whatever the rows.
-    window = options._replace(batch_size=max(options.batch_size, CONVERSION_ROWS), drop_final_batch=False)
+    # Small batches are made CONVERSION_ROWS rows at a time and cut by tf.data: TFXIO's tensor adapter
+    # and tf.data's generator have a fixed cost per call in Python, whatever the rows. Cutting costs
+    # about as much per row as making the tensors, so batches of CONVERSION_ROWS or more are made whole.
+    rebatch = options.batch_size < CONVERSION_ROWS
+    window = options._replace(batch_size=CONVERSION_ROWS, drop_final_batch=False) if rebatch else options
 
     def generate():
         for batch in _record_batches(files, columns, arrow_schema, window):
             yield adapter.ToBatchTensors(batch)
 
-    dataset = (
-        tf.data.Dataset.from_generator(generate, output_signature=adapter.TypeSpecs())
-        .unbatch()
-        .batch(options.batch_size, drop_remainder=options.drop_final_batch)
-    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=adapter.TypeSpecs())
+    if rebatch:
+        dataset = dataset.unbatch().batch(options.batch_size, drop_remainder=options.drop_final_batch)
     if options.label_key is not None:
         label_key = options.label_key
 

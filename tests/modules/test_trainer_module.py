@@ -40,10 +40,11 @@ def transform_output(tmp_path_factory, sample_rows):
     return tft.TFTransformOutput(output_dir), transformed
 
 
-def _dataset(transformed, batch_size=32):
+def _dataset(transformed, batch_size=32, repeat=True):
     columns = {key: np.array([row[key] for row in transformed]) for key in transformed[0]}
     labels = columns.pop(features.LABEL_KEY)
-    return tf.data.Dataset.from_tensor_slices((columns, labels)).repeat().batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices((columns, labels))
+    return (dataset.repeat() if repeat else dataset).batch(batch_size)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def trained_model(transform_output, log_dir):
     tf.keras.utils.set_random_seed(0)
     model = trainer_module.build_keras_model(hidden_units=[16, 8])
     initial = [w.copy() for w in model.get_weights()]
-    history = trainer_module.train(
+    history, rows = trainer_module.train(
         model,
         _dataset(transformed),
         _dataset(transformed, batch_size=100),
@@ -67,7 +68,56 @@ def trained_model(transform_output, log_dir):
         epochs=2,
         log_dir=log_dir,
     )
+    assert rows == 40 * 32
     return model, initial, history
+
+
+def test_one_hot_dense_is_a_dense_layer_over_one_hot_vectors():
+    """Outputs and the gradients Adam is given equal those of Dense over the numbers and each id's one-hot
+    vector, with the same kernel."""
+    layer = trainer_module.OneHotDense(4, numbers=2, cardinalities={"a": 3, "b": 5})
+    rng = np.random.default_rng(0)
+    numbers = tf.constant(rng.normal(size=(6, 2)), tf.float32)
+    ids = [tf.constant([0, 2, 1, 1, 0, 2], tf.int64), tf.constant([4, 0, 3, 3, 1, 0], tf.int64)]
+    weights = tf.constant(rng.normal(size=(6, 4)), tf.float32)
+    layer((numbers, ids))
+    layer.bias.assign(rng.normal(size=4))
+    with tf.GradientTape(persistent=True) as tape:
+        ours = layer((numbers, ids))
+        inputs = tf.concat([numbers, tf.one_hot(ids[0], 3), tf.one_hot(ids[1], 5)], axis=1)
+        dense = tf.nn.relu(tf.matmul(inputs, layer.kernel) + layer.bias)
+        our_loss, dense_loss = tf.reduce_sum(ours * weights), tf.reduce_sum(dense * weights)
+    np.testing.assert_allclose(ours.numpy(), dense.numpy(), rtol=1e-6, atol=1e-6)
+    assert float(tf.reduce_min(ours)) == 0.0  # the ReLU cut something: both sides of it are compared
+    for ours_gradient, dense_gradient in zip(
+        tape.gradient(our_loss, layer.trainable_variables), tape.gradient(dense_loss, layer.trainable_variables)
+    ):
+        np.testing.assert_allclose(tf.convert_to_tensor(ours_gradient).numpy(), dense_gradient.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad_id", [3, -1])
+def test_one_hot_dense_refuses_an_id_out_of_its_range(bad_id):
+    """As a one-hot encoding does, instead of adding a row of the next feature's ids."""
+    layer = trainer_module.OneHotDense(4, numbers=1, cardinalities={"a": 3, "b": 5})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"a: an id out of \[0, 3\)"):
+        layer((tf.zeros((2, 1)), [tf.constant([0, bad_id], tf.int64), tf.constant([0, 0], tf.int64)]))
+
+
+def test_without_steps_each_epoch_is_one_pass_over_every_row(transform_output):
+    """The full scale: train_steps None, the dataset ends, and each epoch reads it once."""
+    _, transformed = transform_output
+    model = trainer_module.build_keras_model(hidden_units=[8])
+    history, rows = trainer_module.train(
+        model,
+        _dataset(transformed, batch_size=64, repeat=False),
+        _dataset(transformed, batch_size=100),
+        train_steps=None,
+        eval_steps=1,
+        learning_rate=0.01,
+        epochs=2,
+    )
+    assert rows == 2 * len(transformed) == 600
+    assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
 
 
 def test_model_takes_every_transformed_feature(trained_model):

@@ -98,6 +98,7 @@ BAD_ENVIRONMENT = {
         "PIPELINE_METADATA_MYSQL_URL may not contain a password (it would be recorded with the run); set "
         "PIPELINE_METADATA_MYSQL_PASSWORD or metadata_mysql_password_file instead"
     ),
+    "PIPELINE_SCALE=huge": "PIPELINE_SCALE must be one of sample, full, got 'huge'",
     "PIPELINE_BEAM_PIPELINE_ARGS=--labels='a": (
         "PIPELINE_BEAM_PIPELINE_ARGS must be Beam flags as a shell splits them, e.g. --direct_num_workers=2, "
         "got \"--labels='a\""
@@ -110,6 +111,28 @@ def test_a_bad_environment_value_is_named_with_what_is_accepted(setting, monkeyp
     variable, _, value = setting.partition("=")
     monkeypatch.setenv(variable, value)
     assert _error() == BAD_ENVIRONMENT[setting]
+
+
+def test_the_scale_gives_the_training_settings_left_empty(monkeypatch):
+    """sample: fixed steps whatever the input; full: whole passes in large batches, no steps at all."""
+    for key in list(os.environ):
+        if key.startswith(configs.ENV_PREFIX):
+            monkeypatch.delenv(key)
+    sample = configs.load_config()
+    assert (sample.scale, sample.train_steps, sample.batch_size, sample.epochs) == ("sample", 300, 128, 3)
+    monkeypatch.setenv("PIPELINE_SCALE", "full")
+    full = configs.load_config()
+    assert (full.train_steps, full.batch_size, full.epochs) == (None, 4096, 1)
+    assert full.hyperparameters["batch_size"] == 4096
+    monkeypatch.setenv("PIPELINE_BATCH_SIZE", "1024")
+    monkeypatch.setenv("PIPELINE_EPOCHS", "2")
+    assert (configs.load_config().batch_size, configs.load_config().epochs) == (1024, 2)
+    # Steps would silently cut the pass short: refused by name.
+    monkeypatch.setenv("PIPELINE_TRAIN_STEPS", "500")
+    assert _error() == (
+        "PIPELINE_TRAIN_STEPS does not apply at PIPELINE_SCALE=full (got '500'): the Trainer makes "
+        "PIPELINE_EPOCHS whole passes over the training split; unset it, or use the sample scale"
+    )
 
 
 def test_a_bad_value_given_in_code_is_named_by_its_field(monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 
@@ -27,6 +29,23 @@ def test_transform_writes_the_graph_and_no_transformed_copy(tmp_path):
     assert "transformed_examples" not in components["Transform"].outputs
     trainer_examples = components["Trainer"].inputs["examples"]
     assert trainer_examples.producer_component_id == "CsvExampleGen"
+
+
+def test_the_trainer_gets_steps_at_the_sample_scale_and_none_at_the_full_scale(tmp_path):
+    """TFX's TrainArgs without num_steps reach run_fn as train_steps None: a whole pass per epoch. The
+    scale's settings reach it as custom_config, so each scale has its own cache key."""
+
+    data_root = tiny_input(tmp_path, 10)
+
+    def trainer(**settings):
+        config = configs.load_config(data_root=data_root, output_root=str(tmp_path / "out"), **settings)
+        return next(c for c in pipeline_definition.create_components(config) if c.id == "Trainer")
+
+    sample, full = trainer(train_steps=40), trainer(scale="full")
+    assert json.loads(sample.exec_properties["train_args"]) == {"num_steps": 40}
+    assert json.loads(full.exec_properties["train_args"]) == {}
+    assert '"batch_size": 4096' in full.exec_properties["custom_config"]
+    assert '"batch_size": 128' in sample.exec_properties["custom_config"]
 
 
 def test_module_fingerprints_cover_the_project_modules_they_import(tmp_path, monkeypatch):

@@ -52,11 +52,12 @@ def build_keras_model(hidden_units: list[int]) -> tf.keras.Model:
     return tf.keras.Model(inputs=inputs, outputs=output)
 
 
-def _dataset(file_pattern, data_accessor: DataAccessor, tf_transform_output, batch_size: int) -> tf.data.Dataset:
+def _dataset(file_pattern, data_accessor: DataAccessor, tf_transform_output, batch_size: int,
+             num_epochs: int | None = None) -> tf.data.Dataset:
     """Batches of (transformed features, label), repeated without end: raw examples through the
     transform graph (Transform writes no transformed copy)."""
     raw = data_accessor.tf_dataset_factory(
-        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=batch_size), tf_transform_output.raw_metadata.schema
+        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=num_epochs), tf_transform_output.raw_metadata.schema
     )
     transform_layer = tf_transform_output.transform_features_layer()
 
@@ -68,7 +69,7 @@ def _dataset(file_pattern, data_accessor: DataAccessor, tf_transform_output, bat
     return raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def train(model, train_dataset, eval_dataset, train_steps: int, eval_steps: int, learning_rate: float,
+def train(model, train_dataset, eval_dataset, train_steps: int | None, eval_steps: int, learning_rate: float,
           epochs: int = 1, log_dir: str | None = None) -> dict[str, list[float]]:
     """Adam on cross-entropy; after each epoch, loss and accuracy on eval, also written to TensorBoard logs
     in `log_dir` when given. A plain loop of tf.functions built without AutoGraph, as the taxi task's:
@@ -85,11 +86,16 @@ def train(model, train_dataset, eval_dataset, train_steps: int, eval_steps: int,
 
     history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_accuracy": [], "learning_rate": []}
     writers = tensorboard_writers(log_dir) if log_dir else None
-    batches = iter(train_dataset)
-    steps_per_epoch = max(1, train_steps // epochs)
+    # train_steps batches in all, from a dataset without end; None (the pipeline's full scale): each
+    # epoch a whole pass over a dataset that ends.
+    batches = iter(train_dataset) if train_steps is not None else None
+    steps_per_epoch = max(1, (train_steps or 0) // epochs)
     for epoch in range(epochs):
-        steps = steps_per_epoch if epoch < epochs - 1 else train_steps - steps_per_epoch * epoch
-        losses = [float(train_step(*next(batches))) for _ in range(steps)]
+        if batches is None:
+            losses = [float(train_step(*batch)) for batch in train_dataset]
+        else:
+            steps = steps_per_epoch if epoch < epochs - 1 else train_steps - steps_per_epoch * epoch
+            losses = [float(train_step(*next(batches))) for _ in range(steps)]
         labels, probabilities = [], []
         for batch, label_batch in eval_dataset.take(eval_steps):
             labels.append(label_batch.numpy().reshape(-1))
@@ -155,7 +161,8 @@ def run_fn(fn_args: FnArgs) -> None:
     model = build_keras_model(hyperparameters["hidden_units"])
     history = train(
         model,
-        _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size),
+        _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size,
+                 num_epochs=1 if fn_args.train_steps is None else None),
         _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size),
         train_steps=fn_args.train_steps,
         eval_steps=max(1, fn_args.eval_steps),

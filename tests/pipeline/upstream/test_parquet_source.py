@@ -72,20 +72,26 @@ def _rows(batch: dict) -> collections.Counter:
     return collections.Counter(zip(*[[(name, v) for v in values] for name, values in columns.items()]))
 
 
-def test_dataset_gives_the_tf_example_readers_tensors(payloads):
+@pytest.mark.parametrize("batch_size", [5000, 700])
+def test_dataset_gives_the_tf_example_readers_tensors(payloads, batch_size):
     """Every row, as TFXIO's tf.Example reader gives it with the curated schema (sparse tensors for the
-    optional features, including the one column no row of the sample has a value in)."""
+    optional features, including the one column no row of the sample has a value in), in batches of the
+    size asked: made whole (5000, at least CONVERSION_ROWS) or cut from larger ones (700)."""
     schema = curated_schema()
-    options = dataset_options.TensorFlowDatasetOptions(batch_size=5000, shuffle=False, num_epochs=1)
+    options = dataset_options.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=False, num_epochs=1)
     theirs = tf_example_record.TFExampleRecord(str(payloads["tf_example"] / "*"), schema=schema).TensorFlowDataset(options)
     ours = parquet_tfxio.ParquetTFXIO(str(payloads["parquet"] / "*"), schema=schema).TensorFlowDataset(options)
-    [their_batch], [our_batch] = list(theirs), list(ours)
-    assert set(our_batch) == set(their_batch) == {f.name for f in schema.feature}
-    for name in our_batch:
-        assert type(our_batch[name]) is type(their_batch[name]), name
-        assert our_batch[name].dtype == their_batch[name].dtype, name
-    assert sum(_rows(our_batch).values()) == 1500
-    assert _rows(our_batch) == _rows(their_batch)
+    their_batches, our_batches = list(theirs), list(ours)
+    sizes = [int(next(iter(batch.values())).dense_shape[0]) for batch in our_batches]
+    assert sizes == [batch_size] * (1500 // batch_size) + [1500 % batch_size]
+    for our_batch, their_batch in zip(our_batches, their_batches):
+        assert set(our_batch) == set(their_batch) == {f.name for f in schema.feature}
+        for name in our_batch:
+            assert type(our_batch[name]) is type(their_batch[name]), name
+            assert our_batch[name].dtype == their_batch[name].dtype, name
+    ours_rows = sum((_rows(batch) for batch in our_batches), collections.Counter())
+    assert sum(ours_rows.values()) == 1500
+    assert ours_rows == sum((_rows(batch) for batch in their_batches), collections.Counter())
 
 
 def test_the_trainers_data_accessor_reads_parquet_examples(payloads):
