@@ -390,7 +390,9 @@ def _property_change(store, previous, name: str, old, new) -> list[str]:
     lines = []
     for key in sorted(set(old_json) | set(new_json)):
         if old_json.get(key) != new_json.get(key):
-            line = f"{name}.{key} changed: {_change(old_json.get(key), new_json.get(key))}"
+            # A key the proto or JSON leaves out (TrainArgs without num_steps at the full scale) is unset.
+            before, after = (values[key] if key in values else "(unset)" for values in (old_json, new_json))
+            line = f"{name}.{key} changed: {_change(before, after)}"
             if key == "module_fingerprint":
                 files = _changed_module_files(store, previous) or "its module or a module it imports"
                 line = f"{files} changed: {name}.{key} {_change(old_json.get(key), new_json.get(key))}"

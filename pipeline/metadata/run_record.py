@@ -34,10 +34,17 @@ PREFIX = "record_"
 # and numbers) and given back by read_record as the values themselves.
 JSON_FIELDS = ("config", "task_files", "input_files", "spans")
 SCHEMA_SHA256_PROPERTY = artifact_files.SCHEMA_SHA256_PROPERTY
+_HASH_BLOCK_BYTES = 16 * 2**20
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The file's SHA-256, read a block at a time: an input file can be larger than the machine's memory
+    (100M rows are 12 GB of CSV)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def git_state(root: Path = configs.PROJECT_ROOT) -> tuple[str, bool | None]:

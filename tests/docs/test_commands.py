@@ -41,6 +41,7 @@ ALLOWED = {
         _BENCH,
     ("bench/README.md", ".venv/bin/python -m bench.run scale --sizes 1.5M,10M --engines auto,flink --tag flink"):
         _BENCH,
+    ("bench/README.md", ".venv/bin/python -m bench.run scale --sizes 150k,1.5M,10M --scales sample,full"): _BENCH,
     ("bench/README.md", ".venv/bin/python -m bench.payload --examples <a run's CsvExampleGen/examples/<id>>"):
         _BENCH + "; it takes a run written as tf.Examples, which the pipeline no longer writes",
     ("bench/README.md", ".venv/bin/python -m bench.cli --before /path/to/other/checkout --reps 5"):

@@ -78,8 +78,10 @@ def steps(tmp_path_factory, sample_data_dir) -> dict[str, Step]:
     rows = read_rows(data / "data.csv")
     transform_file = modules_dir / "transform_module.py"
 
-    def set_steps():
-        env["PIPELINE_TRAIN_STEPS"] = "40"
+    def full_scale():
+        # Every training row, in a pass of 4096-row batches: no steps (they would be refused).
+        env["PIPELINE_SCALE"] = "full"
+        del env["PIPELINE_TRAIN_STEPS"]
 
     changes = {
         "first": lambda: None,
@@ -87,7 +89,7 @@ def steps(tmp_path_factory, sample_data_dir) -> dict[str, Step]:
         "data": lambda: write_rows(data / "data.csv", rows + rows[:40]),
         "schema": lambda: schema.write_text(schema.read_text() + "\n# edited by the test\n"),
         "transform": lambda: transform_file.write_text(transform_file.read_text() + "\n# edited by the test\n"),
-        "setting": set_steps,
+        "setting": full_scale,
     }
     found = {}
     for name, change in changes.items():
@@ -162,5 +164,18 @@ def test_an_edited_transform_module_is_named(steps):
 
 def test_a_changed_setting_reruns_the_trainer_and_what_follows(steps):
     step = steps["setting"]
-    assert step.node("Trainer")["reasons"][0].startswith("train_args.num_steps changed: 60 -> 40"), step.node("Trainer")
+    reasons = step.node("Trainer")["reasons"]
+    assert [reason.split(" (since run ")[0] for reason in reasons] == [
+        "custom_config.batch_size changed: 128 -> 4096", "train_args.num_steps changed: 60 -> (unset)"], reasons
     assert step.planned("will run") == {"DataGate", "Trainer", "Evaluator", "Pusher"}
+
+
+def test_the_full_scale_trains_on_every_row_of_the_training_split(steps):
+    """The Trainer's own record of the rows it trained on: the whole split once (PIPELINE_EPOCHS is 1 in
+    the suite's runs), against 60 batches of 128 at the sample scale."""
+    trained = {}
+    for name in ("transform", "setting"):
+        model_run = steps[name].summary.component("Trainer").output("model_run")
+        trained[name] = json.loads(Path(model_run.uri, "training.json").read_text())["rows"]
+    assert trained["transform"] == 60 * 128
+    assert trained["setting"] == steps["setting"].summary.rows_per_split["train"] > 1000
