@@ -27,6 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pipeline  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import configs  # noqa: E402
 from pipeline.metadata import artifact_files  # noqa: E402
 from bench import generate_data, measure, pipelines  # noqa: E402
 
@@ -226,8 +227,9 @@ def _scale_run(size: str, data_dir: Path, work_root: Path, timeout: float, name:
         )
     result["seconds_per_million_rows"] = round(result["seconds"] / counts["csv_rows"] * 1e6, 1)
     result["to_pyarrow_read"] = round(result["seconds"] / max(counts["pyarrow_read_seconds"], 1e-3), 1)
-    result["eval_metrics"] = _eval_metrics(run)
-    result["trainer"] = _training(run)
+    uris = measure.latest_outputs(run.metadata_path, run.pipeline_name)
+    result["eval_metrics"] = _eval_metrics(uris)
+    result["trainer"] = _training(uris)
     if result["trainer"]:
         result["rows_per_second"]["Trainer"] = round(result["trainer"]["rows"] / result["trainer"]["seconds"])
     csv_bytes = sum(path.stat().st_size for path in data_dir.glob("*.csv"))
@@ -250,9 +252,8 @@ def _ratios(ours: dict, before: dict) -> dict:
     return ratios
 
 
-def _training(run: pipelines.PipelineRun) -> dict:
+def _training(uris: dict[str, str]) -> dict:
     """What the trainer module wrote to model_run/training.json: the rows trained on, the seconds it took."""
-    uris = measure.latest_outputs(run.metadata_path, run.pipeline_name)
     path = Path(uris.get("model_run", "")) / "training.json"
     return json.loads(path.read_text()) if "model_run" in uris and path.is_file() else {}
 
@@ -262,9 +263,8 @@ def _bytes_under(root: Path) -> int:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
-def _eval_metrics(run: pipelines.PipelineRun) -> dict:
-
-    uris = measure.latest_outputs(run.metadata_path, run.pipeline_name)
+def _eval_metrics(uris: dict[str, str]) -> dict:
+    """The overall metrics of the newest run's evaluation (`uris`: its outputs, measure.latest_outputs)."""
     return artifact_files.overall_metrics(uris["evaluation"]) if "evaluation" in uris else {}
 
 
@@ -417,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --engines takes auto, flink and spark, not {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
         scales = tuple(name.strip() for name in args.scales.split(",") if name.strip())
-        if not scales or set(scales) - {"sample", "full"}:
-            print(f"error: --scales takes sample and full, got {args.scales!r}", file=sys.stderr)
+        if not scales or set(scales) - set(configs.SCALES):
+            print(f"error: --scales takes {' and '.join(configs.SCALES)}, got {args.scales!r}", file=sys.stderr)
             return 2
         result = scale(sizes, args.data_root, work_root, args.timeout, kind, args.before, engines, scales)
         table = scale_table(result)
