@@ -95,12 +95,16 @@ def test_one_hot_dense_is_a_dense_layer_over_one_hot_vectors():
         np.testing.assert_allclose(tf.convert_to_tensor(ours_gradient).numpy(), dense_gradient.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "traced"])
 @pytest.mark.parametrize("bad_id", [3, -1])
-def test_one_hot_dense_refuses_an_id_out_of_its_range(bad_id):
-    """As a one-hot encoding does, instead of adding a row of the next feature's ids."""
+def test_one_hot_dense_refuses_an_id_out_of_its_range(bad_id, traced):
+    """As a one-hot encoding does, instead of adding a row of the next feature's ids: run eagerly and in
+    a traced function, as training and the serving signatures run it."""
     layer = trainer_module.OneHotDense(4, numbers=1, cardinalities={"a": 3, "b": 5})
+    call = tf.function(layer, autograph=False) if traced else layer
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"a: an id out of \[0, 3\)"):
-        layer((tf.zeros((2, 1)), [tf.constant([0, bad_id], tf.int64), tf.constant([0, 0], tf.int64)]))
+        call((tf.zeros((2, 1)), [tf.constant([0, bad_id], tf.int64), tf.constant([0, 0], tf.int64)]))
+    assert call((tf.zeros((2, 1)), [tf.constant([0, 2], tf.int64), tf.constant([4, 0], tf.int64)])).shape == (2, 4)
 
 
 def test_without_steps_each_epoch_is_one_pass_over_every_row(transform_output):
@@ -118,6 +122,56 @@ def test_without_steps_each_epoch_is_one_pass_over_every_row(transform_output):
     )
     assert rows == 2 * len(transformed) == 600
     assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
+
+
+@pytest.mark.parametrize("batch_size", [32, trainer_module.READ_ROWS + 1])
+def test_batches_are_the_rows_through_the_transform_graph(tmp_path, sample_rows, transform_output, batch_size):
+    """Batches smaller than READ_ROWS are cut from transformed ones: each the size asked (the last one
+    what is left), every row once, each as the transform graph makes it (TFT's own transform of the rows)."""
+    from tfx.components.trainer.fn_args_utils import DataAccessor
+    from tfx_bsl.public import tfxio
+
+    tf_transform_output, transformed = transform_output
+    schema = curated_schema()
+    path = str(tmp_path / "examples.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for row in sample_rows[:300]:
+            writer.write(csv_row_to_example(row, schema))
+    accessor = DataAccessor(
+        tf_dataset_factory=lambda patterns, options, raw_schema: tfxio.TFExampleRecord(
+            patterns, schema=raw_schema
+        ).TensorFlowDataset(options),
+        record_batch_factory=None,
+        data_view_decode_fn=None,
+    )
+    batches = list(trainer_module._dataset([path], accessor, tf_transform_output, batch_size, num_epochs=1))
+    sizes = [len(labels) for _, labels in batches]
+    assert sizes == [batch_size] * (300 // batch_size) + ([300 % batch_size] if 300 % batch_size else [])
+    names = sorted(batches[0][0])
+
+    def rows(columns):
+        return sorted(zip(*(np.round(np.asarray(columns[name], np.float64), 4).tolist() for name in names)))
+
+    ours = rows({name: np.concatenate([b[0][name].numpy() for b in batches]) for name in names})
+    assert ours == rows({name: [row[name] for row in transformed] for name in names})
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert sorted(labels.tolist()) == sorted(row[features.LABEL_KEY] for row in transformed)
+
+
+def test_each_epoch_is_validated_on_the_same_eval_rows(transform_output):
+    """The eval batches are read once: a model that does not change scores the same after every epoch."""
+    _, transformed = transform_output
+    model = trainer_module.build_keras_model(hidden_units=[8])
+    history, _ = trainer_module.train(
+        model,
+        _dataset(transformed, batch_size=64),
+        _dataset(transformed, batch_size=50).shuffle(300),
+        train_steps=3,
+        eval_steps=2,
+        learning_rate=0.0,
+        epochs=3,
+    )
+    assert len(set(history["val_loss"])) == 1 and len(set(history["val_auc"])) == 1
 
 
 def test_model_takes_every_transformed_feature(trained_model):
