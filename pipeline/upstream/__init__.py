@@ -47,8 +47,9 @@ class Patch:
 
 PATCHES = (
     Patch("overheads", ("apache-beam", "dill", "objsize"),
-          "Beam's `userstate.get_dofn_specs`, dill's `_trace`, objsize's module-globals setting",
-          "fixed costs Beam pays on every ParDo, pickle and state-cache read in an in-process run",
+          "Beam's `userstate.get_dofn_specs`, dill's `_trace`, objsize's module-globals setting, "
+          "the state sampler's default period",
+          "fixed costs Beam pays on every ParDo, pickle, state-cache read and bundle in an in-process run",
           "tests/pipeline/upstream/test_overheads.py",
           "Beam memoizes DoFn specs and stops calling setLevel per pickle"),
     Patch("tfrecord_source", ("apache-beam", "tfx-bsl"),

@@ -1,6 +1,6 @@
 """The Beam running mode chosen by input size, the TFX source package it avoids, and the in-process
 overheads the package trims (objsize's module scan, DoFn introspection, dill's logger resets, the GC
-during start-up)."""
+during start-up, the state sampler's period)."""
 
 from __future__ import annotations
 
@@ -149,3 +149,31 @@ def test_dill_trace_sets_the_level_only_when_it_changes():
     finally:
         _dill._trace(False)
     assert dill_log.getEffectiveLevel() == logging.WARN
+
+
+
+def test_bundles_are_sampled_with_the_shorter_period_and_still_timed():
+    """A bundle processor's state sampler sleeps at most STATE_SAMPLING_PERIOD_MS (the end of a bundle
+    waits for its sleep); it still times each step: a slow step's msecs come out as they slept."""
+    import time
+
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    assert statesampler.StateSampler("stage", CounterFactory()).sampling_period_ms == 20
+    assert statesampler.StateSampler("stage", CounterFactory(), sampling_period_ms=150).sampling_period_ms == 150
+
+    def slow(x):
+        time.sleep(0.05)
+        return x
+
+    pipeline = beam.Pipeline()
+    _ = pipeline | beam.Create(range(8)) | "Slow" >> beam.Map(slow)
+    result = pipeline.run()
+    result.wait_until_finish()
+    msecs = [
+        VarIntCoder().decode(info.payload)
+        for info in result.monitoring_infos()
+        if info.urn.endswith("process_bundle_msecs:v1") and info.labels.get("PTRANSFORM") == "Slow"
+    ]
+    assert len(msecs) == 1 and 300 <= msecs[0] <= 2000
