@@ -148,8 +148,9 @@ def scale(
     scales: tuple[str, ...] = ("sample",),
 ) -> dict:
     """Our pipeline once per input size: times, rows/s, peak memory, row integrity, eval AUC; with
-    `before`, that checkout's pipeline too, on the same input just before ours. Each training scale
-    (PIPELINE_SCALE) beside the first runs the same input after it, on the default profile. Each engine beside `auto`
+    `before`, that checkout's pipeline too, on the same input just after ours. Each training scale
+    (PIPELINE_SCALE) beside the first runs the same input after it, on the default profile; `before` and
+    the engines run at the first. Each engine beside `auto`
     (the default profile) runs the same input after it on a local cluster (cluster/) started once for the
     invocation; its processes count in the run's peak memory and CPU time, and each Beam component's time
     is set beside its job's own time in the engine."""
@@ -170,10 +171,10 @@ def scale(
                 if progress_file:
                     _write(progress_file, {"partial": True, "sizes": [*results, result]})
             if before is not None:
-                result["before"] = _scale_run(size, data_dir, work_root, timeout, "before", before)
+                result["before"] = _scale_run(size, data_dir, work_root, timeout, "before", before, env=scale_env)
                 result["ratio_to_before"] = _ratios(result, result["before"])
             for engine, cluster in clusters.items():
-                result[engine] = _scale_run(size, data_dir, work_root, timeout, engine, cluster=cluster)
+                result[engine] = _scale_run(size, data_dir, work_root, timeout, engine, cluster=cluster, env=scale_env)
                 if "seconds" in result:
                     result[f"ratio_{engine}_to_auto"] = _ratios(result[engine], result)
             results.append(result)
