@@ -395,7 +395,7 @@ def _property_change(store, previous, name: str, old, new) -> list[str]:
             line = f"{name}.{key} changed: {_change(before, after)}"
             if key == "module_fingerprint":
                 files = _changed_module_files(store, previous) or "its module or a module it imports"
-                line = f"{files} changed: {name}.{key} {_change(old_json.get(key), new_json.get(key))}"
+                line = f"{files} changed: {name}.{key} {_change(before, after)}"
             lines.append(line)
     return lines
 

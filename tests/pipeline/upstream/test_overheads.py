@@ -151,7 +151,6 @@ def test_dill_trace_sets_the_level_only_when_it_changes():
     assert dill_log.getEffectiveLevel() == logging.WARN
 
 
-
 def test_bundles_are_sampled_with_the_shorter_period_and_still_timed():
     """A bundle processor's state sampler sleeps at most STATE_SAMPLING_PERIOD_MS (the end of a bundle
     waits for its sleep); it still times each step: a slow step's msecs come out as they slept."""
