@@ -111,7 +111,10 @@ def tiny_input(tmp_path: Path, size: int) -> str:
     return str(tmp_path / "data")
 
 
-SMALL_RUN_SLICE_THRESHOLDS = '{"payment_type=Credit Card": {"lower_bound": 0.5, "max_decrease": 1.0}}'
+# The task's Credit Card slice, judged in every small run but never refusing it: 60 steps reach an AUC near
+# chance on that slice (0.38-0.59 seen on spans of 600 and 1,500 rows and on the sample), so any bound above 0
+# made a push a coin flip. A model failing the slice alone: test_local_runner's stricter bound.
+SMALL_RUN_SLICE_THRESHOLDS = '{"payment_type=Credit Card": {"lower_bound": 0, "max_decrease": 1.0}}'
 
 
 def small_run_env(data_dir: Path, output_root: Path, modules_dir: Path | None = None) -> dict[str, str]:
